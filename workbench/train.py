@@ -1,0 +1,216 @@
+"""Float training and quantization-aware training (QAT) of LeNet.
+
+Two QAT schemes:
+
+* ``int8`` — tfmot's default: per-channel conv weights and a learned input
+  range (an input ``QuantizeLayer``). Converts to int8 with the TF2 converter.
+* ``uint8-legacy`` — per-tensor weights and, by default, no input quantizer,
+  like TF1's ``create_training_graph``: the converter's ``quantized_input_stats``
+  then define how input bytes are read. ``learned_input_range=True`` keeps an
+  input quantizer (and the converter will ignore the stats).
+
+``bits`` (2-8) simulates lower precision with fake-quant; TFLite kernels still
+run 8-bit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+from . import artifacts, validate
+from .data import InputSpec, Mnist
+from .keras_compat import keras, tf
+from .models import lenet
+
+QAT_SCHEMES = ("int8", "uint8-legacy")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How to train: epochs, batch size, how many training images, seed, learning rate."""
+
+    epochs: int = 1
+    batch_size: int = 128
+    train_size: int | None = None
+    seed: int = 0
+    learning_rate: float = 1e-3
+    spec: InputSpec = InputSpec()
+    batchnorm: bool = False
+
+    def __post_init__(self) -> None:
+        validate.number("epochs", self.epochs, low=0, integer=True)
+        validate.number("batch_size", self.batch_size, low=1, integer=True)
+        if self.train_size is not None:
+            validate.number("train_size", self.train_size, low=1, integer=True)
+        validate.number("seed", self.seed, low=0, integer=True)
+        validate.number("learning_rate", self.learning_rate, low=0, low_open=True)
+
+
+@dataclass(frozen=True)
+class QatConfig:
+    """Which QAT scheme, how many simulated bits, and whether the input range is learned.
+
+    ``learned_input_range=None`` means the scheme's default: learned for
+    ``int8``, not learned for ``uint8-legacy``.
+    """
+
+    scheme: str = "int8"
+    bits: int = 8
+    learned_input_range: bool | None = None
+    epochs: int = 1
+
+    def __post_init__(self) -> None:
+        validate.choice("scheme", self.scheme, QAT_SCHEMES)
+        validate.number("bits", self.bits, low=2, high=8, integer=True)
+        validate.number("epochs", self.epochs, low=0, integer=True)
+
+    @property
+    def input_quantizer(self) -> bool:
+        if self.learned_input_range is None:
+            return self.scheme == "int8"
+        return bool(self.learned_input_range)
+
+
+def set_seed(seed: int) -> None:
+    """Seed Python, NumPy and TensorFlow for a repeatable run."""
+    keras.utils.set_random_seed(int(seed))
+
+
+def train_float(data: Mnist, config: TrainConfig = TrainConfig(), progress: bool = False) -> keras.Model:
+    """Train LeNet in float on ``data`` and return it."""
+    set_seed(config.seed)
+    model = lenet(batchnorm=config.batchnorm)
+    fit(model, data, config, epochs=config.epochs, progress=progress, desc="float")
+    return model
+
+
+def quantize_model(float_model: keras.Model, qat: QatConfig = QatConfig()) -> keras.Model:
+    """Wrap a trained float model with fake-quant for QAT (weights carried over)."""
+    import tensorflow_model_optimization as tfmot
+
+    from tensorflow_model_optimization.python.core.quantization.keras.experimental.default_n_bit import (
+        default_n_bit_quantize_scheme as n_bit)
+
+    per_tensor = qat.scheme == "uint8-legacy"
+    if qat.bits == 8:
+        scheme = tfmot.quantization.keras.default_8bit.Default8BitQuantizeScheme(disable_per_axis=per_tensor)
+    else:
+        scheme = n_bit.DefaultNBitQuantizeScheme(
+            disable_per_axis=per_tensor, num_bits_weight=qat.bits, num_bits_activation=qat.bits)
+    if not qat.input_quantizer:
+        scheme = _WithoutInputQuantizer(scheme)
+    annotated = tfmot.quantization.keras.quantize_annotate_model(float_model)
+    return tfmot.quantization.keras.quantize_apply(annotated, scheme)
+
+
+def train_qat(float_model: keras.Model, data: Mnist, qat: QatConfig = QatConfig(),
+              config: TrainConfig = TrainConfig(), progress: bool = False) -> keras.Model:
+    """Fine-tune a QAT copy of ``float_model`` for ``qat.epochs`` epochs and return it."""
+    set_seed(config.seed + 1)
+    model = quantize_model(float_model, qat)
+    fit(model, data, config, epochs=qat.epochs, progress=progress, desc=f"QAT {qat.scheme}")
+    return model
+
+
+def fit(model: keras.Model, data: Mnist, config: TrainConfig, epochs: int,
+        progress: bool = False, desc: str = "train") -> None:
+    """Compile and fit ``model`` on ``data`` per ``config`` (Adam, cross-entropy)."""
+    model.compile(optimizer=keras.optimizers.Adam(config.learning_rate),
+                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    if epochs == 0:
+        return
+    images, labels = data.train_images, data.train_labels
+    if config.train_size is not None:
+        images, labels = images[: config.train_size], labels[: config.train_size]
+    x = config.spec.normalize(images)
+    callbacks = [_TqdmBar(desc, epochs, int(np.ceil(len(x) / config.batch_size)))] if progress else []
+    model.fit(x, labels, batch_size=config.batch_size, epochs=epochs, verbose=0,
+              shuffle=True, callbacks=callbacks)
+
+
+def trained_lenet(data: Mnist, config: TrainConfig = TrainConfig(), qat: QatConfig | None = None,
+                  cache: str | os.PathLike | None = None, progress: bool = False) -> keras.Model:
+    """A trained float (``qat=None``) or QAT LeNet, loaded from the cache when it exists.
+
+    The cache key covers the training config, the QAT config and a fingerprint
+    of the data, so a change in any of them trains afresh.
+    """
+    key = artifacts.config_key(config, qat, data_fingerprint(data))
+    kind = "float" if qat is None else f"qat-{qat.scheme}-{qat.bits}b"
+    weights = artifacts.cache_dir(cache) / "models" / f"lenet-{kind}-{key}.weights.h5"
+    if qat is None:
+        model = lenet(batchnorm=config.batchnorm)
+    else:
+        base = trained_lenet(data, config, None, cache, progress)
+        model = quantize_model(base, qat)
+    if weights.exists():
+        try:
+            model.load_weights(str(weights))
+            fit(model, data, config, epochs=0)  # compiled, ready for evaluate()
+            return model
+        except Exception:  # an unreadable cache entry is retrained, never trusted
+            weights.unlink(missing_ok=True)
+    if qat is None:
+        model = train_float(data, config, progress)
+    else:
+        model = train_qat(base, data, qat, config, progress)
+    with artifacts.atomic_path(weights, suffix=".weights.h5") as tmp:
+        model.save_weights(str(tmp))
+    return model
+
+
+def data_fingerprint(data: Mnist) -> str:
+    """A cheap content hash of a data set (labels plus a strided sample of pixels)."""
+    h = hashlib.sha256()
+    for arr in (data.train_labels, data.test_labels, data.train_images[::97], data.test_images[::97]):
+        h.update(np.ascontiguousarray(arr).tobytes())
+    h.update(f"{len(data.train_images)}/{len(data.test_images)}".encode())
+    return h.hexdigest()[:16]
+
+
+class _WithoutInputQuantizer:
+    """A tfmot scheme minus the ``QuantizeLayer`` it would put after each model input.
+
+    tfmot adds the input quantizer by matching input layers listed in the
+    layer map; leaving them out of the map leaves the input unquantized.
+    """
+
+    def __init__(self, scheme) -> None:
+        self._scheme = scheme
+
+    def get_quantize_registry(self):
+        return self._scheme.get_quantize_registry()
+
+    def get_layout_transformer(self):
+        inner = self._scheme.get_layout_transformer()
+
+        class _Layout:
+            def apply(self, model, layer_quantize_map):
+                inputs = {layer.name for layer in model._input_layers}  # noqa: SLF001
+                kept = {k: v for k, v in layer_quantize_map.items() if k not in inputs}
+                return inner.apply(model, kept)
+
+        return _Layout()
+
+
+class _TqdmBar(keras.callbacks.Callback):
+    """A tqdm progress bar over all training batches (works in notebooks and terminals)."""
+
+    def __init__(self, desc: str, epochs: int, steps: int) -> None:
+        super().__init__()
+        from tqdm.auto import tqdm
+
+        self._bar = tqdm(total=epochs * steps, desc=desc, unit="batch", leave=False)
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._bar.update(1)
+        if logs and batch % 20 == 0:
+            self._bar.set_postfix(acc=f"{logs.get('accuracy', 0):.3f}")
+
+    def on_train_end(self, logs=None):
+        self._bar.close()

@@ -1,0 +1,76 @@
+"""Argument checks shared by the public functions.
+
+Each check raises ``ValueError`` naming the parameter, the value it got and
+what is allowed, so a typo in a notebook cell reads as a sentence, not a
+stack trace from deep inside TensorFlow.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Iterable
+
+import numpy as np
+
+
+def number(name: str, value: Any, *, low: float | None = None, high: float | None = None,
+           low_open: bool = False, integer: bool = False) -> float:
+    """Check that ``value`` is a finite number within ``[low, high]`` (or ``(low, high]``)."""
+    allowed = _describe(low, high, low_open, integer)
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise ValueError(f"{name}={value!r} is not a number; allowed: {allowed}")
+    if math.isnan(value) or math.isinf(value):
+        raise ValueError(f"{name}={value!r} is not finite; allowed: {allowed}")
+    if integer and int(value) != value:
+        raise ValueError(f"{name}={value!r} is not a whole number; allowed: {allowed}")
+    if low is not None and (value <= low if low_open else value < low):
+        raise ValueError(f"{name}={value!r} is out of range; allowed: {allowed}")
+    if high is not None and value > high:
+        raise ValueError(f"{name}={value!r} is out of range; allowed: {allowed}")
+    return int(value) if integer else float(value)
+
+
+def choice(name: str, value: Any, allowed: Iterable[Any]) -> Any:
+    """Check that ``value`` is one of ``allowed``."""
+    allowed = list(allowed)
+    if value not in allowed:
+        raise ValueError(f"{name}={value!r} is not supported; allowed: {', '.join(map(repr, allowed))}")
+    return value
+
+
+def range_pair(name: str, value: Any) -> tuple[float, float]:
+    """Check a ``(min, max)`` pair of finite numbers with ``min < max``."""
+    try:
+        lo, hi = value
+    except (TypeError, ValueError):
+        raise ValueError(f"{name}={value!r} is not a (min, max) pair; allowed: two finite numbers with min < max") from None
+    lo = number(f"{name}[0] (min)", lo)
+    hi = number(f"{name}[1] (max)", hi)
+    if not lo < hi:
+        raise ValueError(f"{name}={value!r} has min >= max; allowed: min < max")
+    return lo, hi
+
+
+def images(name: str, value: Any) -> np.ndarray:
+    """Check an MNIST-like image batch: uint8, shape ``(N, 28, 28, 1)`` or ``(N, 28, 28)``."""
+    arr = np.asarray(value)
+    if arr.ndim == 3:
+        arr = arr[..., None]
+    if arr.ndim != 4 or arr.shape[1:] != (28, 28, 1):
+        raise ValueError(f"{name} has shape {arr.shape}; allowed: (N, 28, 28, 1) or (N, 28, 28)")
+    if len(arr) == 0:
+        raise ValueError(f"{name} is empty; allowed: at least one image")
+    if arr.dtype != np.uint8:
+        raise ValueError(f"{name} has dtype {arr.dtype}; allowed: uint8 pixels 0..255 (raw MNIST)")
+    return arr
+
+
+def _describe(low, high, low_open, integer) -> str:
+    kind = "a whole number" if integer else "a finite number"
+    if low is not None and high is not None:
+        return f"{kind} in {'(' if low_open else '['}{low:g}, {high:g}]"
+    if low is not None:
+        return f"{kind} {'>' if low_open else '>='} {low:g}"
+    if high is not None:
+        return f"{kind} <= {high:g}"
+    return kind
