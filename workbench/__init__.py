@@ -1,0 +1,47 @@
+"""Quantization Workbench: see what TFLite quantization does to a model, and why.
+
+The public API, grouped by what it is for. Heavy libraries (TensorFlow,
+ipywidgets, netron) are imported only by the functions that need them.
+
+>>> import workbench as wb
+>>> data = wb.load_mnist()
+>>> model = wb.trained_lenet(data)                                  # doctest: +SKIP
+>>> uint8 = wb.convert(model, "legacy-uint8", default_ranges=(0, 6))  # doctest: +SKIP
+>>> wb.evaluate(uint8, data.test_images, data.test_labels).accuracy   # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import importlib
+
+# Data and the input-stats arithmetic
+from .data import InputSpec, Mnist, load_mnist
+from .stats import InputStats, stats_for_range
+
+# Conversion records and evaluation (no TensorFlow import needed)
+from .convert import RECIPES, ConvertedModel, QuantizationWarning, Recipe, convert, export_saved_model
+from .evaluate import EvalResult, evaluate, evaluate_keras, predict
+from .tflite_info import ModelInfo, read_model
+
+# Failures explained
+from .diagnose import QuantizationError, explain
+
+# Training (imports TensorFlow on first use)
+_LAZY = {
+    "TrainConfig": "train", "QatConfig": "train", "train_float": "train", "train_qat": "train",
+    "quantize_model": "train", "trained_lenet": "train", "lenet": "models",
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module 'workbench' has no attribute {name!r}")
+
+
+__all__ = [
+    "InputSpec", "Mnist", "load_mnist", "InputStats", "stats_for_range",
+    "RECIPES", "Recipe", "ConvertedModel", "QuantizationWarning", "convert", "export_saved_model",
+    "EvalResult", "evaluate", "evaluate_keras", "predict", "ModelInfo", "read_model",
+    "QuantizationError", "explain", *_LAZY,
+]

@@ -16,4 +16,13 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import tensorflow as tf  # noqa: E402
 import tf_keras as keras  # noqa: E402
 
+# The v1 converter and SavedModel export log pages of deprecation notices.
+tf.get_logger().setLevel("ERROR")
+try:
+    import absl.logging
+
+    absl.logging.set_verbosity(absl.logging.ERROR)
+except ImportError:  # absl ships with TensorFlow; be lenient anyway
+    pass
+
 __all__ = ["keras", "tf"]

@@ -1,0 +1,87 @@
+"""Shared fixtures: real MNIST, small real training runs, cached between test runs.
+
+Trained weights are cached in ``$WORKBENCH_CACHE`` (default ``.cache/`` in the
+checkout) keyed by their configuration, so notebooks executed by the tests
+with the same parameters reuse them.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+os.environ.setdefault("WORKBENCH_CACHE", str(ROOT / ".cache"))
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+
+# Small enough to train in seconds, big enough for the effects to be clear.
+TRAIN_SIZE = 12000
+EVAL_SIZE = 2000
+
+
+@pytest.fixture(scope="session")
+def mnist():
+    from workbench import load_mnist
+
+    return load_mnist()
+
+
+@pytest.fixture(scope="session")
+def test_set(mnist):
+    """``(images, labels)``: the first EVAL_SIZE test images."""
+    return mnist.test_images[:EVAL_SIZE], mnist.test_labels[:EVAL_SIZE]
+
+
+@pytest.fixture(scope="session")
+def train_config():
+    from workbench.train import TrainConfig
+
+    return TrainConfig(epochs=1, train_size=TRAIN_SIZE)
+
+
+@pytest.fixture(scope="session")
+def float_model(mnist, train_config):
+    from workbench.train import trained_lenet
+
+    return trained_lenet(mnist, train_config)
+
+
+def _qat(mnist, train_config, **kw):
+    from workbench.train import QatConfig, trained_lenet
+
+    return trained_lenet(mnist, train_config, QatConfig(**kw))
+
+
+@pytest.fixture(scope="session")
+def qat_int8(mnist, train_config):
+    """tfmot default scheme: per-channel weights, learned input range."""
+    return _qat(mnist, train_config, scheme="int8")
+
+
+@pytest.fixture(scope="session")
+def qat_uint8(mnist, train_config):
+    """Per-tensor weights, no input quantizer: the stats define the input."""
+    return _qat(mnist, train_config, scheme="uint8-legacy")
+
+
+@pytest.fixture(scope="session")
+def qat_uint8_learned(mnist, train_config):
+    """Per-tensor weights with a learned input range: the stats are ignored."""
+    return _qat(mnist, train_config, scheme="uint8-legacy", learned_input_range=True)
+
+
+@pytest.fixture(scope="session")
+def float_tflite(float_model):
+    from workbench import convert
+
+    return convert(float_model, "float32")
+
+
+@pytest.fixture(scope="session")
+def output_dir():
+    """Where tests write artifacts worth looking at (screenshots, plots)."""
+    folder = ROOT / "test-output"
+    folder.mkdir(exist_ok=True)
+    return folder
