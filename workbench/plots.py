@@ -1,0 +1,286 @@
+"""Matplotlib figures for the notebooks, readable on a workshop projector.
+
+Every function takes ``ax=None`` (a new figure is made) and returns
+``(figure, axes)``; none touches global matplotlib state. Accuracy is shown
+in percent and every accuracy plot draws the float baseline, passed as a
+fraction (``EvalResult.accuracy``). Frames are the DataFrames ``sweep`` and
+``demo.results_frame`` return: an accuracy column named ``*_pct`` is read as
+percent, any other as a fraction.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+
+from . import bits, validate
+from .stats import InputStats
+
+BASELINE_STYLE = {"color": "black", "linestyle": "--", "linewidth": 1.5}
+FONT = 11
+
+
+def accuracy_bars(frame, baseline: float, *, label: str = "recipe", accuracy: str = "accuracy_pct",
+                  ax=None, title: str = "Test accuracy by recipe"):
+    """Horizontal bars of accuracy per row, the float baseline as a dashed line.
+
+    Args:
+        frame: a DataFrame with a ``label`` and an ``accuracy`` column.
+        baseline: the float model's accuracy (fraction 0..1).
+        label, accuracy: column names.
+        ax: axes to draw on; ``None`` makes a new figure.
+        title: the axes title.
+    """
+    base = _baseline(baseline)
+    fig, ax = _axes(ax, (9, 0.5 * len(frame) + 1.8))
+    acc = _percent(frame, accuracy)
+    y = np.arange(len(frame))
+    ax.barh(y, acc, color=["#4c72b0" if a >= base - 0.5 else "#dd8452" for a in acc])
+    for i, v in enumerate(acc):
+        ax.text(v, i, f" {v:.2f}", va="center", fontsize=FONT - 2)
+    ax.set_yticks(y, [str(v) for v in frame[label]], fontsize=FONT - 1)
+    ax.invert_yaxis()
+    ax.set_xlim(max(0.0, min(np.nanmin(acc), base) - 3), 100.5)
+    _draw_baseline(ax, base, vertical=True)
+    ax.set_xlabel("test accuracy (%)", fontsize=FONT)
+    ax.set_title(title, fontsize=FONT + 1)
+    ax.legend(loc="lower left", fontsize=FONT - 2)
+    return fig, ax
+
+
+def size_vs_accuracy(frame, baseline: float, *, label: str = "recipe", accuracy: str = "accuracy_pct",
+                     size: str = "size_kb", ax=None):
+    """Model size (KB) against accuracy, one labelled point per row, float baseline drawn."""
+    base = _baseline(baseline)
+    fig, ax = _axes(ax, (8, 5))
+    acc = _percent(frame, accuracy)
+    sizes = np.asarray(frame[size], dtype=float)
+    ax.scatter(sizes, acc, s=60, color="#4c72b0", zorder=3)
+    for x, y, name in zip(sizes, acc, frame[label]):
+        ax.annotate(str(name), (x, y), textcoords="offset points", xytext=(5, 4), fontsize=FONT - 3)
+    _draw_baseline(ax, base)
+    ax.set_xlabel("model size (KB)", fontsize=FONT)
+    ax.set_ylabel("test accuracy (%)", fontsize=FONT)
+    ax.set_title("Size vs accuracy (up and left is better)", fontsize=FONT + 1)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right", fontsize=FONT - 2)
+    return fig, ax
+
+
+def confusion_pair(reference: np.ndarray, quantized: np.ndarray, *,
+                   titles: Sequence[str] = ("float", "uint8"), axes=None):
+    """Two confusion matrices side by side (rows: true digit, columns: predicted), count in each cell.
+
+    Args:
+        reference, quantized: ``(10, 10)`` count matrices (``EvalResult.confusion``).
+        titles: a title for each panel (accuracy is appended).
+        axes: two axes; ``None`` makes a new figure.
+    """
+    mats = [np.asarray(reference), np.asarray(quantized)]
+    for name, m in zip(("reference", "quantized"), mats):
+        if m.shape != (10, 10):
+            raise ValueError(f"{name} has shape {m.shape}; allowed: a (10, 10) confusion matrix")
+    if axes is None:
+        import matplotlib.pyplot as plt
+
+        fig, axes = plt.subplots(1, 2, figsize=(12, 5.4), layout="constrained")
+    else:
+        fig = axes[0].figure
+    top = max(m.max() for m in mats)
+    for ax, m, title in zip(axes, mats, titles):
+        shown = np.log1p(m)
+        ax.imshow(shown, cmap="Blues", vmin=0, vmax=np.log1p(top))
+        for (i, j), v in np.ndenumerate(m):
+            if v:
+                ax.text(j, i, str(v), ha="center", va="center", fontsize=FONT - 4,
+                        color="white" if shown[i, j] > 0.6 * np.log1p(top) else "black")
+        acc = 100 * np.trace(m) / max(m.sum(), 1)
+        ax.set_title(f"{title}: {acc:.2f} % correct", fontsize=FONT + 1)
+        ax.set_xticks(range(10))
+        ax.set_yticks(range(10))
+        ax.set_xlabel("predicted digit", fontsize=FONT)
+        ax.set_ylabel("true digit", fontsize=FONT)
+    return fig, axes
+
+
+def accuracy_curve(frame, x: str, baseline: float, *, accuracy: str = "accuracy", ax=None,
+                   logx: bool = False, xlabel: str | None = None, label: str | None = None,
+                   title: str | None = None):
+    """Accuracy against one swept parameter, the float baseline drawn.
+
+    Args:
+        frame: a sweep DataFrame.
+        x: the parameter column (e.g. ``bits``, ``calibration_size``, ``default_max``).
+        baseline: the float model's accuracy (fraction).
+        accuracy: the accuracy column.
+        logx: a logarithmic x axis.
+        xlabel: the x axis label (with units); defaults to ``x``.
+        label: the legend entry of the curve.
+        title: the axes title.
+    """
+    base = _baseline(baseline)
+    if x not in frame:
+        raise ValueError(f"x={x!r} is not a column; allowed: {list(frame.columns)}")
+    fig, ax = _axes(ax, (8, 4.8))
+    ordered = frame.sort_values(x)
+    ax.plot(ordered[x], _percent(ordered, accuracy), marker="o", linewidth=2, label=label or "quantized")
+    _draw_baseline(ax, base)
+    if logx:
+        ax.set_xscale("log")
+    ax.set_xlabel(xlabel or x, fontsize=FONT)
+    ax.set_ylabel("test accuracy (%)", fontsize=FONT)
+    ax.set_ylim(0, 101)
+    ax.grid(alpha=0.3)
+    ax.set_title(title or f"Accuracy vs {xlabel or x}", fontsize=FONT + 1)
+    ax.legend(loc="lower right", fontsize=FONT - 2)
+    return fig, ax
+
+
+def stats_heatmap(frame, baseline: float, correct: InputStats | None = None, *, accuracy: str = "accuracy",
+                  ax=None):
+    """Accuracy over a mean x std grid, the correct stats marked with a star.
+
+    Args:
+        frame: a ``sweep`` DataFrame with ``mean``, ``std`` and ``accuracy`` columns.
+        baseline: the float model's accuracy (fraction), shown in the title and colour bar.
+        correct: the right ``(mean, std)``; marked when it is on the grid.
+        ax: axes to draw on; ``None`` makes a new figure.
+    """
+    base = _baseline(baseline)
+    for col in ("mean", "std", accuracy):
+        if col not in frame:
+            raise ValueError(f"frame lacks column {col!r}; allowed: a mean/std sweep DataFrame")
+    table = frame.assign(_acc=_percent(frame, accuracy)).pivot_table(index="std", columns="mean", values="_acc")
+    fig, ax = _axes(ax, (9, 6))
+    image = ax.imshow(table.values, origin="lower", cmap="viridis", vmin=0, vmax=100, aspect="auto")
+    for (i, j), v in np.ndenumerate(table.values):
+        if np.isfinite(v):
+            ax.text(j, i, f"{v:.0f}", ha="center", va="center", fontsize=FONT - 4,
+                    color="black" if v > 60 else "white")
+    ax.set_xticks(range(len(table.columns)), [f"{m:g}" for m in table.columns], rotation=45)
+    ax.set_yticks(range(len(table.index)), [f"{s:g}" for s in table.index])
+    ax.set_xlabel("mean (input byte that stands for 0.0)", fontsize=FONT)
+    ax.set_ylabel("std (bytes per unit of input)", fontsize=FONT)
+    bar = fig.colorbar(image, ax=ax)
+    bar.set_label("test accuracy (%)", fontsize=FONT)
+    bar.ax.axhline(base, **BASELINE_STYLE)
+    if correct is not None and correct.mean in table.columns and correct.std in table.index:
+        ax.plot(list(table.columns).index(correct.mean), list(table.index).index(correct.std), marker="*",
+                markersize=22, markerfacecolor="none", markeredgecolor="red", markeredgewidth=2,
+                linestyle="none", label=f"correct stats ({correct.mean:g}, {correct.std:g})")
+        ax.legend(loc="upper right", fontsize=FONT - 2)
+    ax.set_title(f"Accuracy (%) over mean x std; float baseline {base:.2f} % (dashed on the colour bar)",
+                 fontsize=FONT)
+    return fig, ax
+
+
+def input_histogram(stats: InputStats, pixels: np.ndarray, train_range: tuple[float, float], *, ax=None):
+    """The pixels as the model reads them, ``(q - mean)/std``, against the training range.
+
+    Codes inside the training range are blue, codes outside it (clipped pixels,
+    wasted codes) red; the training range is the shaded band. ``update_input_histogram``
+    redraws it for new stats in place.
+    """
+    lo, hi = validate.range_pair("train_range", train_range)
+    fig, ax = _axes(ax, (8, 4.2))
+    ax.axvspan(lo, hi, color="#55a868", alpha=0.15, label=f"trained on [{lo:g}, {hi:g}]")
+    counts = bits.pixel_counts(pixels)
+    ax.stairs(np.zeros(256), np.arange(257.0), fill=True, color="#4c72b0", gid="inside",
+              label="codes in the training range")
+    ax.stairs(np.zeros(256), np.arange(257.0), fill=True, color="#c44e52", gid="outside",
+              label="codes outside it (clipped / wasted)")
+    ax.set_yscale("log")
+    ax.set_ylim(0.8, counts.max() * 3)
+    ax.set_xlabel("real input value the model sees, (q - mean) / std", fontsize=FONT)
+    ax.set_ylabel("number of test pixels (log)", fontsize=FONT)
+    ax.legend(loc="upper right", fontsize=FONT - 3)
+    update_input_histogram(ax, stats, counts, (lo, hi))
+    return fig, ax
+
+
+def update_input_histogram(ax, stats: InputStats, counts: np.ndarray, train_range: tuple[float, float]) -> None:
+    """Move the histogram drawn by ``input_histogram`` to new stats (no new artists)."""
+    lo, hi = train_range
+    usage = bits.code_usage(stats, (lo, hi))
+    edges = (np.arange(257.0) - 0.5 - stats.mean) / stats.std
+    centers = (np.arange(256.0) - stats.mean) / stats.std
+    inside = (centers >= lo - 1e-9) & (centers <= hi + 1e-9)
+    patches = {p.get_gid(): p for p in ax.patches}
+    patches["inside"].set_data(np.where(inside, counts, 0), edges)
+    patches["outside"].set_data(np.where(inside, 0, counts), edges)
+    left, right = min(lo, edges[0]), max(hi, edges[-1])
+    pad = 0.05 * (right - left)
+    ax.set_xlim(left - pad, right + pad)
+    clipped = counts[~inside].sum() / max(counts.sum(), 1)
+    ax.set_title(f"mean={stats.mean:g}, std={stats.std:.4g}: {usage.codes_in_range} codes in range, "
+                 f"{usage.wasted_codes} wasted, {100 * clipped:.1f} % of pixels clipped", fontsize=FONT)
+
+
+def accuracy_gauge(values: dict[str, float], baseline: float, *, ax=None, title: str = "Accuracy"):
+    """A few named accuracies (fractions) as bars, the float baseline drawn; ``update_gauge`` moves them."""
+    base = _baseline(baseline)
+    fig, ax = _axes(ax, (8, 0.6 * len(values) + 1.5))
+    names = list(values)
+    ax.barh(range(len(names)), [100 * values[n] for n in names], color="#4c72b0", gid="gauge")
+    ax.set_yticks(range(len(names)), names, fontsize=FONT)
+    ax.invert_yaxis()
+    ax.set_xlim(0, 100)
+    _draw_baseline(ax, base, vertical=True)
+    ax.set_xlabel("accuracy (%)", fontsize=FONT)
+    ax.set_title(title, fontsize=FONT + 1)
+    ax.legend(loc="lower right", fontsize=FONT - 2)
+    update_gauge(ax, values)
+    return fig, ax
+
+
+def update_gauge(ax, values: dict[str, float]) -> None:
+    """Set the bar lengths and value labels of an ``accuracy_gauge`` in place."""
+    bars = [p for p in ax.patches if p.get_gid() == "gauge"]
+    for text in [t for t in ax.texts if t.get_gid() == "gauge-label"]:
+        text.remove()
+    for bar, value in zip(bars, values.values()):
+        bar.set_width(100 * value)
+        ax.text(100 * value, bar.get_y() + bar.get_height() / 2, f" {100 * value:.2f} %", va="center",
+                fontsize=FONT, gid="gauge-label")
+
+
+def fake_quant_ranges(table, *, ax=None):
+    """The ranges QAT learned, one horizontal bar per fake-quant (``bits.fake_quant_table`` rows)."""
+    for col in ("layer", "quantizer", "min", "max"):
+        if col not in table:
+            raise ValueError(f"table lacks column {col!r}; allowed: a bits.fake_quant_table DataFrame")
+    fig, ax = _axes(ax, (9, 0.4 * len(table) + 1.5))
+    y = np.arange(len(table))
+    ax.barh(y, table["max"] - table["min"], left=table["min"], color="#8172b3")
+    ax.set_yticks(y, [f"{l} / {q}" for l, q in zip(table["layer"], table["quantizer"])], fontsize=FONT - 2)
+    ax.invert_yaxis()
+    ax.axvline(0, color="grey", linewidth=0.8)
+    ax.set_xlabel("learned range (real value)", fontsize=FONT)
+    ax.set_title("What QAT inserted: fake-quant ranges learned in training", fontsize=FONT + 1)
+    return fig, ax
+
+
+def _axes(ax, size: tuple[float, float]) -> tuple[Any, Any]:
+    if ax is not None:
+        return ax.figure, ax
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=size, layout="constrained")
+    return fig, ax
+
+
+def _baseline(baseline: float) -> float:
+    return 100 * validate.number("baseline", baseline, low=0, high=1)
+
+
+def _draw_baseline(ax, base_pct: float, vertical: bool = False) -> None:
+    label = f"float baseline {base_pct:.2f} %"
+    (ax.axvline if vertical else ax.axhline)(base_pct, label=label, **BASELINE_STYLE)
+
+
+def _percent(frame, column: str) -> np.ndarray:
+    if column not in frame:
+        raise ValueError(f"accuracy column {column!r} not in the frame; allowed: {list(frame.columns)}")
+    values = np.asarray(frame[column], dtype=float)
+    return values if column.endswith("_pct") else 100 * values

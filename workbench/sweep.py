@@ -1,0 +1,390 @@
+"""Grids over recipe and training parameters, one DataFrame row per point.
+
+Two kinds of sweep:
+
+* ``sweep`` — conversion parameters (``mean``, ``std``, ``default_ranges``,
+  ``calibration_size``, ``io_type``): each point converts a SavedModel folder
+  and evaluates it with LiteRT. Points run in parallel through any
+  ``concurrent.futures.Executor`` (a process pool by default on a multi-core
+  machine; a dask ``Client.get_executor()`` works unchanged).
+* ``sweep_training`` — training parameters (``bits``, ``qat_epochs``): each
+  point trains (or loads from the cache) a QAT model and evaluates its
+  fake-quant simulation; these run one after another in this process.
+
+Every finished point is cached as a small JSON file keyed by the model, the
+recipe and the evaluation set, written atomically, so an interrupted sweep
+picks up where it stopped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import multiprocessing
+import os
+import warnings
+from concurrent.futures import Executor, ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+import numpy as np
+
+from . import artifacts, validate
+from .convert import Recipe, export_saved_model
+from .data import InputSpec, Mnist
+
+CONVERT_KEYS = ("mean", "std", "default_ranges", "calibration_size", "io_type")
+TRAIN_KEYS = ("bits", "qat_epochs", "scheme", "learned_input_range")
+Points = Mapping[str, Iterable[Any]] | Iterable[Mapping[str, Any]]
+
+
+def grid(**axes: Iterable[Any]) -> list[dict[str, Any]]:
+    """Every combination of the given axes, as a list of points.
+
+    >>> grid(mean=[0, 127.5], std=[255])
+    [{'mean': 0, 'std': 255}, {'mean': 127.5, 'std': 255}]
+
+    Raises:
+        ValueError: no axes, or an axis with no values.
+    """
+    if not axes:
+        raise ValueError("grid() got no axes; allowed: keyword lists such as mean=[...], std=[...]")
+    values = {}
+    for name, vals in axes.items():
+        vals = list(vals) if not isinstance(vals, (str, bytes)) else [vals]
+        if not vals:
+            raise ValueError(f"grid axis {name}=[] is empty; allowed: at least one value")
+        values[name] = vals
+    return [dict(zip(values, combo)) for combo in itertools.product(*values.values())]
+
+
+def stats_grid(spec: InputSpec = InputSpec(), size: int = 7) -> list[dict[str, float]]:
+    """A mean x std grid (mean 0..255 linear, std 1..1000 log) that contains the correct stats and (0, 1).
+
+    Args:
+        spec: the training range; its correct ``(mean, std)`` is added to the axes.
+        size: values per axis before the correct point is added (2..40).
+    """
+    size = validate.number("size", size, low=2, high=40, integer=True)
+    right = spec.stats
+    means = sorted({*np.round(np.linspace(0, 255, size), 2).tolist(), right.mean})
+    stds = sorted({*np.round(np.geomspace(1, 1000, size), 2).tolist(), 1.0, right.std})
+    return grid(mean=means, std=stds)
+
+
+@dataclass(frozen=True)
+class PointTask:
+    """Everything a worker needs for one conversion point (picklable: paths and arrays only)."""
+
+    model_dir: str
+    recipe: Recipe
+    spec: InputSpec
+    images: np.ndarray
+    labels: np.ndarray
+    representative: np.ndarray | None = None
+    reference: np.ndarray | None = None
+    num_threads: int | None = None
+
+
+def run_point(task: PointTask) -> dict[str, Any]:
+    """Convert and evaluate one point (the worker function; TensorFlow is imported on first use).
+
+    Returns:
+        The measured columns; a conversion the converter or runtime refuses gives
+        ``accuracy`` NaN and the first line of the explanation in ``error``.
+    """
+    from .convert import QuantizationWarning, convert
+    from .diagnose import QuantizationError
+    from .evaluate import evaluate
+
+    row: dict[str, Any] = {"accuracy": float("nan"), "agreement": float("nan"), "size_kb": float("nan"),
+                           "came_out_float": False, "stats_ignored": False, "effective_mean": float("nan"),
+                           "effective_std": float("nan"), "convert_s": float("nan"), "eval_s": float("nan"),
+                           "error": ""}
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", QuantizationWarning)  # kept as columns
+            converted = convert(task.model_dir, task.recipe, spec=task.spec, representative=task.representative)
+        result = evaluate(converted, task.images, task.labels, task.spec, reference=task.reference,
+                          num_threads=task.num_threads)
+    except QuantizationError as err:
+        row["error"] = str(err).strip().splitlines()[0][:300]
+        return row
+    eff = converted.effective_stats
+    row.update(accuracy=result.accuracy, size_kb=round(converted.size_kb, 2),
+               agreement=float("nan") if result.agreement is None else result.agreement,
+               came_out_float=converted.came_out_float, stats_ignored=converted.stats_ignored,
+               effective_mean=float("nan") if eff is None else eff.mean,
+               effective_std=float("nan") if eff is None else eff.std,
+               convert_s=round(converted.seconds, 4), eval_s=round(result.seconds, 4))
+    return row
+
+
+def sweep(model: Any, points: Points, images: np.ndarray, labels: np.ndarray, *,
+          recipe: Recipe | str = "legacy-uint8", spec: InputSpec = InputSpec(),
+          representative: np.ndarray | None = None, reference: Any = None,
+          executor: Executor | str | None = "auto", cache: str | os.PathLike | bool | None = None,
+          progress: bool = True, desc: str = "sweep"):
+    """Convert and evaluate ``model`` at every point of a grid.
+
+    Args:
+        model: a SavedModel folder (``export_saved_model``) or a Keras model
+            (exported once into the cache, keyed by its weights).
+        points: ``{"mean": [...], "std": [...]}`` (every combination) or a list of
+            dicts. Keys: ``mean``, ``std`` (a missing one takes the ``spec``'s correct
+            value), ``default_ranges`` (``(min, max)`` pairs), ``calibration_size``, ``io_type``.
+        images, labels: the uint8 evaluation set.
+        recipe: the base recipe the points override (default ``legacy-uint8``).
+        spec: the float range the model was trained on.
+        representative: uint8 calibration images (``int8-ptq`` / ``int16x8``).
+        reference: predictions (or an ``EvalResult``) to report agreement with.
+        executor: ``"auto"`` (a process pool when there are several cores and
+            points), ``None`` (run here, one by one) or any ``Executor``.
+        cache: the artifact folder; ``False`` disables the point cache.
+        progress: show a tqdm progress bar.
+        desc: the progress bar's label.
+
+    Returns:
+        A pandas DataFrame, one row per point in order: the point's parameters,
+        then ``accuracy``, ``agreement``, ``size_kb``, ``came_out_float``,
+        ``stats_ignored``, ``effective_mean``, ``effective_std``, ``convert_s``,
+        ``eval_s``, ``error`` and ``cached``.
+
+    Raises:
+        ValueError: an unknown key, a bad parameter value, bad images or labels.
+    """
+    import pandas as pd
+    from tqdm.auto import tqdm
+
+    pts = _as_points(points, CONVERT_KEYS, "sweep_training")
+    base = Recipe(recipe) if isinstance(recipe, str) else recipe
+    if not isinstance(base, Recipe):
+        raise ValueError(f"recipe={recipe!r}; allowed: a Recipe or a recipe name")
+    recipes = [_recipe_for(base, p, spec) for p in pts]
+    images = validate.images("images", images)
+    labels = _labels(labels, len(images))
+    ref = None if reference is None else np.asarray(getattr(reference, "predictions", reference)).reshape(-1)
+    if ref is not None and len(ref) != len(images):
+        raise ValueError(f"reference has {len(ref)} predictions for {len(images)} images")
+    if representative is not None:
+        representative = validate.images("representative", representative)
+    folder = saved_model_folder(model, None if cache is False else cache)
+    store = None if cache is False else artifacts.cache_dir(cache) / "sweeps"
+    model_fp = folder_fingerprint(folder)
+    eval_fp = array_fingerprint(images, labels, ref)
+    rep_fp = None if representative is None else array_fingerprint(representative)
+    keys = [artifacts.config_key("sweep-point", model_fp, r, spec, eval_fp,
+                                 rep_fp if r.name in ("int8-ptq", "int16x8") else None) for r in recipes]
+
+    rows: list[dict | None] = [_load(store, k) for k in keys]
+    pending = [i for i, row in enumerate(rows) if row is None]
+    bar = tqdm(total=len(pts), initial=len(pts) - len(pending), desc=desc, unit="point", disable=not progress)
+    own = None
+    if executor == "auto":
+        workers = min(os.cpu_count() or 1, len(pending))
+        executor = own = _process_pool(workers) if workers > 1 else None
+    elif executor is not None and not isinstance(executor, Executor):
+        raise ValueError(f"executor={executor!r}; allowed: 'auto', None or a concurrent.futures.Executor")
+    threads = None if executor is None else 1
+
+    def task(i: int) -> PointTask:
+        rep = None
+        if representative is not None and recipes[i].name in ("int8-ptq", "int16x8"):
+            rep = representative[: recipes[i].calibration_size]
+        return PointTask(str(folder), recipes[i], spec, images, labels, rep, ref, threads)
+
+    def done(i: int, row: dict) -> None:
+        if store is not None and not row["error"]:
+            artifacts.write_text_atomic(store / f"{keys[i]}.json", json.dumps(row))
+        rows[i] = {**row, "cached": False}
+        bar.update(1)
+
+    futures: dict = {}
+    try:
+        if executor is None:
+            for i in pending:
+                done(i, run_point(task(i)))
+        else:
+            futures = {executor.submit(run_point, task(i)): i for i in pending}
+            for fut in as_completed(futures):
+                done(futures[fut], fut.result())
+    finally:
+        for fut in futures:
+            fut.cancel()
+        if own is not None:
+            own.shutdown(wait=True, cancel_futures=True)
+        bar.close()
+    return pd.DataFrame([{**_point_columns(p, r), **row} for p, r, row in zip(pts, recipes, rows)])
+
+
+def sweep_training(data: Mnist, points: Points, *, config: Any = None, qat: Any = None,
+                   images: np.ndarray | None = None, labels: np.ndarray | None = None,
+                   cache: str | os.PathLike | bool | None = None, progress: bool = True,
+                   desc: str = "training sweep"):
+    """Train (or load) a QAT model per point and evaluate its fake-quant simulation.
+
+    Args:
+        data: MNIST; trained weights are cached per (config, QAT config, data).
+        points: keys ``bits`` (2..8), ``qat_epochs``, ``scheme``, ``learned_input_range``.
+        config: the ``TrainConfig`` of the float model (default ``TrainConfig()``).
+        qat: the base ``QatConfig`` the points override (default ``QatConfig()``).
+        images, labels: the uint8 evaluation set (default: ``data``'s test set).
+        cache: the artifact folder; ``False`` disables the point cache (weights are still cached).
+        progress: show a tqdm progress bar.
+        desc: the progress bar's label.
+
+    Returns:
+        A pandas DataFrame, one row per point: its parameters, ``accuracy``
+        (the Keras model with fake-quant, i.e. simulated ``bits``), ``eval_s``, ``cached``.
+
+    Raises:
+        ValueError: an unknown key or a bad parameter value.
+    """
+    import pandas as pd
+    from tqdm.auto import tqdm
+
+    from .evaluate import evaluate_keras
+    from .train import QatConfig, TrainConfig, data_fingerprint, trained_lenet
+
+    config = TrainConfig() if config is None else config
+    qat = QatConfig() if qat is None else qat
+    pts = _as_points(points, TRAIN_KEYS, "sweep")
+    qats = [replace(qat, **{("epochs" if k == "qat_epochs" else k): v for k, v in p.items()}) for p in pts]
+    images = data.test_images if images is None else validate.images("images", images)
+    labels = _labels(data.test_labels if labels is None else labels, len(images))
+    store = None if cache is False else artifacts.cache_dir(cache) / "sweeps"
+    eval_fp = array_fingerprint(images, labels)
+    rows = []
+    for q in tqdm(qats, desc=desc, unit="point", disable=not progress):
+        key = artifacts.config_key("train-point", config, q, data_fingerprint(data), eval_fp)
+        row = _load(store, key)
+        if row is None:
+            model = trained_lenet(data, config, q, None if cache is False else cache)
+            result = evaluate_keras(model, images, labels, config.spec)
+            row = {"accuracy": result.accuracy, "eval_s": round(result.seconds, 4), "error": ""}
+            if store is not None:
+                artifacts.write_text_atomic(store / f"{key}.json", json.dumps(row))
+            row = {**row, "cached": False}
+        rows.append({"bits": q.bits, "qat_epochs": q.epochs, "scheme": q.scheme, **row})
+    return pd.DataFrame(rows)
+
+
+def saved_model_folder(model: Any, cache: str | os.PathLike | None = None) -> Path:
+    """A SavedModel folder for ``model``: the path itself, or a Keras model exported once into the cache.
+
+    Raises:
+        ValueError: a path without ``saved_model.pb``, or something that is not a model.
+    """
+    if isinstance(model, (str, os.PathLike)):
+        folder = Path(model)
+        if not (folder / "saved_model.pb").is_file():
+            raise ValueError(f"model={str(model)!r} is not a SavedModel folder (no saved_model.pb); allowed: "
+                             "a Keras model or a folder written by export_saved_model")
+        return folder
+    if not hasattr(model, "get_weights"):
+        raise ValueError(f"model={type(model).__name__}; allowed: a Keras model or a SavedModel folder path")
+    h = hashlib.sha256()
+    h.update(json.dumps([type(layer).__name__ for layer in model.layers]).encode())
+    for w in model.get_weights():
+        h.update(np.ascontiguousarray(w).tobytes())
+    folder = artifacts.cache_dir(cache) / "savedmodels" / f"model-{h.hexdigest()[:16]}"
+    if not (folder / "saved_model.pb").is_file():
+        export_saved_model(model, folder)
+    return folder
+
+
+def folder_fingerprint(folder: str | os.PathLike) -> str:
+    """A content hash of every file in a folder (a SavedModel is a few hundred KB)."""
+    root = Path(folder)
+    h = hashlib.sha256()
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        h.update(str(path.relative_to(root)).encode())
+        h.update(path.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def array_fingerprint(*arrays: np.ndarray | None) -> str:
+    """A content hash of arrays (shape, dtype and bytes; ``None`` entries allowed)."""
+    h = hashlib.sha256()
+    for arr in arrays:
+        if arr is None:
+            h.update(b"none")
+            continue
+        arr = np.ascontiguousarray(arr)
+        h.update(f"{arr.shape}{arr.dtype}".encode())
+        h.update(arr.tobytes())
+    return h.hexdigest()[:16]
+
+
+def best_point(frame, column: str = "accuracy") -> dict[str, Any]:
+    """The row with the highest ``column`` as a dict (ties: the first)."""
+    if column not in frame or frame[column].isna().all():
+        raise ValueError(f"column={column!r} has no values; allowed: one of {list(frame.columns)}")
+    return frame.loc[frame[column].idxmax()].to_dict()
+
+
+def _process_pool(workers: int) -> ProcessPoolExecutor:
+    # "spawn": forking a process that has TensorFlow's threads running can deadlock.
+    return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
+
+
+def _as_points(points: Points, allowed: tuple[str, ...], other: str) -> list[dict[str, Any]]:
+    if isinstance(points, Mapping):
+        pts = grid(**points)
+    else:
+        try:
+            pts = [dict(p) for p in points]
+        except (TypeError, ValueError):
+            raise ValueError(f"points={points!r}; allowed: a dict of value lists or a list of dicts") from None
+    if not pts:
+        raise ValueError("points is empty; allowed: at least one point")
+    for p in pts:
+        unknown = set(p) - set(allowed)
+        if unknown:
+            hint = f" ({other}() takes {sorted(unknown)})" if unknown <= set(CONVERT_KEYS + TRAIN_KEYS) else ""
+            raise ValueError(f"unknown sweep key(s) {sorted(unknown)}{hint}; allowed: {', '.join(allowed)}")
+    return pts
+
+
+def _recipe_for(base: Recipe, point: dict[str, Any], spec: InputSpec) -> Recipe:
+    params = dict(point)
+    if ("mean" in params) != ("std" in params):
+        right = spec.stats
+        params.setdefault("mean", right.mean)
+        params.setdefault("std", right.std)
+    if params.get("default_ranges") is not None:
+        params["default_ranges"] = tuple(validate.range_pair("default_ranges", params["default_ranges"]))
+    return replace(base, **params)
+
+
+def _point_columns(point: dict[str, Any], recipe: Recipe) -> dict[str, Any]:
+    cols = {"recipe": recipe.name}
+    for key in point:
+        cols[key] = getattr(recipe, key)
+    if "mean" in cols or "std" in cols:
+        cols["mean"], cols["std"] = recipe.mean, recipe.std
+    if recipe.default_ranges is not None and "default_ranges" in point:
+        cols["default_min"], cols["default_max"] = recipe.default_ranges
+    return cols
+
+
+def _labels(labels: Any, n: int) -> np.ndarray:
+    arr = np.asarray(labels).reshape(-1)
+    if len(arr) != n:
+        raise ValueError(f"labels has {len(arr)} entries for {n} images; allowed: one label per image")
+    return arr.astype(np.int64)
+
+
+def _load(store: Path | None, key: str) -> dict | None:
+    if store is None:
+        return None
+    path = store / f"{key}.json"
+    try:
+        row = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None  # missing or unreadable: recomputed, never trusted
+    if not isinstance(row, dict) or "accuracy" not in row:
+        return None
+    return {**row, "cached": True}
