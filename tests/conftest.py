@@ -17,7 +17,8 @@ os.environ.setdefault("WORKBENCH_CACHE", str(ROOT / ".cache"))
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
 # Small enough to train in seconds, big enough for the effects to be clear.
-TRAIN_SIZE = 12000
+TRAIN_SIZE = 20000
+TRAIN_EPOCHS = 2
 EVAL_SIZE = 2000
 
 
@@ -38,7 +39,7 @@ def test_set(mnist):
 def train_config():
     from workbench.train import TrainConfig
 
-    return TrainConfig(epochs=1, train_size=TRAIN_SIZE)
+    return TrainConfig(epochs=TRAIN_EPOCHS, train_size=TRAIN_SIZE)
 
 
 @pytest.fixture(scope="session")

@@ -272,6 +272,8 @@ def _legacy_from_dir(saved_model: Path, recipe: Recipe, stats: InputStats) -> by
 
     converter = tf.compat.v1.lite.TFLiteConverter.from_saved_model(str(saved_model))
     converter.inference_type = tf.uint8
+    # Source-location debug info only adds a stderr line per node for Keras graphs.
+    converter._debug_info_func = None  # noqa: SLF001
     converter.quantized_input_stats = {name: (stats.mean, stats.std) for name in converter.get_input_arrays()}
     if recipe.default_ranges is not None:
         converter.default_ranges_stats = recipe.default_ranges

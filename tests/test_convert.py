@@ -1,0 +1,157 @@
+"""Every conversion recipe, on real small-trained LeNets, through the real converter and LiteRT."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+from workbench import QuantizationError, QuantizationWarning, Recipe, convert, evaluate, read_model
+from workbench.convert import RECIPES
+
+
+def _acc(model, test_set):
+    images, labels = test_set
+    return evaluate(model, images, labels).accuracy
+
+
+@pytest.mark.parametrize("name, kwargs, input_dtype, activation_dtype", [
+    ("float32", {}, "float32", "float32"),
+    ("dynamic-range", {}, "float32", "float32"),
+    ("float16", {}, "float32", "float32"),
+    ("int8-ptq", {}, "float32", "int8"),
+    ("int8-ptq", {"io_type": "uint8"}, "uint8", "int8"),
+    ("int8-ptq", {"io_type": "int8"}, "int8", "int8"),
+    ("int16x8", {}, "float32", "int16"),
+])
+def test_float_model_recipes(float_model, mnist, test_set, float_tflite, name, kwargs, input_dtype, activation_dtype):
+    c = convert(float_model, name, representative=mnist.train_images[:200], calibration_size=100, **kwargs)
+    assert c.input.dtype == input_dtype
+    assert activation_dtype in c.activation_dtypes
+    assert c.warnings == ()
+    assert abs(_acc(c, test_set) - _acc(float_tflite, test_set)) < 0.01
+    if name != "float32":
+        assert c.size_kb < 0.6 * float_tflite.size_kb
+
+
+def test_dynamic_range_keeps_float_activations_and_int8_weights(float_model):
+    c = convert(float_model, "dynamic-range")
+    assert set(c.activation_dtypes) == {"float32"}
+    # conv2, fc1 and fc2 kernels; the converter leaves tensors under 1024 weights
+    # (conv1: 150, probs: 840) in float.
+    assert c.dtype_counts.get("int8", 0) == 3
+
+
+def test_legacy_uint8_qat_model_is_uint8_and_close_to_float(qat_uint8, float_tflite, test_set):
+    c = convert(qat_uint8, "legacy-uint8")
+    assert set(c.activation_dtypes) == {"uint8"}
+    assert c.input.dtype == "uint8" and c.output.dtype == "uint8"
+    assert c.effective_stats.mean == 0 and c.effective_stats.std == pytest.approx(255)
+    assert abs(_acc(c, test_set) - _acc(float_tflite, test_set)) <= 0.015
+
+
+def test_uint8_legacy_stats_matter(qat_uint8, test_set):
+    right = _acc(convert(qat_uint8, "legacy-uint8", mean=0, std=255), test_set)
+    wrong = _acc(convert(qat_uint8, "legacy-uint8", mean=0, std=1), test_set)
+    assert right - wrong > 0.30, (right, wrong)
+
+
+def test_float_model_without_default_ranges_is_flagged_came_out_float(float_model):
+    with pytest.warns(QuantizationWarning, match="came out float"):
+        c = convert(float_model, "legacy-uint8")
+    assert c.came_out_float
+    assert "float32" in c.activation_dtypes
+
+
+def test_float_model_with_default_ranges_becomes_uint8(float_model, float_tflite, test_set):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", QuantizationWarning)
+        c = convert(float_model, "legacy-uint8", default_ranges=(0, 6))
+    assert not c.came_out_float
+    assert set(c.activation_dtypes) == {"uint8"}
+    assert c.size_kb < 0.4 * float_tflite.size_kb
+    assert _acc(c, test_set) > 0.8
+
+
+def test_learned_input_range_makes_the_stats_ignored(qat_uint8_learned):
+    with pytest.warns(QuantizationWarning, match="mean/std ignored"):
+        c = convert(qat_uint8_learned, "legacy-uint8", mean=127.5, std=127.5)
+    assert c.stats_ignored
+    assert c.effective_stats.mean == 0
+    assert c.effective_stats.std == pytest.approx(255, rel=1e-3)
+    assert "mean=0, std=255" in c.warnings[0]
+
+
+def test_per_channel_qat_model_on_uint8_path_is_explained(qat_int8):
+    with pytest.raises(QuantizationError) as info:
+        convert(qat_int8, "legacy-uint8")
+    text = str(info.value)
+    assert info.value.key == "per-channel-on-uint8"
+    assert "Per-channel weights" in text and "int8" in text and "qat-int8" in text
+    assert "failed to prepare" in text  # the original runtime message stays underneath
+
+
+def test_qat_int8_recipe(qat_int8, float_tflite, test_set):
+    c = convert(qat_int8, "qat-int8", io_type="uint8")
+    assert c.input.dtype == "uint8" and "int8" in c.activation_dtypes
+    assert c.input.scale == pytest.approx(1 / 255, rel=1e-3) and c.input.zero_point == 0
+    assert abs(_acc(c, test_set) - _acc(float_tflite, test_set)) < 0.015
+
+
+def test_qat_recipe_refuses_a_float_model(float_model):
+    with pytest.raises(ValueError, match="needs a QAT model"):
+        convert(float_model, "qat-int8")
+
+
+def test_conversion_from_a_saved_model_folder_matches_keras(qat_uint8, tmp_path, test_set):
+    from workbench import export_saved_model
+
+    folder = export_saved_model(qat_uint8, tmp_path / "sm")
+    a = convert(folder, "legacy-uint8")
+    b = convert(qat_uint8, "legacy-uint8")
+    assert a.tflite == b.tflite or _acc(a, test_set) == _acc(b, test_set)
+
+
+def test_saved_tflite_is_written_atomically_and_readable(float_tflite, tmp_path):
+    path = float_tflite.save(tmp_path / "m" / "float.tflite")
+    assert path.read_bytes() == float_tflite.tflite
+    assert not [p for p in path.parent.iterdir() if p.name.startswith(".")]
+    assert read_model(path.read_bytes()).ops == float_tflite.ops
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"recipe": "int4"}, r"recipe='int4' is not supported; allowed: 'float32'"),
+    ({"recipe": "legacy-uint8", "mean": 0, "std": 0}, r"std=0"),
+    ({"recipe": "legacy-uint8", "mean": 256, "std": 1}, r"mean=256"),
+    ({"recipe": "legacy-uint8", "mean": 0}, r"give both or neither"),
+    ({"recipe": "legacy-uint8", "default_ranges": (6, 0)}, r"default_ranges=.* min >= max"),
+    ({"recipe": "legacy-uint8", "default_ranges": (0, float("nan"))}, r"default_ranges\[1\] \(max\)=nan"),
+    ({"recipe": "int8-ptq", "calibration_size": 0}, r"calibration_size=0"),
+    ({"recipe": "int8-ptq", "io_type": "int4"}, r"io_type='int4'"),
+    ({"recipe": "float32", "bogus": 1}, r"unknown parameter"),
+])
+def test_bad_recipe_parameters(float_model, kwargs, message):
+    recipe = kwargs.pop("recipe")
+    with pytest.raises(ValueError, match=message):
+        convert(float_model, recipe, **kwargs)
+
+
+def test_empty_or_missing_representative_set(float_model):
+    with pytest.raises(ValueError, match=r"representative is empty"):
+        convert(float_model, "int8-ptq", representative=np.zeros((0, 28, 28, 1), np.uint8))
+    with pytest.raises(ValueError, match=r"representative=None for recipe 'int8-ptq'"):
+        convert(float_model, "int8-ptq")
+    with pytest.raises(ValueError, match=r"representative has shape \(3, 32, 32, 1\)"):
+        convert(float_model, "int8-ptq", representative=np.zeros((3, 32, 32, 1), np.uint8))
+
+
+def test_missing_saved_model_folder(tmp_path):
+    with pytest.raises(ValueError, match=r"is not a SavedModel folder"):
+        convert(tmp_path / "nothing", "float32")
+
+
+def test_recipe_list_is_complete():
+    assert set(RECIPES) == {"float32", "dynamic-range", "float16", "int8-ptq", "int16x8", "qat-int8", "legacy-uint8"}
+    assert Recipe("legacy-uint8", mean=0, std=255, default_ranges=(0, 6)).label() == \
+        "legacy-uint8 [mean=0,std=255; ranges=(0,6)]"

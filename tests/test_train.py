@@ -1,0 +1,92 @@
+"""Training, QAT schemes and the caching of trained models."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from workbench import evaluate_keras
+from workbench.train import QatConfig, TrainConfig, quantize_model, trained_lenet
+
+
+def _layer_types(model):
+    return [type(layer).__name__ for layer in model.layers]
+
+
+def test_lenet_shape(float_model):
+    assert float_model.input_shape == (None, 28, 28, 1)
+    assert float_model.output_shape == (None, 10)
+    names = [layer.name for layer in float_model.layers]
+    assert names == ["image", "conv1", "pool1", "conv2", "pool2", "flatten", "fc1", "fc2", "probs"]
+
+
+def test_float_training_learns(float_model, test_set):
+    assert evaluate_keras(float_model, *test_set).accuracy > 0.9
+
+
+def test_int8_scheme_has_input_quantizer_and_per_channel_conv(qat_int8):
+    types = _layer_types(qat_int8)
+    assert "QuantizeLayer" in types
+    conv = next(layer for layer in qat_int8.layers if layer.name == "quant_conv1")
+    kernel_min = [w for w in conv.weights if "kernel_min" in w.name][0]
+    assert kernel_min.shape == (6,)  # one range per output channel
+
+
+def test_uint8_legacy_scheme_is_per_tensor_without_input_quantizer(qat_uint8, qat_uint8_learned):
+    assert "QuantizeLayer" not in _layer_types(qat_uint8)
+    assert "QuantizeLayer" in _layer_types(qat_uint8_learned)
+    conv = next(layer for layer in qat_uint8.layers if layer.name == "quant_conv1")
+    kernel_min = [w for w in conv.weights if "kernel_min" in w.name][0]
+    assert kernel_min.shape == ()
+
+
+def test_qat_keeps_accuracy(qat_int8, qat_uint8, test_set):
+    for model in (qat_int8, qat_uint8):
+        assert evaluate_keras(model, *test_set).accuracy > 0.9
+
+
+def test_trained_model_is_cached_and_repeatable(mnist, tmp_path, test_set):
+    cfg = TrainConfig(epochs=1, train_size=3000, seed=3)
+    a = trained_lenet(mnist, cfg, cache=tmp_path)
+    files = list((tmp_path / "models").glob("*.weights.h5"))
+    assert len(files) == 1
+    b = trained_lenet(mnist, cfg, cache=tmp_path)  # loaded, not retrained
+    for wa, wb in zip(a.get_weights(), b.get_weights()):
+        np.testing.assert_array_equal(wa, wb)
+    fresh = trained_lenet(mnist, cfg, cache=tmp_path / "other")  # retrained with the same seed
+    acc_a = evaluate_keras(a, *test_set).accuracy
+    acc_fresh = evaluate_keras(fresh, *test_set).accuracy
+    assert abs(acc_a - acc_fresh) <= 0.005
+
+
+def test_corrupt_cache_entry_is_retrained(mnist, tmp_path):
+    cfg = TrainConfig(epochs=1, train_size=1000, seed=4)
+    trained_lenet(mnist, cfg, cache=tmp_path)
+    (path,) = (tmp_path / "models").glob("*.weights.h5")
+    path.write_bytes(b"half a file")
+    model = trained_lenet(mnist, cfg, cache=tmp_path)
+    assert model.count_params() > 0
+    assert path.stat().st_size > 1000
+
+
+def test_low_bit_qat_builds(float_model):
+    model = quantize_model(float_model, QatConfig(scheme="int8", bits=4))
+    assert any(type(layer).__name__ == "QuantizeWrapperV2" for layer in model.layers)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"bits": 1}, r"bits=1 is out of range; allowed: a whole number in \[2, 8\]"),
+    ({"bits": 9}, r"bits=9"),
+    ({"bits": 4.5}, r"bits=4.5 is not a whole number"),
+    ({"scheme": "int4"}, r"scheme='int4' is not supported; allowed: 'int8', 'uint8-legacy'"),
+])
+def test_bad_qat_config(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        QatConfig(**kwargs)
+
+
+def test_bad_train_config():
+    with pytest.raises(ValueError, match=r"epochs=-1"):
+        TrainConfig(epochs=-1)
+    with pytest.raises(ValueError, match=r"learning_rate=0"):
+        TrainConfig(learning_rate=0)
