@@ -1,0 +1,114 @@
+"""Foundation benchmarks: demo wall time, epoch times, conversion times, batched vs looped inference.
+
+Run: ``.venv/bin/python benchmarks/run.py`` (or ``make benchmark``). Every
+figure is measured in this one run; ratios compare measurements taken side by
+side. Targets (DESIGN.md, 2 cores): demo <= 60 s, QAT/float epoch <= 1.3x,
+batched evaluation >= 1.5x the one-image loop with the same predictions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def demo_wall_time(extra: list[str]) -> float:
+    """Seconds for ``python -m workbench demo`` with an empty cache (so it trains)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        env = dict(os.environ, WORKBENCH_CACHE=tmp)
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "workbench", "demo", "--out", f"{tmp}/out", "--no-progress", *extra],
+                       check=True, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        return time.perf_counter() - start
+
+
+def epoch_times(data):
+    """(float epoch s, QAT epoch s): the second epoch of each, so graph tracing is excluded."""
+    from workbench.train import QatConfig, TrainConfig, fit, quantize_model, set_seed
+    from workbench.models import lenet
+
+    cfg = TrainConfig()
+
+    def timed_second_epoch(model):
+        fit(model, data, cfg, epochs=1)  # warm-up: tracing and the first epoch
+        start = time.perf_counter()
+        model.fit(cfg.spec.normalize(data.train_images), data.train_labels, batch_size=cfg.batch_size,
+                  epochs=1, verbose=0)
+        return time.perf_counter() - start, model
+
+    set_seed(0)
+    float_s, float_model = timed_second_epoch(lenet())
+    qat_s, _ = timed_second_epoch(quantize_model(float_model, QatConfig("int8")))
+    return float_s, qat_s, float_model
+
+
+def conversion_times(float_model, data):
+    from workbench import convert
+    from workbench.convert import export_saved_model
+    from workbench.train import QatConfig, quantize_model
+
+    rows = []
+    for name, kw in [("float32", {}), ("dynamic-range", {}), ("float16", {}), ("int8-ptq", {}),
+                     ("int16x8", {}), ("legacy-uint8", {"default_ranges": (0, 6)})]:
+        c = convert(float_model, name, representative=data.train_images, **kw)
+        rows.append((c.recipe.label() + " (from Keras)", c.seconds))
+    qat = quantize_model(float_model, QatConfig("uint8-legacy"))
+    c = convert(quantize_model(float_model, QatConfig("int8")), "qat-int8", io_type="uint8")
+    rows.append((c.recipe.label() + " (from Keras)", c.seconds))
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = export_saved_model(qat, Path(tmp) / "sm")
+        convert(folder, "legacy-uint8")  # warm-up
+        times = []
+        for _ in range(5):
+            times.append(convert(folder, "legacy-uint8").seconds)
+        rows.append(("legacy-uint8 (from SavedModel folder, median of 5)", sorted(times)[2]))
+    return rows, qat
+
+
+def batched_vs_loop(model, data):
+    import numpy as np
+
+    from workbench import convert, predict
+
+    c = convert(model, "legacy-uint8")
+    images = data.test_images
+    start = time.perf_counter()
+    batched = predict(c, images, batch_size=None)
+    batched_s = time.perf_counter() - start
+    start = time.perf_counter()
+    loop = predict(c, images, batch_size=1)
+    loop_s = time.perf_counter() - start
+    same = bool(np.array_equal(batched.argmax(1), loop.argmax(1)))
+    return batched_s, loop_s, same
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--skip-demo", action="store_true", help="skip the demo wall-time run")
+    args = parser.parse_args()
+    from workbench import load_mnist
+
+    data = load_mnist()
+    if not args.skip_demo:
+        demo_s = demo_wall_time([])
+        print(f"demo (python -m workbench demo, empty cache, full MNIST): {demo_s:.1f} s   target <= 60 s")
+    float_s, qat_s, float_model = epoch_times(data)
+    print(f"float epoch: {float_s:.2f} s   QAT epoch: {qat_s:.2f} s   ratio {qat_s / float_s:.2f}x   target <= 1.3x")
+    rows, qat = conversion_times(float_model, data)
+    for label, seconds in rows:
+        print(f"convert {label}: {seconds:.2f} s")
+    batched_s, loop_s, same = batched_vs_loop(qat, data)
+    print(f"evaluate 10k on legacy-uint8: batched {batched_s:.2f} s, one image per invoke {loop_s:.2f} s, "
+          f"speed-up {loop_s / batched_s:.2f}x (target >= 1.5x), same predictions: {same}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
