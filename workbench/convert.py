@@ -52,6 +52,9 @@ class Recipe:
         mean, std: ``quantized_input_stats`` for ``legacy-uint8``; ``None`` uses
             the correct stats for the ``InputSpec``.
         default_ranges: ``default_ranges_stats`` (min, max) for ``legacy-uint8``.
+        keep_float: Keras layer names to leave in float in an ``int8-ptq`` model
+            (selective quantization, through the QuantizationDebugger's denylist);
+            needs ``io_type="float32"``.
     """
 
     name: str = "float32"
@@ -60,6 +63,7 @@ class Recipe:
     mean: float | None = None
     std: float | None = None
     default_ranges: tuple[float, float] | None = None
+    keep_float: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         validate.choice("recipe", self.name, RECIPES)
@@ -71,6 +75,12 @@ class Recipe:
             InputStats(self.mean, self.std)  # validates mean in [0, 255], std > 0
         if self.default_ranges is not None:
             object.__setattr__(self, "default_ranges", validate.range_pair("default_ranges", self.default_ranges))
+        if isinstance(self.keep_float, str) or not all(isinstance(n, str) and n for n in self.keep_float):
+            raise ValueError(f"keep_float={self.keep_float!r}; allowed: a tuple of Keras layer names")
+        object.__setattr__(self, "keep_float", tuple(self.keep_float))
+        if self.keep_float and (self.name != "int8-ptq" or self.io_type != "float32"):
+            raise ValueError(f"keep_float={self.keep_float!r} with recipe {self.name!r}, io_type {self.io_type!r}; "
+                             "allowed: only with recipe 'int8-ptq' and io_type 'float32'")
 
     def label(self) -> str:
         """A short human-readable name with the parameters that matter."""
@@ -79,6 +89,8 @@ class Recipe:
             extra.append(f"n={self.calibration_size}")
         if self.name in ("int8-ptq", "qat-int8") and self.io_type != "float32":
             extra.append(f"io={self.io_type}")
+        if self.keep_float:
+            extra.append("float=" + ",".join(self.keep_float))
         if self.name == "legacy-uint8":
             if self.mean is not None:
                 extra.append(f"mean={self.mean:g},std={self.std:g}")
@@ -252,7 +264,34 @@ def _convert_v2(model: Any, recipe: Recipe, spec: InputSpec, representative: np.
         io = {"int8": tf.int8, "uint8": tf.uint8}[recipe.io_type]
         converter.inference_input_type = io
         converter.inference_output_type = io
+    if recipe.keep_float:
+        return _convert_selective(converter, gen, recipe.keep_float)
     return converter.convert()
+
+
+def _convert_selective(converter: Any, dataset: Any, keep_float: tuple[str, ...]) -> bytes:
+    """Full-integer conversion with the ops of the ``keep_float`` layers left in float.
+
+    The QuantizationDebugger calibrates once; its denylist takes the output
+    tensor names of the ops to keep float, found in the calibrated model by layer name.
+    """
+    from .keras_compat import tf
+
+    debugger = tf.lite.experimental.QuantizationDebugger(converter=converter, debug_dataset=dataset)
+    calibrated = read_model(debugger.calibrated_model)
+    nodes = [t.name for t in calibrated.tensors
+             if t.is_activation and any(layer in _name_segments(t.name) for layer in keep_float)]
+    missing = [layer for layer in keep_float if not any(layer in _name_segments(n) for n in nodes)]
+    if missing:
+        raise ValueError(f"keep_float={keep_float!r}: no ops found for {missing}; allowed: names of Keras "
+                         "layers in the model")
+    debugger.options = tf.lite.experimental.QuantizationDebugOptions(denylisted_nodes=nodes)
+    return debugger.get_nondebug_quantized_model()
+
+
+def _name_segments(tensor_name: str) -> set[str]:
+    """The path segments of a TFLite tensor name (``"m/conv1/Relu;m/conv1/BiasAdd"`` -> conv1, Relu, ...)."""
+    return {seg for part in tensor_name.split(";") for seg in part.split("/")}
 
 
 def _convert_legacy(model: Any, recipe: Recipe, spec: InputSpec) -> tuple[bytes, InputStats]:
@@ -317,6 +356,9 @@ def _check_runs(tflite: bytes, info: ModelInfo) -> None:
         message = str(err)
         if any(t.per_channel for t in info.tensors if t.dtype == "uint8"):
             message += "\n(per-channel weights in a uint8 model)"
+        signature = interp.get_input_details()[0].get("shape_signature", ())
+        if any(int(d) < 0 for d in list(signature)[1:]):
+            message += f"\n(dynamic input shape {list(int(d) for d in signature)}: None beyond the batch dimension)"
         raise diagnose.QuantizationError(diagnose.explain(message)) from None
 
 

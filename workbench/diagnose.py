@@ -3,7 +3,9 @@
 A catalog of known failures keyed by message patterns. ``convert`` and
 ``evaluate`` pass every failure through ``explain`` and raise
 ``QuantizationError``, whose text is the explanation with the original
-message beneath it.
+message beneath it. Each entry carries the real messages it was written for
+(``examples``, from TF 2.21 / LiteRT runs or the TOCO-era forum threads), and
+the tests check that each one is recognised by its own entry.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ class Entry:
     patterns: tuple[str, ...]  # regular expressions, searched case-insensitively
     cause: str
     fix: str
+    examples: tuple[str, ...] = ()  # real messages this entry was written for (tested)
 
     def matches(self, message: str) -> bool:
         return any(re.search(p, message, re.IGNORECASE | re.DOTALL) for p in self.patterns)
@@ -64,16 +67,42 @@ CATALOG: tuple[Entry, ...] = (
                "legacy uint8 path converts the model but the CONV_2D kernel refuses it when it is prepared."),
         fix=("Either convert to int8 with the TF2 converter (recipe 'qat-int8'), or train with a per-tensor "
              "scheme for the uint8 path (QatConfig(scheme='uint8-legacy'))."),
+        examples=("tflite/kernels/conv.cc:363 input->type == kTfLiteInt8 || input->type == kTfLiteInt16 was "
+                  "not true.Node number 0 (CONV_2D) failed to prepare.",),
+    ),
+    Entry(
+        key="no-quantized-kernel",
+        title="An op has no kernel for the quantized type.",
+        patterns=(r"Type (U?INT8|INT16) is unsupported by op", r"quantized form is not yet implemented",
+                  r"Quantization not yet supported for op", r"Unsupported (input|data) type.*(uint8|int8)"),
+        cause=("Not every TFLite op has a uint8 (or int8) kernel. The legacy uint8 path quantizes every op it "
+               "has a range for (default_ranges gives all of them one), and an op without a uint8 kernel "
+               "(RSQRT, the heart of an instance norm, CAST, ...) then fails when the interpreter prepares it. "
+               "TOCO refused such graphs at conversion ('not yet implemented')."),
+        fix=("Convert with the TF2 converter to int8 (recipe 'int8-ptq' or 'qat-int8'): it has int8 kernels "
+             "for MEAN, SQUARED_DIFFERENCE, RSQRT and MUL and keeps ops it cannot quantize (CAST) in float "
+             "with QUANTIZE/DEQUANTIZE around them; or keep the block float (keep_float=...); or rewrite the "
+             "model without the op."),
+        examples=("tflite/kernels/elementwise.cc:146 Type UINT8 is unsupported by op Rsqrt.Node number 6 "
+                  "(RSQRT) failed to prepare.",
+                  "Unimplemented: this graph contains an operator of type Cast for which the quantized form is "
+                  "not yet implemented. Sorry, and patches welcome",
+                  "Unimplemented: this graph contains an operator of type SquaredDifference for which the "
+                  "quantized form is not yet implemented."),
     ),
     Entry(
         key="lacking-min-max",
         title="Some tensors have no quantization range (min/max).",
-        patterns=(r"lacking min/?max data", r"Quantization not yet supported for op",
-                  r"missing min/?max", r"has no min/max"),
+        patterns=(r"lacking min/?max data", r"missing min/?max", r"has no min/max",
+                  r"(lacks|does not have) MinMax information"),
         cause=("A fully quantized model needs a (min, max) range for every activation. QAT records them "
                "with fake-quant nodes; a float model has none, so the uint8 converter stops or falls back."),
         fix=("Train with QAT (train_qat) so every layer learns its range, or give default_ranges=(min, max) "
              "to fill the gaps (costs accuracy, see notebook 05), or use int8 PTQ with a representative set."),
+        examples=("Array conv0_bn/FusedBatchNorm, which is an input to the Relu operator producing the output "
+                  "array cell_stem_0/Relu, is lacking min/max data, which is necessary for quantization.",
+                  "prediction does not have MinMax information, and is not a constant array. Cannot proceed "
+                  "with quantization."),
     ),
     Entry(
         key="came-out-float",
@@ -83,15 +112,140 @@ CATALOG: tuple[Entry, ...] = (
                "activations and no default_ranges were given; instead of failing it silently emits a "
                "float32 model."),
         fix="Use a QAT model, or pass default_ranges=(min, max) (e.g. (0, 6) for ReLU6-like activations).",
+        examples=("came out float: uint8 was asked for but 10 of 11 activation tensors are float32",),
     ),
     Entry(
         key="stats-ignored",
         title="The mean/std you passed were ignored.",
-        patterns=(r"mean/std .* ignored",),
+        patterns=(r"mean/std.*ignored",),
         cause=("The QAT model learned its own input range (tfmot's input QuantizeLayer). The converter "
                "takes the input quantization from that learned range and ignores quantized_input_stats."),
         fix=("Feed bytes the way the effective stats say, or train with QatConfig(scheme='uint8-legacy') "
              "without a learned input range so the stats define the input quantization."),
+        examples=("mean/std ignored: asked for mean=0, std=1 but the model reads its input with mean=0, "
+                  "std=255",),
+    ),
+    Entry(
+        key="dynamic-shape",
+        title="The input has a dynamic size beyond the batch dimension.",
+        patterns=(r"None is only supported in the 1st dimension", r"dynamic input shape",
+                  r"failed to reshape runtime"),
+        cause=("The model was exported with None for height/width. TOCO refused that outright; today's "
+               "converter accepts it, but the interpreter then starts with a 1x1 image, and the kernels "
+               "cannot be prepared until a real size is set."),
+        fix=("Export with a fixed input shape (keras.Input((28, 28, 1))) and copy the weights over, or call "
+             "interpreter.resize_tensor_input(index, [1, H, W, C]) before allocate_tensors()."),
+        examples=("ValueError: None is only supported in the 1st dimension. Tensor 'input' has invalid shape "
+                  "'[1, None, None, 3]'.",
+                  "XNNPack delegate failed to reshape runtimeNode number 5 (TfLiteXNNPackDelegate) failed to "
+                  "prepare."),
+    ),
+    Entry(
+        key="lstm-dynamic-batch",
+        title="The LSTM cannot be converted with a dynamic batch size.",
+        patterns=(r"TensorListReserve.*element_shape to be static", r"failed to legalize operation 'tf\.TensorList"),
+        cause=("A Keras LSTM runs as a TensorFlow while-loop over a TensorList; with an unknown batch size "
+               "the converter cannot give the list a static element shape, so it cannot turn the loop into "
+               "TFLite's fused UNIDIRECTIONAL_SEQUENCE_LSTM."),
+        fix=("Build the inference model with a fixed batch (keras.Input(shape, batch_size=1)), copy the "
+             "weights, and convert that; it becomes one fused LSTM op."),
+        examples=("'tf.TensorListReserve' op requires element_shape to be static during TF Lite "
+                  "transformation pass",),
+    ),
+    Entry(
+        key="legacy-lstm",
+        title="The legacy uint8 converter cannot quantize an LSTM.",
+        patterns=(r"cannot duplicate the value since it's not constant",),
+        cause=("The TOCO-era uint8 path predates TFLite's integer LSTM; its quantizer meets the LSTM's "
+               "state tensors (variables, not constants) and gives up."),
+        fix=("Use dynamic-range quantization (recipe 'dynamic-range') or int8 post-training quantization "
+             "('int8-ptq', which has an integer LSTM kernel) instead."),
+        examples=("error: We cannot duplicate the value since it's not constant.",),
+    ),
+    Entry(
+        key="low-bit-qat",
+        title="A QAT model with fewer than 8 bits does not convert.",
+        patterns=(r"op failed to verify that input and output must have same element type",
+                  r"num_bits.*(must be|not supported)"),
+        cause=("Fake-quant at 4 (or 2..7) bits is simulated in training only. TFLite's integer kernels are "
+               "8-bit (int8/uint8, int16 activations); the converter's int8 passes do not accept the n-bit "
+               "fake-quant ranges and stop at the first op whose input and output types disagree."),
+        fix=("Train with bits=8 for deployment. Lower bits can only be studied in simulation (the Keras "
+             "model's accuracy)."),
+        examples=("'tfl.softmax' op failed to verify that input and output must have same element type",),
+    ),
+    Entry(
+        key="qat-layer-unsupported",
+        title="tfmot cannot quantize this layer in this position.",
+        patterns=(r"is not supported\. You can quantize this layer by passing a `?tfmot",),
+        cause=("tfmot quantizes BatchNormalization only where it folds into the conv before it "
+               "(Conv -> BN -> ReLU). A BN after the ReLU (or on its own) has no QAT recipe."),
+        fix=("Put BN between the conv and its activation (Conv -> BN -> ReLU), or annotate only the other "
+             "layers for QAT, or use int8 post-training quantization (the BN becomes MUL and ADD)."),
+        examples=("Layer bn1:<class 'tf_keras.src.layers.normalization.batch_normalization."
+                  "BatchNormalization'> is not supported. You can quantize this layer by passing a "
+                  "`tfmot.quantization.keras.QuantizeConfig` instance to the `quantize_annotate_layer` API.",),
+    ),
+    Entry(
+        key="input-type",
+        title="The input array has the wrong dtype for this model.",
+        patterns=(r"Got value of type \w+ but expected type \w+ for input",),
+        cause=("A quantized model's input tensor is uint8 (legacy path) or int8 (integer I/O); it does not "
+               "convert floats for you."),
+        fix=("Feed raw uint8 pixels to a uint8 model (its mean/std decide how they are read), or quantize "
+             "with the input's scale and zero point for int8: q = round(x / scale + zero_point)."),
+        examples=("Cannot set tensor: Got value of type FLOAT32 but expected type UINT8 for input 0, name: "
+                  "serving_default_image ",),
+    ),
+    Entry(
+        key="input-stats-required",
+        title="A uint8 conversion needs the input mean/std.",
+        patterns=(r"quantized_input_stats.*must be defined", r"std_dev and mean must be defined",
+                  r"mean_values?.*std.*required"),
+        cause=("With inference_type uint8 the converter must know how input bytes map to real values: "
+               "real = (byte - mean) / std."),
+        fix=("Pass mean/std for the range the model was trained on: [0,1] -> (0, 255), [-1,1] -> "
+             "(127.5, 127.5), [0,255] -> (0, 1) (workbench.stats_for_range)."),
+        examples=("The `quantized_input_stats` flag must be defined when either `inference_type` flag or "
+                  "`inference_input_type` flag is set to tf.int8 or tf.uint8.",),
+    ),
+    Entry(
+        key="representative-required",
+        title="Full integer quantization needs a representative data set.",
+        patterns=(r"representative_dataset.*(must|required)", r"requires a representative dataset"),
+        cause="Post-training integer quantization measures activation ranges by running sample inputs.",
+        fix="Pass representative=<a few hundred training images> (convert(..., 'int8-ptq', representative=x)).",
+        examples=("For full integer quantization, a `representative_dataset` must be specified.",),
+    ),
+    Entry(
+        key="unsupported-tf-op",
+        title="The graph uses a TensorFlow op that TFLite does not have.",
+        patterns=(r"neither a custom op nor a flex op", r"Some ops are not supported by the native TFLite",
+                  r"Converting unsupported operation"),
+        cause="TFLite implements a subset of TensorFlow ops; this one has no builtin TFLite kernel.",
+        fix=("Rewrite that part with supported ops, or allow Select TF ops "
+             "(target_spec.supported_ops += [SELECT_TF_OPS]) at the cost of a bigger runtime; "
+             "preprocessing (decoding, spectrograms) is better done outside the model."),
+        examples=("Converting unsupported operation: DecodeWav",
+                  "'tf.Foo' op is neither a custom op nor a flex op"),
+    ),
+    Entry(
+        key="not-a-tflite-file",
+        title="The file is not a TFLite model.",
+        patterns=(r"not a valid flatbuffer model", r"not a TFLite flatbuffer", r"Model provided has model identifier"),
+        cause=("A frozen GraphDef (.pb) or SavedModel was passed where a .tflite flatbuffer is expected; "
+               "only the converter's output can be loaded by the interpreter."),
+        fix="Convert first (workbench.convert) and load the .tflite bytes it returns (ConvertedModel.save).",
+        examples=("java.lang.IllegalArgumentException: ByteBuffer is not a valid flatbuffer model",),
+    ),
+    Entry(
+        key="rank-limit",
+        title="A tensor has more dimensions than the kernel supports.",
+        patterns=(r"only supports 1D-4D input", r"(dimensions|rank) (must be|should be) (<=|at most)"),
+        cause="Some TFLite kernels (TRANSPOSE in older runtimes, several others) accept at most 4-D tensors.",
+        fix=("Reshape so the op works on 4-D tensors (merge dimensions before it, split after), or rewrite "
+             "the layer; use Netron to find the node number in the message."),
+        examples=("Transpose op only supports 1D-4D input arrays.Node number 11 (TRANSPOSE) failed to prepare.",),
     ),
 )
 
@@ -111,3 +265,22 @@ def entry(key: str) -> Entry:
         if e.key == key:
             return e
     raise ValueError(f"key={key!r} is not in the catalog; allowed: {', '.join(e.key for e in CATALOG)}")
+
+
+def catalog_rows() -> list[dict[str, str]]:
+    """The catalog as plain rows (key, title, cause, fix) for a table."""
+    return [{"key": e.key, "title": e.title, "cause": e.cause, "fix": e.fix} for e in CATALOG]
+
+
+def explain_error(error: BaseException) -> QuantizationError:
+    """Wrap any exception raised by TensorFlow, tfmot or LiteRT in an explained ``QuantizationError``.
+
+    Args:
+        error: the exception (a ``QuantizationError`` is returned unchanged).
+
+    Returns:
+        ``QuantizationError`` whose message is the explanation above the original text.
+    """
+    if isinstance(error, QuantizationError):
+        return error
+    return QuantizationError(explain(f"{type(error).__name__}: {error}"))

@@ -1,0 +1,299 @@
+"""The troubleshooting gallery: each forum failure reproduced, explained, fixed and measured.
+
+Every case function trains (or loads from the cache) the small models it needs,
+makes the failure happen with the real converter and runtime, applies the fix
+and returns a ``CaseResult``: the observed failure, its diagnosis from the
+catalog, one row per variant measured, and notes stating what was seen.
+Nothing here is asserted from memory: the rows are what TF 2.21 and LiteRT did.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import warnings
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+
+from . import diagnose, validate
+from .convert import ConvertedModel, convert
+from .data import InputSpec, Mnist
+from .diagnose import Diagnosis, QuantizationError
+from .evaluate import dequantize, evaluate, evaluate_keras
+from .stats import stats_for_range
+from .train import QatConfig, TrainConfig, trained_lenet
+from .variants import build, trained_variant
+
+
+@dataclass(frozen=True)
+class GalleryConfig:
+    """How big each case's experiments are (small by default: a case takes seconds once cached).
+
+    Args:
+        train_size: training images for the LeNet-sized models.
+        epochs: training epochs for them.
+        eval_size: test images each model is measured on.
+        calibration_size: representative images for int8 post-training quantization.
+        lstm_train_size, lstm_epochs: training for the LSTM (case 9).
+        lstm_eval_size: test images for the LSTM (it runs one image per invoke).
+    """
+
+    train_size: int = 12000
+    epochs: int = 1
+    eval_size: int = 2000
+    calibration_size: int = 200
+    lstm_train_size: int = 12000
+    lstm_epochs: int = 2
+    lstm_eval_size: int = 500
+
+    def __post_init__(self) -> None:
+        for name in ("train_size", "epochs", "eval_size", "calibration_size", "lstm_train_size",
+                     "lstm_epochs", "lstm_eval_size"):
+            validate.number(name, getattr(self, name), low=1, integer=True)
+
+    def train(self, spec: InputSpec = InputSpec()) -> TrainConfig:
+        return TrainConfig(epochs=self.epochs, train_size=self.train_size, spec=spec)
+
+
+@dataclass(frozen=True)
+class CaseResult:
+    """One gallery case: what failed, why, and what each variant measured."""
+
+    number: int
+    title: str
+    failure: str  # the message or symptom, as observed
+    diagnosis: Diagnosis | None
+    rows: tuple[dict[str, Any], ...] = field(repr=False)
+    notes: tuple[str, ...] = ()
+
+    def row(self, variant: str) -> dict[str, Any]:
+        """The measured row named ``variant``."""
+        for r in self.rows:
+            if r["variant"] == variant:
+                return r
+        raise ValueError(f"variant={variant!r}; allowed: {', '.join(r['variant'] for r in self.rows)}")
+
+    def table(self):
+        """The rows as a pandas DataFrame."""
+        import pandas as pd
+
+        return pd.DataFrame(list(self.rows)).set_index("variant")
+
+    def report(self) -> str:
+        """The failure, its explanation and the notes as plain text."""
+        parts = [f"Case {self.number}: {self.title}", f"Observed: {self.failure}"]
+        if self.diagnosis is not None and self.diagnosis.entry is not None:
+            e = self.diagnosis.entry
+            parts += [f"Cause: {e.cause}", f"Fix: {e.fix}"]
+        parts += [f"- {n}" for n in self.notes]
+        return "\n".join(parts)
+
+
+def attempt(action: Callable[[], Any]) -> tuple[Any, QuantizationError | None]:
+    """Run ``action``; return ``(result, None)`` or ``(None, explained error)`` if TF or LiteRT refused."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return action(), None
+    except ValueError:
+        raise  # bad arguments are the caller's bug, not a gallery failure
+    except Exception as err:  # noqa: BLE001 - every TF/tfmot/LiteRT failure is explained
+        return None, diagnose.explain_error(err)
+
+
+def measure(variant: str, model: ConvertedModel, data: Mnist, cfg: GalleryConfig,
+            spec: InputSpec = InputSpec(), **extra: Any) -> dict[str, Any]:
+    """One row: accuracy, size, speed and activation dtypes of a converted model."""
+    images, labels = data.test_images[: cfg.eval_size], data.test_labels[: cfg.eval_size]
+    result = evaluate(model, images, labels, spec)
+    acts = model.activation_dtypes
+    return {"variant": variant, "accuracy": result.accuracy, "size_kb": round(model.size_kb, 1),
+            "images_per_s": round(result.images_per_second), "float_activations": acts.get("float32", 0),
+            "activations": ", ".join(f"{k}:{v}" for k, v in sorted(acts.items())), **extra}
+
+
+def keras_row(variant: str, model: Any, data: Mnist, cfg: GalleryConfig,
+              spec: InputSpec = InputSpec(), **extra: Any) -> dict[str, Any]:
+    """One row for a Keras model (the float or fake-quant reference)."""
+    images, labels = data.test_images[: cfg.eval_size], data.test_labels[: cfg.eval_size]
+    return {"variant": variant, "accuracy": evaluate_keras(model, images, labels, spec).accuracy, **extra}
+
+
+def _convert(model: Any, recipe: str, data: Mnist, cfg: GalleryConfig, **params: Any) -> ConvertedModel:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return convert(model, recipe, representative=data.train_images[: cfg.calibration_size],
+                       spec=params.pop("spec", InputSpec()), **params)
+
+
+# --- 1. lacking min/max --------------------------------------------------------------------------
+
+def lacking_min_max(data: Mnist, cfg: GalleryConfig = GalleryConfig()) -> CaseResult:
+    """A float model down the uint8 path: it silently comes out float; fixes: QAT or default ranges."""
+    float_model = trained_lenet(data, cfg.train())
+    qat = trained_lenet(data, cfg.train(), QatConfig("uint8-legacy"))
+    plain = _convert(float_model, "legacy-uint8", data, cfg)
+    rows = [keras_row("float Keras", float_model, data, cfg),
+            measure("float -> uint8, no ranges", plain, data, cfg)]
+    for lo, hi in ((0.0, 6.0), (-1.0, 1.0), (0.0, 20.0)):
+        rows.append(measure(f"float -> uint8, default_ranges=({lo:g},{hi:g})",
+                            _convert(float_model, "legacy-uint8", data, cfg, default_ranges=(lo, hi)), data, cfg))
+    rows.append(measure("QAT (per-tensor) -> uint8", _convert(qat, "legacy-uint8", data, cfg), data, cfg))
+    warning = plain.warnings[0] if plain.warnings else "no warning"
+    return CaseResult(1, "lacking min/max data", warning, diagnose.explain(warning), tuple(rows), (
+        f"TF 2.21's v1 converter does not stop with 'lacking min/max data' as TOCO did: it returned a model "
+        f"of {plain.size_kb:.0f} KB with {rows[1]['float_activations']} float32 activations.",))
+
+
+# --- 2. wrong mean/std ---------------------------------------------------------------------------
+
+SPEC_RANGES: tuple[tuple[float, float], ...] = ((0.0, 1.0), (-1.0, 1.0), (0.0, 255.0))
+
+
+def wrong_mean_std(data: Mnist, cfg: GalleryConfig = GalleryConfig()) -> CaseResult:
+    """QAT models trained on [0,1], [-1,1] and [0,255], each converted with every range's mean/std."""
+    rows = []
+    for lo, hi in SPEC_RANGES:
+        spec = InputSpec(lo, hi)
+        model = trained_lenet(data, cfg.train(spec), QatConfig("uint8-legacy"))
+        for s_lo, s_hi in SPEC_RANGES:
+            stats = stats_for_range(s_lo, s_hi)
+            converted = _convert(model, "legacy-uint8", data, cfg, spec=spec, mean=stats.mean, std=stats.std)
+            rows.append(measure(f"trained [{lo:g},{hi:g}], stats ({stats.mean:g},{stats.std:g})", converted,
+                                data, cfg, trained_on=f"[{lo:g},{hi:g}]", mean=stats.mean, std=stats.std,
+                                correct=(s_lo, s_hi) == (lo, hi)))
+    worst = min(rows, key=lambda r: r["accuracy"])
+    return CaseResult(2, "wrong mean/std", f"accuracy {worst['accuracy']:.1%} with {worst['variant']}", None,
+                      tuple(rows), ("mean = the byte that means 0.0; std = 255 / (hi - lo): [0,1] -> (0, 255), "
+                                    "[-1,1] -> (127.5, 127.5), [0,255] -> (0, 1).",))
+
+
+# --- 3. BatchNorm in QAT -------------------------------------------------------------------------
+
+def batchnorm(data: Mnist, cfg: GalleryConfig = GalleryConfig()) -> CaseResult:
+    """Conv->BN->ReLU folds and quantizes; Conv->ReLU->BN does not fold: what tells them apart."""
+    rows = []
+    folded = trained_variant("lenet-bn", data, cfg.train())
+    qat = trained_variant("lenet-bn", data, cfg.train(), QatConfig("int8"))
+    rows.append(keras_row("Conv->BN->ReLU float", folded, data, cfg))
+    for label, model, recipe in (("Conv->BN->ReLU QAT -> int8", qat, "qat-int8"),
+                                 ("Conv->BN->ReLU PTQ -> int8", folded, "int8-ptq")):
+        c = _convert(model, recipe, data, cfg)
+        rows.append(measure(label, c, data, cfg, mul_add_ops=_count(c, "MUL", "ADD")))
+    legacy_qat = trained_variant("lenet-bn", data, cfg.train(), QatConfig("uint8-legacy"))
+    c = _convert(legacy_qat, "legacy-uint8", data, cfg)
+    rows.append(measure("Conv->BN->ReLU QAT -> legacy uint8", c, data, cfg, mul_add_ops=_count(c, "MUL", "ADD")))
+    unfolded = trained_variant("lenet-bn-after-relu", data, cfg.train())
+    rows.append(keras_row("Conv->ReLU->BN float", unfolded, data, cfg))
+    _, error = attempt(lambda: trained_variant("lenet-bn-after-relu", data, cfg.train(), QatConfig("int8")))
+    c = _convert(unfolded, "int8-ptq", data, cfg)
+    rows.append(measure("Conv->ReLU->BN PTQ -> int8", c, data, cfg, mul_add_ops=_count(c, "MUL", "ADD")))
+    failure = error.diagnosis.original if error else "tfmot quantized the unfoldable layout"
+    return CaseResult(3, "BatchNorm in QAT", failure, error.diagnosis if error else None, tuple(rows), (
+        "Folded: the converted model has no MUL/ADD, the BN lives inside CONV_2D's weights and bias.",
+        "Not folded: tfmot refuses QAT; PTQ keeps each BN as a MUL and an ADD (quantized, but extra ops).",
+        f"Legacy uint8 path on the folded QAT model: {rows[3]['float_activations']} activations stayed float "
+        "(the conv+BN output has no recorded range on that path).",))
+
+
+def _count(model: ConvertedModel, *ops: str) -> int:
+    return sum(1 for op in model.ops if op in ops)
+
+
+# --- 4. ops with no quantized kernel -------------------------------------------------------------
+
+def no_quantized_kernel(data: Mnist, cfg: GalleryConfig = GalleryConfig()) -> CaseResult:
+    """The instance-norm block and a tf.cast on the uint8 and int8 paths; rewrite or keep float."""
+    inorm = trained_variant("instance-norm", data, cfg.train())
+    rows = [keras_row("instance norm float", inorm, data, cfg)]
+    _, error = attempt(lambda: _convert(inorm, "legacy-uint8", data, cfg, default_ranges=(-6.0, 6.0)))
+    int8 = _convert(inorm, "int8-ptq", data, cfg)
+    rows.append(measure("instance norm -> int8", int8, data, cfg, ops=" ".join(sorted(set(int8.ops)))))
+    kept = _convert(inorm, "int8-ptq", data, cfg, keep_float=("inorm1",))
+    rows.append(measure("instance norm -> int8, inorm1 kept float", kept, data, cfg))
+    rewritten = build("instance-norm-rewritten")
+    rewritten.set_weights(inorm.get_weights())
+    rw = _convert(rewritten, "float32", data, cfg)
+    plain = _convert(inorm, "float32", data, cfg)
+    cast = trained_variant("cast", data, cfg.train())
+    rows.append(keras_row("tf.cast float", cast, data, cfg))
+    cast_int8 = _convert(cast, "int8-ptq", data, cfg)
+    rows.append(measure("tf.cast -> int8", cast_int8, data, cfg, cast_ops=_count(cast_int8, "CAST")))
+    cast_legacy = _convert(cast, "legacy-uint8", data, cfg, default_ranges=(0.0, 6.0))
+    rows.append(measure("tf.cast -> uint8, default_ranges=(0,6)", cast_legacy, data, cfg))
+    no_cast = _without(cast, "pixel_cast")
+    rows.append(measure("cast removed -> int8", _convert(no_cast, "int8-ptq", data, cfg), data, cfg))
+    failure = error.diagnosis.original if error else "the uint8 conversion of the instance norm ran"
+    return CaseResult(4, "ops with no quantized kernel", failure, error.diagnosis if error else None, tuple(rows), (
+        f"The converter already rewrites the block: ops {sorted(set(plain.ops))}; written with rsqrt by hand "
+        f"the op list is {'identical' if plain.ops == rw.ops else 'different: ' + str(sorted(set(rw.ops)))}.",
+        "int8: MEAN, SQUARED_DIFFERENCE, RSQRT, MUL all have int8 kernels; the whole block runs int8.",
+        f"tf.cast: the int8 converter keeps CAST in float with QUANTIZE/DEQUANTIZE around it "
+        f"({rows[-3]['float_activations']} float activations) instead of refusing as TOCO did.",))
+
+
+def _without(model: Any, layer_name: str) -> Any:
+    """A copy of a single-chain Keras model with one (weightless) layer skipped."""
+    from .keras_compat import keras
+
+    inputs = keras.Input(model.input_shape[1:], name="image")
+    x = inputs
+    for layer in model.layers[1:]:
+        if layer.name != layer_name:
+            x = layer(x)
+    return keras.Model(inputs, x, name=f"{model.name}_without_{layer_name}")
+
+
+# --- 5. per-channel QAT weights on the uint8 path ------------------------------------------------
+
+def per_channel_on_uint8(data: Mnist, cfg: GalleryConfig = GalleryConfig()) -> CaseResult:
+    """tfmot's default (per-channel) QAT model down the uint8 path; fixes: per-tensor QAT or int8."""
+    per_channel = trained_lenet(data, cfg.train(), QatConfig("int8"))
+    per_tensor = trained_lenet(data, cfg.train(), QatConfig("uint8-legacy"))
+    _, error = attempt(lambda: _convert(per_channel, "legacy-uint8", data, cfg))
+    rows = [keras_row("per-channel QAT Keras", per_channel, data, cfg),
+            measure("per-tensor QAT -> legacy uint8", _convert(per_tensor, "legacy-uint8", data, cfg), data, cfg),
+            measure("per-channel QAT -> int8", _convert(per_channel, "qat-int8", data, cfg), data, cfg)]
+    failure = error.diagnosis.original if error else "the per-channel model ran on the uint8 path"
+    return CaseResult(5, "per-channel QAT weights on the uint8 path", failure,
+                      error.diagnosis if error else None, tuple(rows))
+
+
+# --- 6. uint8 outputs that look like [15 0 0 0] ---------------------------------------------------
+
+def raw_outputs(data: Mnist, cfg: GalleryConfig = GalleryConfig(), count: int = 5) -> CaseResult:
+    """Raw quantized outputs vs outputs dequantized with the output's scale and zero point."""
+    from .tflite_info import interpreter
+
+    count = validate.number("count", count, low=1, high=cfg.eval_size, integer=True)
+    qat = trained_lenet(data, cfg.train(), QatConfig("uint8-legacy"))
+    reference = np.asarray(qat.predict(InputSpec().normalize(data.test_images[:count]), verbose=0))
+    rows, notes = [], []
+    for label, converted in (("legacy uint8", _convert(qat, "legacy-uint8", data, cfg)),
+                             ("int8 with int8 I/O", _convert(
+                                 trained_lenet(data, cfg.train(), QatConfig("int8")), "qat-int8", data, cfg,
+                                 io_type="int8"))):
+        interp = interpreter(converted.tflite)
+        inp, out = interp.get_input_details()[0], interp.get_output_details()[0]
+        interp.resize_tensor_input(inp["index"], [count, 28, 28, 1])
+        interp.allocate_tensors()
+        from .evaluate import prepare_input
+
+        scale, zp = inp["quantization"]
+        interp.set_tensor(inp["index"], prepare_input(data.test_images[:count], np.dtype(inp["dtype"]).name,
+                                                      scale, zp))
+        interp.invoke()
+        raw = interp.get_tensor(out["index"])
+        real = dequantize(raw, converted.output.scale, converted.output.zero_point)
+        rows.append({"variant": label, "dtype": str(raw.dtype), "scale": converted.output.scale,
+                     "zero_point": converted.output.zero_point, "raw_first": str(raw[0].tolist()),
+                     "raw_row_sum": float(raw[0].astype(np.float64).sum()),
+                     "dequantized_row_sum": float(real[0].sum()),
+                     "max_abs_error_raw": float(np.abs(raw.astype(np.float32) - reference).max()),
+                     "max_abs_error_dequantized": float(np.abs(real - reference).max()),
+                     "same_argmax": bool(np.array_equal(raw.argmax(1), real.argmax(1)))})
+        notes.append(f"{label}: raw {raw[0].tolist()} -> {np.round(real[0], 3).tolist()}")
+    return CaseResult(6, "uint8 outputs that look like [15 0 0 0]", rows[0]["raw_first"], None, tuple(rows), (
+        "real = scale * (q - zero_point); a softmax output has scale 1/256, so raw bytes sum to about 256.",
+        *notes))

@@ -1,0 +1,203 @@
+"""Troubleshooting gallery, cases 7-11: shapes, recipes, LSTMs, bit widths, selective quantization.
+
+Same contract as ``gallery``: each function reproduces, fixes, measures and
+returns a ``CaseResult``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import validate
+from .data import InputSpec, Mnist
+from .evaluate import dequantize, prepare_input
+from .gallery import CaseResult, GalleryConfig, _convert, attempt, keras_row, measure
+from .tflite_info import interpreter
+from .train import QatConfig, TrainConfig, trained_lenet
+from .variants import build, trained_variant
+
+
+# --- 7. dynamic shapes ---------------------------------------------------------------------------
+
+def dynamic_shape(data: Mnist, cfg: GalleryConfig = GalleryConfig()) -> CaseResult:
+    """A model declared with (None, None, 1) input; the fix is a fixed-shape copy with the same weights."""
+    dynamic = trained_variant("any-size", data, cfg.train())
+    _, error = attempt(lambda: _convert(dynamic, "float32", data, cfg))
+    _, legacy_error = attempt(lambda: _convert(dynamic, "legacy-uint8", data, cfg, default_ranges=(0.0, 6.0)))
+    fixed = build("fixed-size")
+    fixed.set_weights(dynamic.get_weights())
+    rows = [keras_row("dynamic Keras", dynamic, data, cfg),
+            measure("fixed 28x28 -> float32", _convert(fixed, "float32", data, cfg), data, cfg),
+            measure("fixed 28x28 -> int8", _convert(fixed, "int8-ptq", data, cfg), data, cfg)]
+    failure = error.diagnosis.original if error else "the dynamic model converted and ran"
+    notes = ("TF 2.21 converts the None dimensions (TOCO said 'None is only supported in the 1st dimension'); "
+             "the failure moved to the interpreter, whose default input is 1x1.",
+             f"legacy uint8 path: {legacy_error.key if legacy_error else 'ran'}")
+    return CaseResult(7, "dynamic shapes", failure, error.diagnosis if error else None, tuple(rows), notes)
+
+
+# --- 8. dynamic range vs full integer ------------------------------------------------------------
+
+def kernel_table(model) -> list[dict]:
+    """Per op: the dtype its activations arrive in and the dtype of its weights (hybrid = float + int8)."""
+    interp = interpreter(model.tflite)
+    details = {t["index"]: t for t in interp.get_tensor_details()}
+    producers = {int(o) for op in interp._get_ops_details() for o in op["outputs"]}  # noqa: SLF001
+    rows = []
+    for op in interp._get_ops_details():  # noqa: SLF001
+        ins = [details[int(i)] for i in op["inputs"] if int(i) >= 0]
+        acts = [np.dtype(t["dtype"]).name for t in ins if t["index"] in producers or t["index"] in
+                {d["index"] for d in interp.get_input_details()}]
+        weights = [np.dtype(t["dtype"]).name for t in ins if len(t["shape"]) > 1 and t["index"] not in producers
+                   and t["index"] not in {d["index"] for d in interp.get_input_details()}]
+        act = acts[0] if acts else "-"
+        kind = ("conversion" if op["op_name"] in ("QUANTIZE", "DEQUANTIZE") else "hybrid (float math, int8 weights)" if act == "float32" and "int8" in weights
+                else "float" if act == "float32" else "integer")
+        rows.append({"op": op["op_name"], "activation": act, "weights": weights[0] if weights else "-",
+                     "kernel": kind})
+    return rows
+
+
+def dynamic_range_vs_integer(data: Mnist, cfg: GalleryConfig = GalleryConfig()) -> CaseResult:
+    """The old ``post_training_quantize`` (dynamic range) against full integer: kernels, size, accuracy, speed."""
+    model = trained_lenet(data, cfg.train())
+    rows, notes = [keras_row("float Keras", model, data, cfg)], []
+    for recipe in ("float32", "dynamic-range", "int8-ptq"):
+        converted = _convert(model, recipe, data, cfg)
+        table = kernel_table(converted)
+        kinds = {k: sum(1 for r in table if r["kernel"] == k) for k in sorted({r["kernel"] for r in table})}
+        rows.append(measure(recipe, converted, data, cfg, **{f"ops {k}": v for k, v in kinds.items()}))
+        notes.append(f"{recipe}: " + ", ".join(f"{r['op']} {r['kernel']}" for r in table))
+    return CaseResult(8, "dynamic range vs full integer", "dynamic-range keeps float activations", None,
+                      tuple(rows), tuple(notes))
+
+
+# --- 9. LSTM on MNIST rows ----------------------------------------------------------------------
+
+def evaluate_stateful(model, images: np.ndarray, labels: np.ndarray, spec: InputSpec = InputSpec()) -> float:
+    """Accuracy of a batch-1 model run one image per invoke, with its state variables reset each time.
+
+    A fused TFLite LSTM keeps its state in variable tensors that persist between
+    invokes; without ``reset_all_variables()`` each image starts from the last one's state.
+    """
+    images = validate.images("images", images)
+    interp = interpreter(model.tflite)
+    interp.allocate_tensors()
+    inp, out = interp.get_input_details()[0], interp.get_output_details()[0]
+    scale, zp = inp["quantization"]
+    x = prepare_input(images, np.dtype(inp["dtype"]).name, scale, zp, spec)
+    correct = 0
+    for i in range(len(x)):
+        interp.reset_all_variables()
+        interp.set_tensor(inp["index"], x[i:i + 1])
+        interp.invoke()
+        score = dequantize(interp.get_tensor(out["index"]), *out["quantization"])
+        correct += int(score.argmax() == labels[i])
+    return correct / len(x)
+
+
+def lstm(data: Mnist, cfg: GalleryConfig = GalleryConfig()) -> CaseResult:
+    """LSTM over 28 rows of 28 pixels: float vs dynamic range vs int8 PTQ, and what refuses."""
+    from .keras_compat import keras
+
+    config = TrainConfig(epochs=cfg.lstm_epochs, train_size=cfg.lstm_train_size)
+    trained = trained_variant("lstm", data, config)
+    _, error = attempt(lambda: _convert(trained, "float32", data, cfg))
+    fixed_in = keras.Input((28, 28, 1), batch_size=1, name="image")
+    fresh = build("lstm")
+    x = fixed_in
+    for layer in fresh.layers[1:]:
+        x = layer(x)
+    fixed = keras.Model(fixed_in, x, name="lstm_rows_batch1")
+    fixed.set_weights(trained.get_weights())
+    n = min(cfg.lstm_eval_size, cfg.eval_size)
+    images, labels = data.test_images[:n], data.test_labels[:n]
+    small = GalleryConfig(**{**cfg.__dict__, "eval_size": n})
+    rows = [keras_row("LSTM Keras", trained, data, small)]
+    for recipe in ("float32", "dynamic-range", "int8-ptq"):
+        converted = _convert(fixed, recipe, data, cfg)
+        rows.append({"variant": recipe, "accuracy": evaluate_stateful(converted, images, labels),
+                     "size_kb": round(converted.size_kb, 1), "ops": " ".join(converted.ops)})
+    float_model = _convert(fixed, "float32", data, cfg)
+    rows.append({"variant": "float32, state not reset (batched evaluate)",
+                 "accuracy": _accuracy_without_reset(float_model, images, labels)})
+    refused = []
+    for recipe, params in (("int16x8", {}), ("legacy-uint8", {"default_ranges": (-1.0, 1.0)})):
+        _, err = attempt(lambda: _convert(fixed, recipe, data, cfg, **params))
+        refused.append(f"{recipe}: {'converted' if err is None else (err.key or str(err.diagnosis.original)[:120])}")
+    failure = error.diagnosis.original if error else "the batch-None LSTM converted"
+    return CaseResult(9, "LSTM on MNIST rows", failure, error.diagnosis if error else None, tuple(rows),
+                      tuple(refused))
+
+
+def _accuracy_without_reset(model, images: np.ndarray, labels: np.ndarray) -> float:
+    interp = interpreter(model.tflite)
+    interp.allocate_tensors()
+    inp, out = interp.get_input_details()[0], interp.get_output_details()[0]
+    x = InputSpec().normalize(images)
+    hits = 0
+    for i in range(len(x)):
+        interp.set_tensor(inp["index"], x[i:i + 1])
+        interp.invoke()
+        hits += int(interp.get_tensor(out["index"]).argmax() == labels[i])
+    return hits / len(x)
+
+
+# --- 10. 4-bit -----------------------------------------------------------------------------------
+
+def four_bit(data: Mnist, cfg: GalleryConfig = GalleryConfig()) -> CaseResult:
+    """QAT simulated at 4 bits vs 8 bits, and what the converter and runtime do with it."""
+    rows, errors = [], {}
+    for bits in (8, 4):
+        for scheme, recipe in (("int8", "qat-int8"), ("uint8-legacy", "legacy-uint8")):
+            model = trained_lenet(data, cfg.train(), QatConfig(scheme, bits=bits))
+            row = {"variant": f"{bits}-bit QAT ({scheme}) Keras",
+                   "keras_accuracy": keras_row("", model, data, cfg)["accuracy"]}
+            converted, err = attempt(lambda: _convert(model, recipe, data, cfg))
+            row["converts"] = err is None
+            if converted is not None:
+                row.update(measure("", converted, data, cfg, weight_levels=_max_levels(converted)))
+                row["variant"] = f"{bits}-bit QAT ({scheme}) -> {recipe}"
+            else:
+                errors[(bits, scheme)] = err
+            rows.append(row)
+    first = next(iter(errors.values()), None)
+    failure = first.diagnosis.original if first else "4-bit QAT models converted"
+    return CaseResult(10, "4-bit", failure, first.diagnosis if first else None, tuple(rows), (
+        "TFLite's integer kernels are 8-bit; the 4-bit numbers are the Keras model's simulated accuracy.",))
+
+
+def _max_levels(model) -> int:
+    """The most distinct values any weight tensor of a converted model uses."""
+    interp = interpreter(model.tflite)
+    interp.allocate_tensors()
+    levels = 0
+    for t in model.info.tensors:
+        if t.producer is None and t.dtype in ("int8", "uint8") and len(t.shape) > 1:
+            levels = max(levels, len(np.unique(interp.get_tensor(t.index))))
+    return levels
+
+
+# --- 11. keeping one layer float -----------------------------------------------------------------
+
+def selective(data: Mnist, cfg: GalleryConfig = GalleryConfig(), layer: str | None = None) -> CaseResult:
+    """Full int8 vs int8 with one layer kept float (the worst per the QuantizationDebugger when ``layer=None``)."""
+    from .layers import debugger_statistics, suggest_float_layers
+
+    model = trained_lenet(data, cfg.train())
+    if layer is None:
+        stats = debugger_statistics(model, data.train_images[: cfg.calibration_size])
+        layer = suggest_float_layers(stats, model, count=1)[0]
+    full = _convert(model, "int8-ptq", data, cfg)
+    kept = _convert(model, "int8-ptq", data, cfg, keep_float=(layer,))
+    rows = [keras_row("float Keras", model, data, cfg),
+            measure("float32", _convert(model, "float32", data, cfg), data, cfg),
+            measure("int8 (all layers)", full, data, cfg),
+            measure(f"int8, {layer} kept float", kept, data, cfg, kept_float=layer)]
+    return CaseResult(11, "keeping one layer float", f"kept {layer} float", None, tuple(rows), (
+        f"Keeping {layer} float adds {kept.size_kb - full.size_kb:+.1f} KB and "
+        f"{rows[3]['float_activations'] - rows[2]['float_activations']} float activations.",))
+
+
+CASES = ("lacking_min_max", "wrong_mean_std", "batchnorm", "no_quantized_kernel", "per_channel_on_uint8",
+         "raw_outputs", "dynamic_shape", "dynamic_range_vs_integer", "lstm", "four_bit", "selective")

@@ -1,0 +1,247 @@
+"""Per-layer quantization error, for uint8 (legacy) and int8 models alike.
+
+``layer_errors`` runs the TFLite model keeping every tensor, dequantizes each
+quantized activation with its own scale and zero point, and compares it with
+the matching Keras layer output of the reference model on the same images.
+TFLite tensor names carry the Keras layer names (``lenet/conv1/Relu;...``), so
+a tensor belongs to the latest Keras layer named in it; for fused ops (conv +
+ReLU) that is the layer whose output already includes the activation.
+
+For int8 models the TFLite QuantizationDebugger gives its own per-layer
+statistics (``debugger_statistics``); it does not cover the uint8 path.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from . import validate
+from .data import InputSpec
+from .evaluate import dequantize, model_bytes, prepare_input
+from .tflite_info import interpreter
+
+
+@dataclass(frozen=True)
+class LayerError:
+    """One Keras layer's output against its quantized TFLite counterpart."""
+
+    layer: str
+    tensor: str
+    op: str
+    dtype: str
+    scale: float
+    zero_point: int
+    rmse: float
+    snr_db: float  # 10 log10(mean(ref^2) / mean(err^2))
+    relative: float  # rmse / rms(ref)
+    max_abs: float
+
+    @property
+    def rmse_in_steps(self) -> float:
+        """The RMSE in quantization steps (1.0 = one step of this tensor's scale)."""
+        return self.rmse / self.scale if self.scale else float("nan")
+
+
+@dataclass(frozen=True)
+class LayerReport:
+    """Per-layer errors of one model, in execution order."""
+
+    layers: tuple[LayerError, ...]
+    count: int  # images compared
+    values: dict[str, tuple[np.ndarray, np.ndarray]] = field(repr=False, default_factory=dict)
+
+    def table(self):
+        """A pandas DataFrame, one row per layer."""
+        import pandas as pd
+
+        rows = [{**e.__dict__, "rmse_in_steps": e.rmse_in_steps} for e in self.layers]
+        return pd.DataFrame(rows).set_index("layer")
+
+    def get(self, layer: str) -> LayerError:
+        for e in self.layers:
+            if e.layer == layer:
+                return e
+        raise ValueError(f"layer={layer!r}; allowed: {', '.join(e.layer for e in self.layers)}")
+
+
+def error_metrics(quantized: np.ndarray, reference: np.ndarray) -> tuple[float, float, float, float]:
+    """``(rmse, snr_db, relative, max_abs)`` of ``quantized`` (real values) against ``reference``."""
+    q = np.asarray(quantized, dtype=np.float64).reshape(-1)
+    r = np.asarray(reference, dtype=np.float64).reshape(-1)
+    if q.shape != r.shape:
+        raise ValueError(f"quantized has {q.size} values, reference {r.size}; allowed: the same shape")
+    err = q - r
+    mse, power = float(np.mean(err ** 2)), float(np.mean(r ** 2))
+    rmse = float(np.sqrt(mse))
+    snr = float("inf") if mse == 0 else (10 * np.log10(power / mse) if power > 0 else float("-inf"))
+    relative = rmse / np.sqrt(power) if power > 0 else float("inf")
+    return rmse, float(snr), float(relative), float(np.max(np.abs(err))) if err.size else 0.0
+
+
+def layer_errors(model: Any, keras_model: Any, images: np.ndarray, spec: InputSpec = InputSpec(),
+                 keep_values: bool = False) -> LayerReport:
+    """Compare every quantized activation of a TFLite model with the Keras layer it came from.
+
+    Args:
+        model: the converted model (``ConvertedModel``, bytes or path), uint8 or int8.
+        keras_model: its Keras source (the float model, or the QAT model for QAT conversions).
+        images: raw uint8 images ``(N, 28, 28, 1)`` (a few hundred are plenty).
+        spec: the float range the Keras model was trained on.
+        keep_values: also keep each pair of arrays (``report.values[layer]``).
+
+    Returns:
+        ``LayerReport`` with one ``LayerError`` per matched layer, in execution order.
+
+    Raises:
+        ValueError: bad images, or no quantized activation matched any Keras layer.
+    """
+    from .keras_compat import keras
+
+    data = validate.images("images", images)
+    interp = interpreter(model_bytes(model), keep_tensors=True)
+    inp = interp.get_input_details()[0]
+    interp.resize_tensor_input(inp["index"], [len(data), *inp["shape"][1:]])
+    interp.allocate_tensors()
+    scale, zp = inp["quantization"]
+    interp.set_tensor(inp["index"], prepare_input(data, np.dtype(inp["dtype"]).name, scale, zp, spec))
+    interp.invoke()
+
+    order = [layer.name for layer in keras_model.layers]
+    outputs = {op_out: op["op_name"] for op in interp._get_ops_details()  # noqa: SLF001
+               for op_out in (int(o) for o in op["outputs"])}
+    final = {int(d["index"]) for d in interp.get_output_details()}
+    matched: dict[str, dict] = {}
+    for t in interp.get_tensor_details():
+        q = t.get("quantization_parameters", {})
+        if t["index"] not in outputs or len(q.get("scales", ())) != 1 or outputs[t["index"]] == "QUANTIZE":
+            continue
+        layer = _layer_of(t["name"], order) or (order[-1] if _feeds_output(t, interp, final) else None)
+        if layer is not None:
+            matched[layer] = t  # later tensors of a layer (fused activation) replace earlier ones
+    if not matched:
+        raise ValueError("no quantized activation tensor matched a Keras layer; allowed: a quantized (uint8 or "
+                         "int8) model converted from keras_model")
+    names = [n for n in order if n in matched]
+    probe = keras.Model(keras_model.inputs, [keras_model.get_layer(n).output for n in names])
+    refs = probe.predict(spec.normalize(data), batch_size=512, verbose=0)
+    refs = refs if isinstance(refs, list) else [refs]
+    rows, values = [], {}
+    for name, ref in zip(names, refs):
+        t = matched[name]
+        s, z = float(t["quantization_parameters"]["scales"][0]), int(t["quantization_parameters"]["zero_points"][0])
+        real = dequantize(interp.get_tensor(t["index"]), s, z)
+        rmse, snr, rel, mx = error_metrics(real, ref)
+        rows.append(LayerError(name, t["name"], outputs[t["index"]], np.dtype(t["dtype"]).name, s, z,
+                               rmse, snr, rel, mx))
+        if keep_values:
+            values[name] = (real, np.asarray(ref))
+    return LayerReport(tuple(rows), len(data), values)
+
+
+def _layer_of(tensor_name: str, order: list[str]) -> str | None:
+    segments = {seg for part in tensor_name.split(";") for seg in part.split("/")}
+    found = [name for name in order if name in segments]
+    return found[-1] if found else None
+
+
+def _feeds_output(tensor: dict, interp: Any, final: set[int]) -> bool:
+    """The tensor is the model output, or the input of the DEQUANTIZE that makes it."""
+    if tensor["index"] in final:
+        return True
+    for op in interp._get_ops_details():  # noqa: SLF001
+        if op["op_name"] == "DEQUANTIZE" and tensor["index"] in {int(i) for i in op["inputs"]}:
+            return bool(final & {int(o) for o in op["outputs"]})
+    return False
+
+
+def plot_layer_errors(reports: dict[str, LayerReport], metric: str = "snr_db", ax=None):
+    """Bar chart of one metric per layer for one or more models (``{"uint8": report, ...}``).
+
+    Returns:
+        The matplotlib Axes.
+    """
+    validate.choice("metric", metric, ("snr_db", "rmse", "relative", "rmse_in_steps"))
+    if ax is None:
+        from matplotlib.figure import Figure
+
+        ax = Figure(figsize=(8, 3.5)).add_subplot()
+    layers = list(dict.fromkeys(e.layer.removeprefix("quant_") for r in reports.values() for e in r.layers))
+    width = 0.8 / max(len(reports), 1)
+    for i, (label, report) in enumerate(reports.items()):
+        by_name = {e.layer.removeprefix("quant_"): e for e in report.layers}
+        ys = [getattr(by_name[n], metric) if n in by_name else np.nan for n in layers]
+        ax.bar(np.arange(len(layers)) + i * width, ys, width, label=label)
+    ax.set_xticks(np.arange(len(layers)) + width * (len(reports) - 1) / 2, layers, rotation=30)
+    ax.set_ylabel({"snr_db": "SNR (dB, higher is better)", "rmse": "RMSE", "relative": "RMSE / RMS",
+                   "rmse_in_steps": "RMSE (quantization steps)"}[metric])
+    ax.legend()
+    ax.set_title("Per-layer quantization error")
+    return ax
+
+
+def debugger_statistics(keras_model: Any, representative: np.ndarray, spec: InputSpec = InputSpec()):
+    """The TFLite QuantizationDebugger's per-layer statistics for int8 PTQ of ``keras_model``.
+
+    Args:
+        keras_model: a float Keras model.
+        representative: raw uint8 images used both to calibrate and to compare.
+        spec: the float range the model was trained on.
+
+    Returns:
+        A pandas DataFrame, one row per quantized op output, with the debugger's
+        columns plus ``rmse/scale``.
+    """
+    import pandas as pd
+
+    from .keras_compat import tf
+
+    x = spec.normalize(validate.images("representative", representative))
+
+    def dataset():
+        for i in range(len(x)):
+            yield [x[i:i + 1]]
+
+    converter = tf.lite.TFLiteConverter.from_keras_model(keras_model)
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = dataset
+    debugger = tf.lite.experimental.QuantizationDebugger(converter=converter, debug_dataset=dataset)
+    debugger.run()
+    frame = pd.DataFrame.from_dict(debugger.layer_statistics, orient="index")
+    frame["tensor"] = [name.split("NumericVerify/", 1)[-1].rsplit(":", 1)[0] for name in frame.index]
+    frame["rmse/scale"] = np.sqrt(frame["mean_squared_error"]) / _scales(debugger, frame.index)
+    return frame.reset_index(drop=True)
+
+
+def _scales(debugger: Any, names) -> np.ndarray:
+    details = {t["name"]: t for t in debugger._quant_interpreter.get_tensor_details()}  # noqa: SLF001
+    scales = []
+    for name in names:
+        idx = int(name.rsplit(":", 1)[-1])
+        t = next((d for d in details.values() if d["index"] == idx), None)
+        q = (t or {}).get("quantization_parameters", {}).get("scales", ())
+        scales.append(float(q[0]) if len(q) else np.nan)
+    return np.asarray(scales)
+
+
+def suggest_float_layers(statistics, keras_model: Any, count: int = 1) -> list[str]:
+    """The Keras layers whose outputs have the largest ``rmse/scale`` (candidates to keep float).
+
+    Args:
+        statistics: the DataFrame from ``debugger_statistics``.
+        keras_model: the model the statistics are for (its layer names).
+        count: how many layers to suggest.
+    """
+    count = validate.number("count", count, low=1, integer=True)
+    order = [layer.name for layer in keras_model.layers]
+    ranked = statistics.sort_values("rmse/scale", ascending=False)
+    chosen: list[str] = []
+    for tensor in ranked["tensor"]:
+        layer = _layer_of(tensor, order)
+        if layer and layer not in chosen and any(w.size for w in keras_model.get_layer(layer).get_weights()):
+            chosen.append(layer)
+        if len(chosen) == count:
+            break
+    return chosen
