@@ -32,10 +32,15 @@ _LAZY = {
     "quantize_model": "train", "trained_lenet": "train", "lenet": "models",
 }
 
+# Notebook tools: sweeps, plots, widgets, input-code analysis
+_SUBMODULES = ("sweep", "plots", "widgets", "bits")
+
 
 def __getattr__(name: str):
     if name in _LAZY:
         return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    if name in _SUBMODULES:  # wb.sweep, wb.plots, ...: imported on first use
+        return importlib.import_module(f".{name}", __name__)
     raise AttributeError(f"module 'workbench' has no attribute {name!r}")
 
 
