@@ -10,7 +10,7 @@ import sys
 def test_demo_cli_writes_table_csv_png_and_models(tmp_path):
     out = tmp_path / "out"
     proc = subprocess.run(
-        [sys.executable, "-m", "workbench", "demo", "--out", str(out), "--train-size", "12000",
+        [sys.executable, "-m", "workbench", "demo", "--out", str(out), "--train-size", "20000", "--epochs", "2",
          "--test-size", "1000", "--calibration-size", "100", "--no-progress"],
         capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
