@@ -33,7 +33,7 @@ _LAZY = {
 }
 
 # Notebook tools: sweeps, plots, widgets, input-code analysis
-_SUBMODULES = ("sweep", "plots", "widgets", "bits")
+_SUBMODULES = ("sweep", "plots", "widgets", "bits", "viewer")
 
 
 def __getattr__(name: str):
