@@ -59,7 +59,7 @@ class CodeUsage:
 
     def summary(self) -> dict[str, float]:
         """One flat row for a table."""
-        return {"mean": self.stats.mean, "std": self.stats.std, "codes_in_range": self.codes_in_range,
+        return {"mean": self.stats.mean + 0.0, "std": self.stats.std, "codes_in_range": self.codes_in_range,
                 "wasted_codes": self.wasted_codes, "unreachable_pct": round(100 * self.unreachable, 1),
                 "clipped_pct": round(100 * self.clipped_fraction, 2)}
 
@@ -83,7 +83,8 @@ def code_usage(stats: InputStats, train_range: tuple[float, float],
         raise ValueError(f"stats={stats!r}; allowed: an InputStats(mean, std)")
     lo, hi = validate.range_pair("train_range", train_range)
     real = (CODES - stats.mean) / stats.std
-    inside = (real >= lo - 1e-9) & (real <= hi + 1e-9)
+    tol = 0.01 / stats.std  # a hundredth of a code: float32 scales are not exact
+    inside = (real >= lo - tol) & (real <= hi + tol)
     code_lo, code_hi = float(real[0]), float(real[-1])
     covered = max(0.0, min(hi, code_hi) - max(lo, code_lo))
     clipped = 0.0

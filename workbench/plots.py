@@ -106,7 +106,7 @@ def confusion_pair(reference: np.ndarray, quantized: np.ndarray, *,
 
 def accuracy_curve(frame, x: str, baseline: float, *, accuracy: str = "accuracy", ax=None,
                    logx: bool = False, xlabel: str | None = None, label: str | None = None,
-                   title: str | None = None):
+                   title: str | None = None, references: dict[str, float] | None = None):
     """Accuracy against one swept parameter, the float baseline drawn.
 
     Args:
@@ -118,6 +118,7 @@ def accuracy_curve(frame, x: str, baseline: float, *, accuracy: str = "accuracy"
         xlabel: the x axis label (with units); defaults to ``x``.
         label: the legend entry of the curve.
         title: the axes title.
+        references: other accuracies (fractions) drawn as dotted lines, e.g. ``{"QAT uint8": 0.98}``.
     """
     base = _baseline(baseline)
     if x not in frame:
@@ -126,6 +127,9 @@ def accuracy_curve(frame, x: str, baseline: float, *, accuracy: str = "accuracy"
     ordered = frame.sort_values(x)
     ax.plot(ordered[x], _percent(ordered, accuracy), marker="o", linewidth=2, label=label or "quantized")
     _draw_baseline(ax, base)
+    for (name, value), color in zip((references or {}).items(), ("#c44e52", "#55a868", "#8172b3")):
+        ax.axhline(100 * validate.number(name, value, low=0, high=1), color=color, linestyle=":",
+                   linewidth=2, label=f"{name} {100 * value:.2f} %")
     if logx:
         ax.set_xscale("log")
     ax.set_xlabel(xlabel or x, fontsize=FONT)
@@ -190,12 +194,12 @@ def input_histogram(stats: InputStats, pixels: np.ndarray, train_range: tuple[fl
               label="codes in the training range")
     ax.stairs(np.zeros(256), np.arange(257.0), fill=True, color="#c44e52", gid="outside",
               label="codes outside it (clipped / wasted)")
-    ax.set_yscale("log")
-    ax.set_ylim(0.8, counts.max() * 3)
     ax.set_xlabel("real input value the model sees, (q - mean) / std", fontsize=FONT)
     ax.set_ylabel("number of test pixels (log)", fontsize=FONT)
     ax.legend(loc="upper right", fontsize=FONT - 3)
     update_input_histogram(ax, stats, counts, (lo, hi))
+    ax.set_ylim(0.8, counts.max() * 3)  # fixed first, so the log scale never autoscales an empty bar
+    ax.set_yscale("log")
     return fig, ax
 
 
@@ -205,7 +209,8 @@ def update_input_histogram(ax, stats: InputStats, counts: np.ndarray, train_rang
     usage = bits.code_usage(stats, (lo, hi))
     edges = (np.arange(257.0) - 0.5 - stats.mean) / stats.std
     centers = (np.arange(256.0) - stats.mean) / stats.std
-    inside = (centers >= lo - 1e-9) & (centers <= hi + 1e-9)
+    tol = 0.01 / stats.std
+    inside = (centers >= lo - tol) & (centers <= hi + tol)
     patches = {p.get_gid(): p for p in ax.patches}
     patches["inside"].set_data(np.where(inside, counts, 0), edges)
     patches["outside"].set_data(np.where(inside, 0, counts), edges)
@@ -213,7 +218,7 @@ def update_input_histogram(ax, stats: InputStats, counts: np.ndarray, train_rang
     pad = 0.05 * (right - left)
     ax.set_xlim(left - pad, right + pad)
     clipped = counts[~inside].sum() / max(counts.sum(), 1)
-    ax.set_title(f"mean={stats.mean:g}, std={stats.std:.4g}: {usage.codes_in_range} codes in range, "
+    ax.set_title(f"mean={stats.mean + 0.0:g}, std={stats.std:.4g}: {usage.codes_in_range} codes in range, "
                  f"{usage.wasted_codes} wasted, {100 * clipped:.1f} % of pixels clipped", fontsize=FONT)
 
 

@@ -271,6 +271,51 @@ def sweep_training(data: Mnist, points: Points, *, config: Any = None, qat: Any 
     return pd.DataFrame(rows)
 
 
+@dataclass(frozen=True)
+class Comparison:
+    """Several converted models on one test set: a table and each ``EvalResult``."""
+
+    table: Any  # pandas DataFrame, one row per model, the reference first
+    results: dict[str, Any]
+    baseline: float  # the first (reference) model's accuracy
+
+
+def compare(models: Mapping[str, Any], images: np.ndarray, labels: np.ndarray,
+            spec: InputSpec = InputSpec()) -> Comparison:
+    """Evaluate converted models side by side; the first one is the reference (usually float32).
+
+    Args:
+        models: ``{label: ConvertedModel}`` in display order.
+        images, labels: the uint8 test set.
+        spec: the float range the models were trained on.
+
+    Returns:
+        ``Comparison`` whose table has ``model``, ``recipe``, ``accuracy_pct``,
+        ``delta_vs_float_pts``, ``size_kb``, ``images_per_s``, ``agreement_pct``, ``input``.
+
+    Raises:
+        ValueError: no models, or bad images/labels.
+    """
+    import pandas as pd
+
+    from .evaluate import evaluate
+
+    if not models:
+        raise ValueError("models is empty; allowed: a dict {label: ConvertedModel} with at least one entry")
+    results, rows, reference = {}, [], None
+    for name, model in models.items():
+        result = evaluate(model, images, labels, spec, reference=reference)
+        reference = result if reference is None else reference
+        results[name] = result
+        rows.append({"model": name, "recipe": model.recipe.label(),
+                     "accuracy_pct": round(100 * result.accuracy, 2),
+                     "delta_vs_float_pts": round(100 * (result.accuracy - reference.accuracy), 2),
+                     "size_kb": round(model.size_kb, 1), "images_per_s": round(result.images_per_second),
+                     "agreement_pct": None if result.agreement is None else round(100 * result.agreement, 2),
+                     "input": model.input.dtype})
+    return Comparison(pd.DataFrame(rows), results, reference.accuracy)
+
+
 def saved_model_folder(model: Any, cache: str | os.PathLike | None = None) -> Path:
     """A SavedModel folder for ``model``: the path itself, or a Keras model exported once into the cache.
 

@@ -1,0 +1,173 @@
+"""Every notebook runs top to bottom with small parameters and shows what it teaches.
+
+To add a notebook, add one ``Case`` to ``NOTEBOOKS``: its file name, the
+small parameters that override its ``parameters`` cell, optionally the
+expressions to read back from the kernel (``results``) and a ``check`` that
+asserts the notebook's lesson on them. Notebooks run with nbclient on the
+``python3`` kernel (this virtualenv), from ``notebooks/``, with this
+process's environment (``WORKBENCH_CACHE`` included, so trained models are
+shared with the test fixtures). Executed copies land in
+``test-output/notebooks/``. A failing cell's source is printed.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import nbformat
+import pytest
+
+from conftest import EVAL_SIZE, ROOT, TRAIN_SIZE
+
+NOTEBOOK_DIR = ROOT / "notebooks"
+MARKER = "<<notebook-results>>"
+SMALL = {"train_size": TRAIN_SIZE, "eval_size": EVAL_SIZE}
+
+
+def check_quickstart(r: dict) -> None:
+    float_row, uint8_row = r["table"]
+    assert uint8_row["input"] == "uint8"
+    assert uint8_row["accuracy_pct"] >= float_row["accuracy_pct"] - 2.0, r["table"]
+    assert uint8_row["size_kb"] < 0.35 * float_row["size_kb"], r["table"]
+    assert uint8_row["agreement_pct"] >= 90.0, r["table"]
+
+
+def check_qat(r: dict) -> None:
+    acc = {row["bits"]: row["accuracy"] for row in r["bits"]}
+    assert acc[8] >= r["float"] - 0.02, acc
+    assert acc[4] >= acc[8] - 0.03, acc  # 4 bits barely hurts LeNet ...
+    assert acc[2] <= acc[4] - 0.05, acc  # ... below 4 bits accuracy falls
+    assert "input" in r["int8_quantizers"] and max(r["int8_channels"]) > 1
+    for row in r["schemes"][1:]:
+        assert row["accuracy_pct"] >= r["schemes"][0]["accuracy_pct"] - 3.0, r["schemes"]
+
+
+def check_compare(r: dict) -> None:
+    table = {row["recipe"].split(" ")[0] + "/" + row["model"]: row for row in r["table"]}
+    assert len(r["table"]) >= 7, list(table)
+    float_kb = r["table"][0]["size_kb"]
+    for key, row in table.items():
+        if key.startswith(("int8-ptq", "qat-int8", "legacy-uint8/qat")):
+            assert row["size_kb"] < 0.35 * float_kb, row
+            assert row["accuracy_pct"] >= r["table"][0]["accuracy_pct"] - 3.0, row
+    calib = {row["calibration_size"]: row["accuracy"] for row in r["calibration"]}
+    assert max(calib.values()) >= r["baseline"] - 0.03, calib
+
+
+def check_mean_std(r: dict) -> None:
+    grid = r["grid"]
+    best = max(row["accuracy"] for row in grid)
+    correct = [row["accuracy"] for row in grid if row["mean"] == 0 and row["std"] == 255]
+    wrong = [row["accuracy"] for row in grid if row["mean"] == 0 and row["std"] == 1]
+    assert correct and correct[0] >= best - 0.005, (correct, best)
+    assert wrong and wrong[0] <= best - 0.30, (wrong, best)
+    assert len({row["accuracy"] for row in r["ignored"]}) == 1, r["ignored"]
+    assert all(row["stats_ignored"] for row in r["ignored"])
+    assert r["explorer_accuracy"] == pytest.approx(correct[0], abs=0.05)
+
+
+def check_default_ranges(r: dict) -> None:
+    assert r["came_out_float"] is True
+    acc = {row["default_max"]: row["accuracy"] for row in r["ranges"]}
+    assert not any(row["came_out_float"] for row in r["ranges"])
+    assert max(acc.values()) >= r["baseline"] - 0.05, acc
+    assert min(acc.values()) <= max(acc.values()) - 0.05, acc  # the guess matters
+    assert r["qat"] >= max(acc.values()) - 0.01, (r["qat"], acc)
+
+
+@dataclass(frozen=True)
+class Case:
+    """One notebook: file name, test parameters, values to read back, and the check on them."""
+
+    name: str
+    parameters: dict[str, Any]
+    results: dict[str, str] = field(default_factory=dict)
+    check: Callable[[dict], None] | None = None
+
+
+NOTEBOOKS = [
+    Case("01_quickstart.ipynb", SMALL, {"table": "comparison.table.to_dict('records')"}, check_quickstart),
+    Case("02_qat_lenet.ipynb", {**SMALL, "bits_list": [2, 4, 8]},
+         {"bits": "bits_table.to_dict('records')", "float": "float_accuracy",
+          "schemes": "schemes.table.to_dict('records')",
+          "int8_quantizers": "list(wb.bits.fake_quant_table(qat_int8)['quantizer'])",
+          "int8_channels": "list(wb.bits.fake_quant_table(qat_int8)['channels'])"}, check_qat),
+    Case("03_convert_and_compare.ipynb", {**SMALL, "calibration_sizes": [1, 10, 100]},
+         {"table": "table.to_dict('records')", "baseline": "baseline",
+          "calibration": "calibration[['calibration_size', 'accuracy']].to_dict('records')"}, check_compare),
+    Case("04_mean_std.ipynb", {**SMALL, "grid_size": 3, "live_size": 500, "show_widgets": False},
+         {"grid": "grid_table[['mean', 'std', 'accuracy']].to_dict('records')",
+          "ignored": "ignored[['accuracy', 'stats_ignored']].to_dict('records')",
+          "explorer_accuracy": "explorer.engine.view.accuracy"}, check_mean_std),
+    Case("05_default_ranges.ipynb", {**SMALL, "range_maxes": [0.5, 2, 6, 20], "live_size": 500,
+                                     "show_widgets": False},
+         {"came_out_float": "came_out.came_out_float", "baseline": "baseline", "qat": "qat_accuracy",
+          "ranges": "ranges[['default_max', 'accuracy', 'came_out_float']].to_dict('records')"},
+         check_default_ranges),
+]
+
+
+def execute(path: Path, parameters: dict[str, Any], results: dict[str, str]) -> dict[str, Any]:
+    """Run a notebook with ``parameters`` injected after its ``parameters`` cell; return ``results``."""
+    from nbclient import NotebookClient
+    from nbclient.exceptions import CellExecutionError
+
+    nb = nbformat.read(path, as_version=4)
+    tagged = [i for i, c in enumerate(nb.cells) if "parameters" in c.metadata.get("tags", [])]
+    assert len(tagged) == 1, f"{path.name}: {len(tagged)} cells tagged 'parameters'; allowed: exactly one"
+    injected = nbformat.v4.new_code_cell("\n".join(f"{k} = {v!r}" for k, v in parameters.items()))
+    injected.metadata["tags"] = ["injected-parameters"]
+    nb.cells.insert(tagged[0] + 1, injected)
+    if results:
+        body = ", ".join(f"{k!r}: {v}" for k, v in results.items())
+        nb.cells.append(nbformat.v4.new_code_cell(
+            f"import json as _json\nprint({MARKER!r} + _json.dumps({{{body}}}, default=float))"))
+    client = NotebookClient(nb, kernel_name="python3", timeout=900,
+                            resources={"metadata": {"path": str(NOTEBOOK_DIR)}})
+    out_dir = ROOT / "test-output" / "notebooks"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        client.execute()
+    except CellExecutionError as err:
+        failing = next((c for c in nb.cells if c.cell_type == "code"
+                        and any(o.get("output_type") == "error" for o in c.get("outputs", []))), None)
+        source = failing.source if failing is not None else "(cell not found)"
+        pytest.fail(f"{path.name}: a cell failed.\n--- cell source ---\n{source}\n--- error ---\n{err}",
+                    pytrace=False)
+    finally:
+        nbformat.write(nb, out_dir / path.name)
+    if not results:
+        return {}
+    for output in nb.cells[-1].get("outputs", []):
+        if output.get("output_type") == "stream" and MARKER in output.get("text", ""):
+            return json.loads(output["text"].split(MARKER, 1)[1])
+    raise AssertionError(f"{path.name}: no results printed by the last cell")
+
+
+@pytest.mark.parametrize("case", NOTEBOOKS, ids=[c.name for c in NOTEBOOKS])
+def test_notebook_runs_and_teaches(case: Case) -> None:
+    results = execute(NOTEBOOK_DIR / case.name, case.parameters, case.results)
+    if case.check is not None:
+        case.check(results)
+
+
+def test_every_listed_notebook_exists() -> None:
+    missing = [c.name for c in NOTEBOOKS if not (NOTEBOOK_DIR / c.name).is_file()]
+    assert not missing
+
+
+@pytest.mark.parametrize("path", sorted(NOTEBOOK_DIR.glob("*.ipynb")), ids=lambda p: p.name)
+def test_committed_notebook_is_clean(path: Path) -> None:
+    """No outputs, no execution counts, exactly one ``parameters`` cell; listed in ``NOTEBOOKS``."""
+    nb = nbformat.read(path, as_version=4)
+    nbformat.validate(nb)
+    dirty = [i for i, c in enumerate(nb.cells) if c.cell_type == "code"
+             and (c.get("outputs") or c.get("execution_count") is not None)]
+    assert not dirty, f"{path.name}: cells {dirty} have outputs or execution counts; strip them before committing"
+    tagged = [i for i, c in enumerate(nb.cells) if "parameters" in c.metadata.get("tags", [])]
+    assert len(tagged) == 1, f"{path.name}: cells {tagged} are tagged 'parameters'; allowed: exactly one"
+    assert nb.cells[tagged[0]].cell_type == "code"
+    assert path.name in {c.name for c in NOTEBOOKS}, f"{path.name} is not run by the tests; add it to NOTEBOOKS"

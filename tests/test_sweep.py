@@ -1,0 +1,159 @@
+"""Sweeps: grids, real process pools, per-point cache and resume, training sweeps."""
+
+from __future__ import annotations
+
+import json
+import math
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
+
+import numpy as np
+import pytest
+
+from workbench import InputSpec, convert, evaluate
+from workbench import sweep as sw
+
+
+@pytest.fixture(scope="module")
+def uint8_folder(qat_uint8):
+    return sw.saved_model_folder(qat_uint8)
+
+
+@pytest.fixture(scope="module")
+def small_set(test_set):
+    images, labels = test_set
+    return images[:1000], labels[:1000]
+
+
+def test_grid_is_the_cartesian_product():
+    points = sw.grid(mean=[0, 127.5], std=[1, 255, 1000])
+    assert len(points) == 6
+    assert points[0] == {"mean": 0, "std": 1} and points[-1] == {"mean": 127.5, "std": 1000}
+
+
+def test_stats_grid_contains_the_correct_and_the_classic_wrong_point():
+    points = sw.stats_grid(InputSpec(), 4)
+    assert {"mean": 0.0, "std": 255.0} in points and {"mean": 0.0, "std": 1.0} in points
+    assert {"mean": 127.5, "std": 127.5} in sw.stats_grid(InputSpec(-1.0, 1.0), 3)
+
+
+@pytest.mark.parametrize("bad, message", [
+    ({"mean": []}, "empty"),
+    ({"colour": [1]}, "unknown sweep key"),
+    ({"bits": [4]}, "sweep_training"),
+    ({"mean": [300]}, "mean"),
+    ({"std": [0]}, "std"),
+    ({"default_ranges": [(6, 0)]}, "min >= max"),
+])
+def test_bad_points_are_refused_before_any_work(uint8_folder, small_set, bad, message, tmp_path):
+    with pytest.raises(ValueError, match=message):
+        sw.sweep(uint8_folder, bad, *small_set, executor=None, cache=tmp_path, progress=False)
+
+
+def test_bad_model_and_executor_are_refused(uint8_folder, small_set, tmp_path):
+    with pytest.raises(ValueError, match="saved_model.pb"):
+        sw.sweep(tmp_path, {"mean": [0]}, *small_set, cache=tmp_path, progress=False)
+    with pytest.raises(ValueError, match="executor"):
+        sw.sweep(uint8_folder, {"mean": [0]}, *small_set, executor="threads", cache=tmp_path, progress=False)
+    with pytest.raises(ValueError, match="labels"):
+        sw.sweep(uint8_folder, {"mean": [0]}, small_set[0], small_set[1][:5], cache=tmp_path, progress=False)
+
+
+def test_a_point_equals_convert_plus_evaluate(uint8_folder, small_set, tmp_path):
+    frame = sw.sweep(uint8_folder, [{"mean": 127.5, "std": 127.5}], *small_set, executor=None,
+                     cache=tmp_path, progress=False)
+    direct = evaluate(convert(uint8_folder, "legacy-uint8", mean=127.5, std=127.5), *small_set)
+    assert frame.loc[0, "accuracy"] == direct.accuracy
+    assert (frame.loc[0, "effective_mean"], frame.loc[0, "effective_std"]) == pytest.approx((127.5, 127.5), rel=1e-4)
+    assert list(frame.columns[:3]) == ["recipe", "mean", "std"]
+
+
+def test_process_pool_sweep_matches_in_process_and_teaches(uint8_folder, small_set, tmp_path):
+    points = sw.grid(mean=[0.0, 127.5], std=[1.0, 255.0])
+    with ProcessPoolExecutor(2, mp_context=get_context("spawn")) as pool:
+        pooled = sw.sweep(uint8_folder, points, *small_set, executor=pool, cache=tmp_path / "a", progress=False)
+    here = sw.sweep(uint8_folder, points, *small_set, executor=None, cache=tmp_path / "b", progress=False)
+    assert list(pooled["accuracy"]) == list(here["accuracy"])
+    assert not pooled["cached"].any()
+    best = sw.best_point(pooled)
+    assert (best["mean"], best["std"]) == (0.0, 255.0)
+    wrong = pooled[(pooled["mean"] == 0.0) & (pooled["std"] == 1.0)]["accuracy"].item()
+    assert wrong < best["accuracy"] - 0.3
+
+
+def test_interrupted_sweep_resumes_from_the_cache(uint8_folder, small_set, tmp_path):
+    first = sw.grid(mean=[0.0], std=[1.0, 255.0])
+    done = sw.sweep(uint8_folder, first, *small_set, executor=None, cache=tmp_path, progress=False)
+    files = sorted((tmp_path / "sweeps").glob("*.json"))
+    assert len(files) == 2 and all(json.loads(f.read_text())["accuracy"] >= 0 for f in files)
+    files[0].write_text("{not json")  # a half-written file must not be trusted
+    full = sw.sweep(uint8_folder, first + [{"mean": 64.0, "std": 255.0}], *small_set, executor=None,
+                    cache=tmp_path, progress=False)
+    assert full["cached"].sum() == 1
+    assert list(full["accuracy"][:2]) == list(done["accuracy"])
+    again = sw.sweep(uint8_folder, first, *small_set, executor=None, cache=tmp_path, progress=False)
+    assert again["cached"].all()
+
+
+def test_cache_key_follows_the_evaluation_set(uint8_folder, small_set, tmp_path):
+    images, labels = small_set
+    sw.sweep(uint8_folder, {"mean": [0.0]}, images, labels, executor=None, cache=tmp_path, progress=False)
+    other = sw.sweep(uint8_folder, {"mean": [0.0]}, images[:500], labels[:500], executor=None, cache=tmp_path,
+                     progress=False)
+    assert not other["cached"].any()
+
+
+def test_default_range_sweep_of_a_float_model(float_model, small_set, tmp_path):
+    frame = sw.sweep(float_model, {"default_ranges": [(0.0, 0.5), (0.0, 6.0)]}, *small_set, executor=None,
+                     cache=tmp_path, progress=False)
+    assert list(frame["default_max"]) == [0.5, 6.0]
+    assert not frame["came_out_float"].any()
+    assert frame["accuracy"][1] > frame["accuracy"][0] + 0.05
+
+
+def test_calibration_sweep_passes_representative_images(float_model, mnist, small_set, tmp_path):
+    frame = sw.sweep(float_model, {"calibration_size": [1, 50]}, *small_set, recipe="int8-ptq",
+                     representative=mnist.train_images[:100], executor=None, cache=tmp_path, progress=False)
+    assert frame["accuracy"].between(0.5, 1.0).all()
+    assert frame["error"].eq("").all()
+
+
+def test_a_refused_conversion_is_a_row_with_an_error(qat_int8, small_set, tmp_path):
+    """Per-channel int8 QAT through the uint8 path: the runtime refuses it; the sweep goes on."""
+    frame = sw.sweep(qat_int8, {"mean": [0.0]}, *small_set, executor=None, cache=tmp_path, progress=False)
+    assert math.isnan(frame.loc[0, "accuracy"]) and "uint8" in frame.loc[0, "error"].lower()
+
+
+def test_training_sweep_caches_points(mnist, train_config, small_set, tmp_path):
+    from workbench.train import QatConfig
+
+    frame = sw.sweep_training(mnist, {"bits": [8]}, config=train_config, qat=QatConfig(scheme="uint8-legacy"),
+                              images=small_set[0], labels=small_set[1], progress=False, cache=tmp_path)
+    assert frame.loc[0, "accuracy"] > 0.85 and frame.loc[0, "bits"] == 8
+    again = sw.sweep_training(mnist, {"bits": [8]}, config=train_config, qat=QatConfig(scheme="uint8-legacy"),
+                              images=small_set[0], labels=small_set[1], progress=False, cache=tmp_path)
+    assert again["cached"].all() and again.loc[0, "accuracy"] == frame.loc[0, "accuracy"]
+    with pytest.raises(ValueError, match="bits"):
+        sw.sweep_training(mnist, {"bits": [9]}, config=train_config, progress=False, cache=tmp_path)
+
+
+def test_compare_reports_against_the_first_model(float_tflite, qat_uint8, small_set):
+    uint8 = convert(qat_uint8, "legacy-uint8")
+    result = sw.compare({"float": float_tflite, "uint8": uint8}, *small_set)
+    assert list(result.table["model"]) == ["float", "uint8"]
+    assert result.table.loc[0, "delta_vs_float_pts"] == 0 and result.table.loc[0, "agreement_pct"] is None
+    assert result.table.loc[1, "agreement_pct"] > 90
+    assert result.baseline == result.results["float"].accuracy
+    with pytest.raises(ValueError, match="empty"):
+        sw.compare({}, *small_set)
+
+
+def test_fingerprints_follow_content(tmp_path):
+    a = np.zeros((2, 28, 28, 1), np.uint8)
+    b = a.copy()
+    b[0, 0, 0, 0] = 1
+    assert sw.array_fingerprint(a) == sw.array_fingerprint(a.copy()) != sw.array_fingerprint(b)
+    (tmp_path / "f").write_bytes(b"x")
+    before = sw.folder_fingerprint(tmp_path)
+    (tmp_path / "f").write_bytes(b"y")
+    assert sw.folder_fingerprint(tmp_path) != before

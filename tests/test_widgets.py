@@ -1,0 +1,92 @@
+"""Widgets without a browser: a slider move gives what convert + evaluate give directly."""
+
+from __future__ import annotations
+
+import matplotlib
+import pytest
+
+from workbench import InputSpec, convert, evaluate, widgets
+from workbench import sweep as sw
+
+matplotlib.use("Agg")
+LIVE = 500
+
+
+@pytest.fixture(scope="module")
+def uint8_folder(qat_uint8):
+    return sw.saved_model_folder(qat_uint8)
+
+
+@pytest.fixture(scope="module")
+def explorer(uint8_folder, test_set):
+    return widgets.stats_explorer(uint8_folder, *test_set, baseline=0.97, live_size=LIVE)
+
+
+def test_explorer_starts_at_the_correct_stats(explorer, uint8_folder, test_set):
+    images, labels = test_set
+    direct = evaluate(convert(uint8_folder, "legacy-uint8", mean=0, std=255), images[:LIVE], labels[:LIVE])
+    assert explorer.engine.best.accuracy == direct.accuracy
+    assert explorer.controls["mean"].description == "mean" and explorer.controls["mean"].value == 0
+    assert explorer.controls["std"].value == pytest.approx(255)
+    assert "accuracy" in explorer.readout.value and explorer.image.value[:4] == b"\x89PNG"
+
+
+def test_mean_slider_move_equals_convert_plus_evaluate(explorer, uint8_folder, test_set):
+    images, labels = test_set
+    before_text, before_png = explorer.readout.value, explorer.image.value
+    explorer.controls["mean"].value = 127.5
+    direct = evaluate(convert(uint8_folder, "legacy-uint8", mean=127.5, std=explorer.controls["std"].value),
+                      images[:LIVE], labels[:LIVE])
+    assert explorer.engine.view.accuracy == direct.accuracy
+    assert explorer.engine.view.count == LIVE
+    assert f"{100 * direct.accuracy:.2f} %" in explorer.readout.value
+    assert explorer.readout.value != before_text and explorer.image.value != before_png
+    assert explorer.engine.view.accuracy < explorer.engine.best.accuracy
+
+
+def test_std_slider_and_the_range_formula(explorer):
+    explorer.controls["std"].value = 1.0
+    assert explorer.engine.view.usage.codes_in_range == 2
+    explorer.controls["range"].value = (-1.0, 1.0)  # assumes [-1, 1]: the formula gives (127.5, 127.5)
+    assert explorer.controls["mean"].value == pytest.approx(127.5)
+    assert explorer.controls["std"].value == pytest.approx(127.5, rel=1e-2)
+    assert explorer.engine.view.requested.mean == pytest.approx(127.5)
+    explorer.controls["range"].value = (0.5, 1.0)  # no byte can stand for 0.0
+    assert "does not contain 0.0" in explorer.readout.value
+
+
+def test_full_button_evaluates_everything(explorer, uint8_folder, test_set):
+    images, labels = test_set
+    explorer.controls["mean"].value = 0.0
+    explorer.controls["std"].value = 255.0
+    explorer.controls["full"].click()
+    direct = evaluate(convert(uint8_folder, "legacy-uint8", mean=0, std=255), images, labels)
+    assert explorer.engine.evaluate_full() == direct.accuracy
+    assert f"{len(images):,} images: {100 * direct.accuracy:.2f} %" in explorer.ui.children[2].children[1].value
+
+
+def test_learned_input_range_says_the_stats_are_ignored(qat_uint8_learned, test_set):
+    engine = widgets.StatsExplorer(qat_uint8_learned, *test_set, live_size=LIVE)
+    first = engine.best.accuracy
+    view = engine.update(127.5, 1.0)
+    assert view.stats_ignored and view.accuracy == first
+    assert "ignored" in engine.readout()
+
+
+def test_range_slider_equals_convert_plus_evaluate(float_model, test_set):
+    images, labels = test_set
+    ui = widgets.range_explorer(float_model, images, labels, baseline=0.97, compare={"QAT uint8": 0.98},
+                                live_size=LIVE)
+    ui.controls["max"].value = 2.0
+    direct = evaluate(convert(float_model, "legacy-uint8", default_ranges=(0.0, 2.0)), images[:LIVE], labels[:LIVE])
+    assert ui.engine.view.accuracy == direct.accuracy and not ui.engine.view.came_out_float
+    assert "accuracy" in ui.readout.value and "(0, 2)" in ui.readout.value
+
+
+def test_bad_slider_values_are_refused(uint8_folder, test_set):
+    with pytest.raises(ValueError, match="std"):
+        widgets.stats_view(uint8_folder, *test_set, mean=0, std=0)
+    with pytest.raises(ValueError, match="min >= max"):
+        widgets.range_view(uint8_folder, *test_set, lo=3, hi=1)
+    with pytest.raises(ValueError, match="live_size"):
+        widgets.StatsExplorer(uint8_folder, *test_set, spec=InputSpec(), live_size=0)
