@@ -283,7 +283,7 @@ def _convert_selective(converter: Any, dataset: Any, keep_float: tuple[str, ...]
              if t.is_activation and any(layer in _name_segments(t.name) for layer in keep_float)]
     missing = [layer for layer in keep_float if not any(layer in _name_segments(n) for n in nodes)]
     if missing:
-        raise ValueError(f"keep_float={keep_float!r}: no ops found for {missing}; allowed: names of Keras "
+        raise _BadKeepFloat(f"keep_float={keep_float!r}: no ops found for {missing}; allowed: names of Keras "
                          "layers in the model")
     debugger.options = tf.lite.experimental.QuantizationDebugOptions(denylisted_nodes=nodes)
     return debugger.get_nondebug_quantized_model()
@@ -362,6 +362,10 @@ def _check_runs(tflite: bytes, info: ModelInfo) -> None:
         raise diagnose.QuantizationError(diagnose.explain(message)) from None
 
 
+class _BadKeepFloat(ValueError):
+    """A ``keep_float`` name that matches no op: the caller's mistake, raised as is."""
+
+
 class _tf_errors_explained:
     """Turn whatever TensorFlow raises while converting into an explained ``QuantizationError``.
 
@@ -372,7 +376,8 @@ class _tf_errors_explained:
         return self
 
     def __exit__(self, exc_type, exc, tb):
-        if exc is None or not isinstance(exc, Exception) or isinstance(exc, diagnose.QuantizationError):
+        if exc is None or not isinstance(exc, Exception) or isinstance(exc, (diagnose.QuantizationError,
+                                                                              _BadKeepFloat)):
             return False
         raise diagnose.QuantizationError(diagnose.explain(f"{type(exc).__name__}: {exc}")) from exc
 

@@ -9,7 +9,7 @@ Nothing here is asserted from memory: the rows are what TF 2.21 and LiteRT did.
 
 from __future__ import annotations
 
-import dataclasses
+import re
 import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -90,6 +90,17 @@ class CaseResult:
         return "\n".join(parts)
 
 
+def short_message(message: str, limit: int = 400) -> str:
+    """The informative part of a converter message: its ``error:`` lines without MLIR locations."""
+    errors = list(dict.fromkeys(m.strip() for m in re.findall(r"error: ([^\n]+)", message)))
+    text = " | ".join(errors) if errors else message.strip()
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _failure(error: QuantizationError | None, otherwise: str) -> str:
+    return short_message(error.diagnosis.original) if error else otherwise
+
+
 def attempt(action: Callable[[], Any]) -> tuple[Any, QuantizationError | None]:
     """Run ``action``; return ``(result, None)`` or ``(None, explained error)`` if TF or LiteRT refused."""
     try:
@@ -159,9 +170,10 @@ def wrong_mean_std(data: Mnist, cfg: GalleryConfig = GalleryConfig()) -> CaseRes
         model = trained_lenet(data, cfg.train(spec), QatConfig("uint8-legacy"))
         for s_lo, s_hi in SPEC_RANGES:
             stats = stats_for_range(s_lo, s_hi)
-            converted = _convert(model, "legacy-uint8", data, cfg, spec=spec, mean=stats.mean, std=stats.std)
-            rows.append(measure(f"trained [{lo:g},{hi:g}], stats ({stats.mean:g},{stats.std:g})", converted,
-                                data, cfg, trained_on=f"[{lo:g},{hi:g}]", mean=stats.mean, std=stats.std,
+            mean, std = stats.mean + 0.0, stats.std  # + 0.0 turns -0.0 into 0.0 for display
+            converted = _convert(model, "legacy-uint8", data, cfg, spec=spec, mean=mean, std=std)
+            rows.append(measure(f"trained [{lo:g},{hi:g}], stats ({abs(mean):g},{std:g})", converted,
+                                data, cfg, trained_on=f"[{lo:g},{hi:g}]", mean=abs(mean), std=std,
                                 correct=(s_lo, s_hi) == (lo, hi)))
     worst = min(rows, key=lambda r: r["accuracy"])
     return CaseResult(2, "wrong mean/std", f"accuracy {worst['accuracy']:.1%} with {worst['variant']}", None,
@@ -189,7 +201,7 @@ def batchnorm(data: Mnist, cfg: GalleryConfig = GalleryConfig()) -> CaseResult:
     _, error = attempt(lambda: trained_variant("lenet-bn-after-relu", data, cfg.train(), QatConfig("int8")))
     c = _convert(unfolded, "int8-ptq", data, cfg)
     rows.append(measure("Conv->ReLU->BN PTQ -> int8", c, data, cfg, mul_add_ops=_count(c, "MUL", "ADD")))
-    failure = error.diagnosis.original if error else "tfmot quantized the unfoldable layout"
+    failure = _failure(error, "tfmot quantized the unfoldable layout")
     return CaseResult(3, "BatchNorm in QAT", failure, error.diagnosis if error else None, tuple(rows), (
         "Folded: the converted model has no MUL/ADD, the BN lives inside CONV_2D's weights and bias.",
         "Not folded: tfmot refuses QAT; PTQ keeps each BN as a MUL and an ADD (quantized, but extra ops).",
@@ -224,7 +236,7 @@ def no_quantized_kernel(data: Mnist, cfg: GalleryConfig = GalleryConfig()) -> Ca
     rows.append(measure("tf.cast -> uint8, default_ranges=(0,6)", cast_legacy, data, cfg))
     no_cast = _without(cast, "pixel_cast")
     rows.append(measure("cast removed -> int8", _convert(no_cast, "int8-ptq", data, cfg), data, cfg))
-    failure = error.diagnosis.original if error else "the uint8 conversion of the instance norm ran"
+    failure = _failure(error, "the uint8 conversion of the instance norm ran")
     return CaseResult(4, "ops with no quantized kernel", failure, error.diagnosis if error else None, tuple(rows), (
         f"The converter already rewrites the block: ops {sorted(set(plain.ops))}; written with rsqrt by hand "
         f"the op list is {'identical' if plain.ops == rw.ops else 'different: ' + str(sorted(set(rw.ops)))}.",
@@ -255,7 +267,7 @@ def per_channel_on_uint8(data: Mnist, cfg: GalleryConfig = GalleryConfig()) -> C
     rows = [keras_row("per-channel QAT Keras", per_channel, data, cfg),
             measure("per-tensor QAT -> legacy uint8", _convert(per_tensor, "legacy-uint8", data, cfg), data, cfg),
             measure("per-channel QAT -> int8", _convert(per_channel, "qat-int8", data, cfg), data, cfg)]
-    failure = error.diagnosis.original if error else "the per-channel model ran on the uint8 path"
+    failure = _failure(error, "the per-channel model ran on the uint8 path")
     return CaseResult(5, "per-channel QAT weights on the uint8 path", failure,
                       error.diagnosis if error else None, tuple(rows))
 

@@ -11,7 +11,7 @@ import numpy as np
 from . import validate
 from .data import InputSpec, Mnist
 from .evaluate import dequantize, prepare_input
-from .gallery import CaseResult, GalleryConfig, _convert, attempt, keras_row, measure
+from .gallery import CaseResult, GalleryConfig, _convert, _failure, attempt, keras_row, measure
 from .tflite_info import interpreter
 from .train import QatConfig, TrainConfig, trained_lenet
 from .variants import build, trained_variant
@@ -29,7 +29,7 @@ def dynamic_shape(data: Mnist, cfg: GalleryConfig = GalleryConfig()) -> CaseResu
     rows = [keras_row("dynamic Keras", dynamic, data, cfg),
             measure("fixed 28x28 -> float32", _convert(fixed, "float32", data, cfg), data, cfg),
             measure("fixed 28x28 -> int8", _convert(fixed, "int8-ptq", data, cfg), data, cfg)]
-    failure = error.diagnosis.original if error else "the dynamic model converted and ran"
+    failure = _failure(error, "the dynamic model converted and ran")
     notes = ("TF 2.21 converts the None dimensions (TOCO said 'None is only supported in the 1st dimension'); "
              "the failure moved to the interpreter, whose default input is 1x1.",
              f"legacy uint8 path: {legacy_error.key if legacy_error else 'ran'}")
@@ -125,7 +125,7 @@ def lstm(data: Mnist, cfg: GalleryConfig = GalleryConfig()) -> CaseResult:
     for recipe, params in (("int16x8", {}), ("legacy-uint8", {"default_ranges": (-1.0, 1.0)})):
         _, err = attempt(lambda: _convert(fixed, recipe, data, cfg, **params))
         refused.append(f"{recipe}: {'converted' if err is None else (err.key or str(err.diagnosis.original)[:120])}")
-    failure = error.diagnosis.original if error else "the batch-None LSTM converted"
+    failure = _failure(error, "the batch-None LSTM converted")
     return CaseResult(9, "LSTM on MNIST rows", failure, error.diagnosis if error else None, tuple(rows),
                       tuple(refused))
 
@@ -162,7 +162,7 @@ def four_bit(data: Mnist, cfg: GalleryConfig = GalleryConfig()) -> CaseResult:
                 errors[(bits, scheme)] = err
             rows.append(row)
     first = next(iter(errors.values()), None)
-    failure = first.diagnosis.original if first else "4-bit QAT models converted"
+    failure = _failure(first, "4-bit QAT models converted")
     return CaseResult(10, "4-bit", failure, first.diagnosis if first else None, tuple(rows), (
         "TFLite's integer kernels are 8-bit; the 4-bit numbers are the Keras model's simulated accuracy.",))
 

@@ -101,7 +101,8 @@ def layer_errors(model: Any, keras_model: Any, images: np.ndarray, spec: InputSp
     from .keras_compat import keras
 
     data = validate.images("images", images)
-    interp = interpreter(model_bytes(model), keep_tensors=True)
+    interp = _reference_interpreter(model_bytes(model))
+    ops = interp._get_ops_details()  # noqa: SLF001 - before allocation, while ops still have their own names
     inp = interp.get_input_details()[0]
     interp.resize_tensor_input(inp["index"], [len(data), *inp["shape"][1:]])
     interp.allocate_tensors()
@@ -110,15 +111,14 @@ def layer_errors(model: Any, keras_model: Any, images: np.ndarray, spec: InputSp
     interp.invoke()
 
     order = [layer.name for layer in keras_model.layers]
-    outputs = {op_out: op["op_name"] for op in interp._get_ops_details()  # noqa: SLF001
-               for op_out in (int(o) for o in op["outputs"])}
+    outputs = {op_out: op["op_name"] for op in ops for op_out in (int(o) for o in op["outputs"])}
     final = {int(d["index"]) for d in interp.get_output_details()}
     matched: dict[str, dict] = {}
     for t in interp.get_tensor_details():
         q = t.get("quantization_parameters", {})
         if t["index"] not in outputs or len(q.get("scales", ())) != 1 or outputs[t["index"]] == "QUANTIZE":
             continue
-        layer = _layer_of(t["name"], order) or (order[-1] if _feeds_output(t, interp, final) else None)
+        layer = _layer_of(t["name"], order) or (order[-1] if _feeds_output(t, ops, final) else None)
         if layer is not None:
             matched[layer] = t  # later tensors of a layer (fused activation) replace earlier ones
     if not matched:
@@ -147,11 +147,20 @@ def _layer_of(tensor_name: str, order: list[str]) -> str | None:
     return found[-1] if found else None
 
 
-def _feeds_output(tensor: dict, interp: Any, final: set[int]) -> bool:
+def _reference_interpreter(tflite: bytes):
+    """An interpreter with the reference kernels only (no XNNPack) that keeps every tensor."""
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    interpreter(tflite)  # validates the bytes with a clear ValueError
+    return Interpreter(model_content=tflite, experimental_preserve_all_tensors=True,
+                       experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+
+
+def _feeds_output(tensor: dict, ops: list, final: set[int]) -> bool:
     """The tensor is the model output, or the input of the DEQUANTIZE that makes it."""
     if tensor["index"] in final:
         return True
-    for op in interp._get_ops_details():  # noqa: SLF001
+    for op in ops:
         if op["op_name"] == "DEQUANTIZE" and tensor["index"] in {int(i) for i in op["inputs"]}:
             return bool(final & {int(o) for o in op["outputs"]})
     return False

@@ -1,0 +1,144 @@
+"""Each troubleshooting case: the failure happens as described, and the fix works (measured).
+
+Models are small (12,000 training images, one epoch, the conftest's config) and
+cached, so the notebook and these tests share them.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from workbench import gallery, gallery_choices
+from workbench.gallery import GalleryConfig
+
+
+@pytest.fixture(scope="module")
+def cfg(train_config):
+    return GalleryConfig(train_size=train_config.train_size, epochs=train_config.epochs, eval_size=1000,
+                         lstm_eval_size=300)
+
+
+def _key(result):
+    return result.diagnosis.entry.key if result.diagnosis and result.diagnosis.entry else None
+
+
+def test_1_lacking_min_max(mnist, cfg):
+    r = gallery.lacking_min_max(mnist, cfg)
+    assert _key(r) == "came-out-float"
+    silent = r.row("float -> uint8, no ranges")
+    assert silent["float_activations"] > 0 and silent["size_kb"] > 200  # asked for uint8, got float
+    good = r.row("float -> uint8, default_ranges=(0,6)")
+    assert good["float_activations"] == 0 and good["size_kb"] < 100
+    assert good["accuracy"] > r.row("float Keras")["accuracy"] - 0.03
+    assert r.row("float -> uint8, default_ranges=(-1,1)")["accuracy"] < good["accuracy"] - 0.1  # clipped ReLUs
+    assert r.row("QAT (per-tensor) -> uint8")["accuracy"] > r.row("float Keras")["accuracy"] - 0.02
+
+
+def test_2_wrong_mean_std(mnist, cfg):
+    r = gallery.wrong_mean_std(mnist, cfg)
+    for trained in ("[0,1]", "[-1,1]", "[0,255]"):
+        rows = [row for row in r.rows if row["trained_on"] == trained]
+        best = max(rows, key=lambda row: row["accuracy"])
+        assert best["correct"], (trained, rows)
+        assert best["accuracy"] > 0.85
+    assert min(row["accuracy"] for row in r.rows) < 0.5
+    correct = {row["trained_on"]: (row["mean"], row["std"]) for row in r.rows if row["correct"]}
+    assert correct == {"[0,1]": (0.0, 255.0), "[-1,1]": (127.5, 127.5), "[0,255]": (0.0, 1.0)}
+
+
+def test_3_batchnorm(mnist, cfg):
+    r = gallery.batchnorm(mnist, cfg)
+    assert _key(r) == "qat-layer-unsupported"  # tfmot refuses BN after the ReLU
+    folded = r.row("Conv->BN->ReLU QAT -> int8")
+    assert folded["mul_add_ops"] == 0 and folded["float_activations"] == 1 and folded["accuracy"] > 0.85
+    unfolded = r.row("Conv->ReLU->BN PTQ -> int8")
+    assert unfolded["mul_add_ops"] == 4 and unfolded["accuracy"] > 0.85  # one MUL + one ADD per BN
+    assert r.row("Conv->BN->ReLU QAT -> legacy uint8")["float_activations"] > 1
+
+
+def test_4_no_quantized_kernel(mnist, cfg):
+    r = gallery.no_quantized_kernel(mnist, cfg)
+    assert _key(r) == "no-quantized-kernel" and "RSQRT" in r.failure
+    keras_acc = r.row("instance norm float")["accuracy"]
+    int8 = r.row("instance norm -> int8")
+    assert "RSQRT" in int8["ops"] and int8["float_activations"] == 1 and int8["accuracy"] > keras_acc - 0.02
+    kept = r.row("instance norm -> int8, inorm1 kept float")
+    assert kept["float_activations"] > int8["float_activations"] and kept["accuracy"] > keras_acc - 0.02
+    cast = r.row("tf.cast -> int8")
+    assert cast["cast_ops"] == 2 and cast["float_activations"] > 1  # CAST kept float, not refused
+    assert r.row("cast removed -> int8")["float_activations"] == 1
+    assert r.row("tf.cast -> int8")["accuracy"] > r.row("tf.cast float")["accuracy"] - 0.02
+
+
+def test_5_per_channel_on_uint8(mnist, cfg):
+    r = gallery.per_channel_on_uint8(mnist, cfg)
+    assert _key(r) == "per-channel-on-uint8" and "CONV_2D" in r.failure
+    keras_acc = r.row("per-channel QAT Keras")["accuracy"]
+    assert r.row("per-tensor QAT -> legacy uint8")["accuracy"] > keras_acc - 0.02
+    assert r.row("per-channel QAT -> int8")["accuracy"] > keras_acc - 0.01
+
+
+def test_6_raw_outputs(mnist, cfg):
+    r = gallery.raw_outputs(mnist, cfg)
+    for row in r.rows:
+        assert row["max_abs_error_raw"] > 1.0  # raw codes are not probabilities
+        assert row["max_abs_error_dequantized"] < 0.02
+        assert row["dequantized_row_sum"] == pytest.approx(1.0, abs=0.02)
+    uint8 = r.row("legacy uint8")
+    assert uint8["dtype"] == "uint8" and uint8["raw_row_sum"] == pytest.approx(256, abs=4)
+    assert r.row("int8 with int8 I/O")["zero_point"] == -128
+
+
+def test_7_dynamic_shape(mnist, cfg):
+    r = gallery_choices.dynamic_shape(mnist, cfg)
+    assert _key(r) == "dynamic-shape"
+    assert r.row("fixed 28x28 -> float32")["accuracy"] == pytest.approx(r.row("dynamic Keras")["accuracy"], abs=0.005)
+    assert r.row("fixed 28x28 -> int8")["float_activations"] == 1
+
+
+def test_8_dynamic_range_vs_integer(mnist, cfg):
+    r = gallery_choices.dynamic_range_vs_integer(mnist, cfg)
+    dyn, full, flt = r.row("dynamic-range"), r.row("int8-ptq"), r.row("float32")
+    assert dyn["float_activations"] == flt["float_activations"]  # activations stay float
+    assert dyn["ops hybrid (float math, int8 weights)"] >= 1 and dyn["ops float"] >= 1
+    assert full["ops integer"] >= 8 and full["float_activations"] == 1
+    assert dyn["size_kb"] < 0.35 * flt["size_kb"] and full["size_kb"] < 0.35 * flt["size_kb"]
+    for row in (dyn, full):
+        assert row["accuracy"] > flt["accuracy"] - 0.01
+
+
+def test_9_lstm(mnist, cfg):
+    r = gallery_choices.lstm(mnist, cfg)
+    assert _key(r) == "lstm-dynamic-batch"
+    keras_acc = r.row("LSTM Keras")["accuracy"]
+    assert r.row("float32")["accuracy"] == pytest.approx(keras_acc, abs=0.01)
+    assert "UNIDIRECTIONAL_SEQUENCE_LSTM" in r.row("float32")["ops"]
+    assert r.row("float32, state not reset (batched evaluate)")["accuracy"] < keras_acc - 0.1
+    assert r.row("dynamic-range")["accuracy"] > keras_acc - 0.05
+    assert 0.0 <= r.row("int8-ptq")["accuracy"] <= 1.0
+    assert any(note.startswith("legacy-uint8: legacy-lstm") for note in r.notes)
+
+
+def test_10_four_bit(mnist, cfg):
+    r = gallery_choices.four_bit(mnist, cfg)
+    assert _key(r) == "low-bit-qat"
+    by_bits = {bits: [row for row in r.rows if row["variant"].startswith(f"{bits}-bit")] for bits in (4, 8)}
+    assert all(row["converts"] for row in by_bits[8]) and not any(row["converts"] for row in by_bits[4])
+    assert all(row["keras_accuracy"] > 0.5 for row in by_bits[4])  # simulated 4-bit trains fine
+    assert all(np.isfinite(row["accuracy"]) for row in by_bits[8])
+
+
+def test_11_selective(mnist, cfg):
+    r = gallery_choices.selective(mnist, cfg, layer="conv1")
+    full, kept = r.row("int8 (all layers)"), r.row("int8, conv1 kept float")
+    assert kept["float_activations"] > full["float_activations"]
+    assert kept["accuracy"] > r.row("float32")["accuracy"] - 0.02
+    with pytest.raises(ValueError, match="keep_float"):
+        gallery_choices.selective(mnist, cfg, layer="no_such_layer")
+
+
+def test_gallery_config_validates():
+    with pytest.raises(ValueError, match="eval_size"):
+        GalleryConfig(eval_size=0)
+    assert len(gallery_choices.CASES) == 11
