@@ -1,0 +1,84 @@
+"""Interactive speed: the mean/std widget update and the mean/std sweep rate.
+
+Targets (DESIGN.md, 2 cores): widget update median <= 0.5 s from a slider
+change to a redrawn figure; mean/std sweep >= 4 points/s on the full 10k
+test set.
+
+Run: ``.venv/bin/python benchmarks/bench_interactive.py [--updates 15] [--grid 5]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import time
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
+
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+
+def widget_updates(folder, images, labels, count: int) -> list[float]:
+    """Seconds from a mean-slider change to the new PNG in the widget, ``count`` times."""
+    import workbench as wb
+
+    ui = wb.widgets.stats_explorer(folder, images, labels, live_size=2000)
+    ui.controls["mean"].value = 1.0  # warm-up: first interpreter and converter calls
+    means = [5.0 + 250.0 * i / max(count - 1, 1) for i in range(count)]
+    seconds = []
+    for mean in means:
+        start = time.perf_counter()
+        ui.controls["mean"].value = mean  # the observer reconverts, re-evaluates, redraws, re-renders
+        seconds.append(time.perf_counter() - start)
+    return seconds
+
+
+def sweep_rate(folder, images, labels, size: int, executor) -> tuple[int, float]:
+    """(points, seconds) for a mean/std grid on ``images`` without the point cache."""
+    import workbench as wb
+
+    points = wb.sweep.stats_grid(wb.InputSpec(), size)
+    start = time.perf_counter()
+    wb.sweep.sweep(folder, points, images, labels, executor=executor, cache=False, progress=False)
+    return len(points), time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--updates", type=int, default=15, help="slider moves to time")
+    parser.add_argument("--grid", type=int, default=5, help="values per axis of the mean/std grid")
+    parser.add_argument("--train-size", type=int, default=20000, help="training images of the model (cached)")
+    args = parser.parse_args()
+
+    import workbench as wb
+
+    data = wb.load_mnist()
+    model = wb.trained_lenet(data, wb.TrainConfig(epochs=1, train_size=args.train_size),
+                             wb.QatConfig(scheme="uint8-legacy"))
+    folder = wb.sweep.saved_model_folder(model)
+    print(f"cores: {os.cpu_count()}  load average: {', '.join(f'{x:.2f}' for x in os.getloadavg())}")
+
+    seconds = widget_updates(folder, data.test_images, data.test_labels, args.updates)
+    median = statistics.median(seconds)
+    print(f"widget update (mean slider -> reconvert -> evaluate 2,000 -> redraw -> PNG): "
+          f"median {median:.3f} s, min {min(seconds):.3f} s, max {max(seconds):.3f} s over {len(seconds)} moves "
+          f"[target <= 0.5 s: {'met' if median <= 0.5 else 'NOT met'}]")
+
+    images, labels = data.test_images, data.test_labels
+    n, s = sweep_rate(folder, images, labels, args.grid, None)
+    print(f"mean/std sweep, in this process: {n} points in {s:.1f} s = {n / s:.2f} points/s")
+    n, s = sweep_rate(folder, images, labels, args.grid, "auto")
+    print(f"mean/std sweep, default process pool (cold: spawn + TensorFlow import included): "
+          f"{n} points in {s:.1f} s = {n / s:.2f} points/s")
+    workers = os.cpu_count() or 1
+    with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
+        sweep_rate(folder, images[:100], labels[:100], 2, pool)  # warm every worker
+        n, s = sweep_rate(folder, images, labels, args.grid, pool)
+    rate = n / s
+    print(f"mean/std sweep, warm pool of {workers}: {n} points in {s:.1f} s = {rate:.2f} points/s "
+          f"[target >= 4 points/s: {'met' if rate >= 4 else 'NOT met'}]")
+
+
+if __name__ == "__main__":
+    main()
