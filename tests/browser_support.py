@@ -162,7 +162,7 @@ def run_all_cells(page, lab: Lab, name: str, timeout: float = 150.0) -> None:
     """
     page.goto(lab.notebook_url(name))
     page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60_000)
-    _wait_kernel_idle(page, 60.0)
+    wait_kernel_idle(page, 60.0)
     page.get_by_role("menuitem", name="Run", exact=True).click()
     page.get_by_role("menuitem", name=re.compile(r"^Run All Cells")).click()
     deadline = time.monotonic() + timeout
@@ -183,7 +183,7 @@ def run_all_cells(page, lab: Lab, name: str, timeout: float = 150.0) -> None:
         raise AssertionError(f"{name} raised:\n" + "\n".join(error.all_text_contents())[:3000])
 
 
-def _wait_kernel_idle(page, timeout: float) -> None:
+def wait_kernel_idle(page, timeout: float) -> None:
     """Wait for the status bar's "<kernel> | Idle" (the toolbar indicator says idle before a kernel exists)."""
     status = page.locator(".jp-StatusBar-TextItem", has_text=re.compile(r"\| Idle$"))
     try:

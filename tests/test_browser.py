@@ -6,6 +6,7 @@ Screenshots go to ``test-output/``. ``pytest -m "not browser"`` skips this modul
 
 from __future__ import annotations
 
+import contextlib
 import re
 import time
 from pathlib import Path
@@ -14,7 +15,7 @@ import nbformat
 import pytest
 
 from browser_support import (chromium, copy_notebooks, jupyter_lab, output_text_with, run_all_cells, set_slider,
-                             svg_texts, wait_for_ops, widget_slider)
+                             svg_texts, wait_for_ops, wait_kernel_idle, widget_slider)
 
 pytestmark = pytest.mark.browser
 
@@ -100,6 +101,8 @@ def test_mean_std_sliders_render_and_move_accuracy(lab, output_dir):
         while after == before and time.monotonic() < deadline:
             time.sleep(0.3)
             after = output_text_with(page, "accuracy")
+        with contextlib.suppress(AssertionError):  # let the plots redraw before the picture
+            wait_kernel_idle(page, 30.0)
         page.screenshot(path=str(output_dir / "jupyterlab_04_mean_std_after.png"))
     assert after != before, f"accuracy text did not change after moving mean: {before!r}"
     numbers = [re.findall(r"accuracy[^0-9]*([0-9.]+)", t, re.IGNORECASE) for t in (before, after)]

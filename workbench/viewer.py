@@ -24,10 +24,10 @@ from pathlib import Path
 from typing import Any
 
 from . import artifacts
-from .graph_plot import bias_scales, op_graph, plot_op_chain, tensor_table
+from .graph_plot import DepthwiseCheck, bias_scales, depthwise_equivalence, op_graph, plot_op_chain, tensor_table
 
 __all__ = ["LOOPBACK", "NetronServer", "model_file", "serve", "show", "compare", "running", "stop", "stop_all",
-           "tensor_table", "bias_scales", "op_graph", "plot_op_chain"]
+           "tensor_table", "bias_scales", "op_graph", "plot_op_chain", "depthwise_equivalence", "DepthwiseCheck"]
 
 LOOPBACK = "127.0.0.1"
 _SAVED_MODEL = "saved_model.pb"
@@ -191,17 +191,13 @@ def running() -> tuple[NetronServer, ...]:
 
 def stop(server: NetronServer) -> None:
     """Stop one server (no error if it already stopped)."""
-    import netron
-
     with _lock:
-        netron.stop(server.address)
+        _stop_and_wait(server.address)
         _servers.pop(str(server.path.resolve()), None)
 
 
 def stop_all() -> int:
     """Stop every server this process started; returns how many were running."""
-    import netron
-
     with _lock:
         servers = list(_servers.values())
         _servers.clear()
@@ -209,8 +205,18 @@ def stop_all() -> int:
         for server in servers:
             if server.alive():
                 count += 1
-            netron.stop(server.address)
+            _stop_and_wait(server.address)
         return count
+
+
+def _stop_and_wait(address: tuple[str, int], timeout: float = 2.0) -> None:
+    """Stop netron's server and wait for its thread: until its ``select`` returns, the closed socket still accepts."""
+    import netron
+
+    threads = [t for t in threading.enumerate() if getattr(t, "address", None) == address]
+    netron.stop(address)
+    for thread in threads:
+        thread.join(timeout)
 
 
 def _register_atexit() -> None:
