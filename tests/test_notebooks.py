@@ -116,6 +116,7 @@ NOTEBOOKS = [
          {"came_out_float": "came_out.came_out_float", "baseline": "baseline", "qat": "qat_accuracy",
           "ranges": "ranges[['default_max', 'accuracy', 'came_out_float']].to_dict('records')"},
          check_default_ranges),
+    Case("06_graphs.ipynb", {"train_size": TRAIN_SIZE, "show_netron": False}),
     Case("07_troubleshooting.ipynb", {**SMALL, "lstm_eval_size": 200, "layer_images": 100},
          {"keys": "[r.diagnosis.entry.key for r in (r1, r3, r4, r5, r7, r9, r10)]",
           "int8_layers": "[e.layer for e in int8_report.layers]",
