@@ -104,10 +104,11 @@ def test_input_histogram_moves_in_place(test_set, output_dir):
 
 def test_gauge_updates_bars():
     fig, ax = plots.accuracy_gauge({"now": 0.5, "best": 0.9}, 0.95)
-    plots.update_gauge(ax, {"now": 0.7, "best": 0.9})
+    plots.update_gauge(ax, {"now (moved)": 0.7, "best": 0.9})
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["now (moved)", "best"]
     bars = [p for p in ax.patches if p.get_gid() == "gauge"]
     assert [b.get_width() for b in bars] == pytest.approx([70.0, 90.0])
-    assert sorted(t.get_text() for t in ax.texts) == [" 70.00 %", " 90.00 %"]
+    assert sorted(t.get_text() for t in ax.texts) == [" 70.00 % ", " 90.00 % "]
 
 
 def test_fake_quant_ranges_of_a_qat_model(qat_int8):

@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 import numpy as np
+from matplotlib.ticker import NullLocator
 
 from . import bits, validate
 from .stats import InputStats
@@ -200,6 +201,7 @@ def input_histogram(stats: InputStats, pixels: np.ndarray, train_range: tuple[fl
     update_input_histogram(ax, stats, counts, (lo, hi))
     ax.set_ylim(0.8, counts.max() * 3)  # fixed first, so the log scale never autoscales an empty bar
     ax.set_yscale("log")
+    ax.yaxis.set_minor_locator(NullLocator())  # decades are enough, and redraws stay fast
     return fig, ax
 
 
@@ -244,10 +246,13 @@ def update_gauge(ax, values: dict[str, float]) -> None:
     bars = [p for p in ax.patches if p.get_gid() == "gauge"]
     for text in [t for t in ax.texts if t.get_gid() == "gauge-label"]:
         text.remove()
+    ax.set_yticks(range(len(bars)), list(values)[: len(bars)], fontsize=FONT)
     for bar, value in zip(bars, values.values()):
         bar.set_width(100 * value)
-        ax.text(100 * value, bar.get_y() + bar.get_height() / 2, f" {100 * value:.2f} %", va="center",
-                fontsize=FONT, gid="gauge-label")
+        inside = value > 0.2  # the label sits inside long bars, clear of the baseline
+        ax.text(100 * value, bar.get_y() + bar.get_height() / 2, f" {100 * value:.2f} % " if inside
+                else f" {100 * value:.2f} %", va="center", ha="right" if inside else "left",
+                color="white" if inside else "black", fontsize=FONT, fontweight="bold", gid="gauge-label")
 
 
 def fake_quant_ranges(table, *, ax=None):

@@ -109,12 +109,13 @@ class StatsExplorer:
         self.baseline = self.best.accuracy if baseline is None else baseline
         self.view = self.best
         self.seconds = 0.0
-        self.figure = Figure(figsize=(13, 4.2), layout="constrained")
+        self.figure = Figure(figsize=(13, 4.2), dpi=72, layout="constrained")
         self._gauge, self._hist = self.figure.subplots(1, 2, width_ratios=(1, 1.6))
         plots.accuracy_gauge(self._values(self.best), self.baseline, ax=self._gauge,
                              title=f"Accuracy on {len(self.live_images):,} test images")
         plots.input_histogram(self.best.effective, self.live_images, (spec.lo, spec.hi), ax=self._hist)
         self._counts = np.bincount(self.live_images.reshape(-1), minlength=256)
+        _freeze_layout(self.figure)
 
     def update(self, mean: float, std: float) -> StatsView:
         """Reconvert with ``(mean, std)``, re-evaluate the live subset, move the artists."""
@@ -147,8 +148,7 @@ class StatsExplorer:
         return text
 
     def _values(self, view: StatsView) -> dict[str, float]:
-        return {f"now (mean={view.requested.mean + 0.0:g}, std={view.requested.std:.3g})": view.accuracy,
-                "best (correct stats)": self.best.accuracy}
+        return {"now": view.accuracy, "best (correct stats)": self.best.accuracy}
 
 
 class RangeExplorer:
@@ -178,11 +178,12 @@ class RangeExplorer:
         self.spec, self.baseline, self.compare = spec, baseline, dict(compare or {})
         self.view = range_view(self.folder, self.live_images, self.live_labels, *start, spec)
         self.seconds = 0.0
-        self.figure = Figure(figsize=(9, 0.6 * len(self.compare) + 2.4), layout="constrained")
+        self.figure = Figure(figsize=(9, 0.6 * len(self.compare) + 2.4), dpi=72, layout="constrained")
         ax = self.figure.subplots()
         plots.accuracy_gauge(self._values(), baseline, ax=ax,
                              title=f"Accuracy on {len(self.live_images):,} test images")
         self._ax = ax
+        _freeze_layout(self.figure)
 
     def update(self, lo: float, hi: float) -> RangeView:
         """Reconvert with ``default_ranges=(lo, hi)``, re-evaluate the live subset, move the bars."""
@@ -208,8 +209,7 @@ class RangeExplorer:
         return text
 
     def _values(self) -> dict[str, float]:
-        lo, hi = self.view.default_ranges
-        return {f"default ranges ({lo:g}, {hi:g})": self.view.accuracy, **self.compare}
+        return {"default ranges now": self.view.accuracy, **self.compare}
 
 
 @dataclass(frozen=True)
@@ -322,7 +322,20 @@ def _convert(model_dir: Any, spec: InputSpec, **params: Any) -> ConvertedModel:
         return convert(model_dir, "legacy-uint8", spec=spec, **params)
 
 
+def _freeze_layout(figure) -> None:
+    """Lay the figure out once, then keep the axes where they are: redraws skip the layout pass."""
+    _png(figure)
+    figure.set_layout_engine("none")
+
+
 def _png(figure) -> bytes:
+    # One Agg draw and a fast PNG encode: savefig would draw twice and compress hard.
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from PIL import Image
+
+    canvas = figure.canvas if isinstance(figure.canvas, FigureCanvasAgg) else FigureCanvasAgg(figure)
+    canvas.draw()
     buf = io.BytesIO()
-    figure.savefig(buf, format="png", dpi=72)
+    Image.frombuffer("RGBA", canvas.get_width_height(), canvas.buffer_rgba()).save(buf, format="png",
+                                                                                    compress_level=1)
     return buf.getvalue()
