@@ -272,7 +272,8 @@ def _existing_file(path: Path) -> Path:
         with open(path, "rb") as handle:
             head = handle.read(8)
     except OSError as err:
-        raise ValueError(f"model={str(path)!r} cannot be read ({err.strerror}); allowed: a readable model file") from None
+        raise ValueError(f"model={str(path)!r} cannot be read ({err.strerror}); "
+                         "allowed: a readable model file") from None
     if not head:
         raise ValueError(f"model={str(path)!r} is empty; allowed: a non-empty model file")
     if path.suffix == ".tflite":
@@ -291,18 +292,17 @@ def _frozen_graph(model: Any, folder: Path) -> Path:
         for file in sorted(p for p in model.rglob("*") if p.is_file()):
             digest.update(file.relative_to(model).as_posix().encode())
             digest.update(file.read_bytes())
-        stem = model.name
     else:
         for layer in model.layers:
             digest.update(type(layer).__name__.encode())
             for weight in layer.get_weights():
                 digest.update(weight.tobytes())
-        stem = model.name
-    target = folder / f"{_slug(stem)}-frozen-{digest.hexdigest()[:12]}.pb"
+    target = folder / f"{_slug(model.name)}-frozen-{digest.hexdigest()[:12]}.pb"
     if target.is_file():
         return target
     from .keras_compat import tf
-    from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2  # noqa: E402
+    # TensorFlow is set up by keras_compat above; the freezing helper has no public alias.
+    from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
 
     if isinstance(model, Path):
         loaded = tf.saved_model.load(str(model))
