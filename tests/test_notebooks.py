@@ -104,7 +104,7 @@ NOTEBOOKS = [
           "schemes": "schemes.table.to_dict('records')",
           "int8_quantizers": "list(wb.bits.fake_quant_table(qat_int8)['quantizer'])",
           "int8_channels": "list(wb.bits.fake_quant_table(qat_int8)['channels'])"}, check_qat),
-    Case("03_convert_and_compare.ipynb", {**SMALL, "calibration_sizes": [1, 10, 100]},
+    Case("03_convert_and_compare.ipynb", {"train_size": TRAIN_SIZE, "calibration_sizes": [1, 10, 100]},
          {"table": "table.to_dict('records')", "baseline": "baseline",
           "calibration": "calibration[['calibration_size', 'accuracy']].to_dict('records')"}, check_compare),
     Case("04_mean_std.ipynb", {**SMALL, "grid_size": 3, "live_size": 500, "show_widgets": False},

@@ -161,7 +161,7 @@ def stats_heatmap(frame, baseline: float, correct: InputStats | None = None, *, 
     image = ax.imshow(table.values, origin="lower", cmap="viridis", vmin=0, vmax=100, aspect="auto")
     for (i, j), v in np.ndenumerate(table.values):
         if np.isfinite(v):
-            ax.text(j, i, f"{v:.0f}", ha="center", va="center", fontsize=FONT - 4,
+            ax.text(j, i, f"{v:.0f}", ha="center", va="center", fontsize=FONT - 1 if table.size <= 100 else FONT - 4,
                     color="black" if v > 60 else "white")
     ax.set_xticks(range(len(table.columns)), [f"{m:g}" for m in table.columns], rotation=45)
     ax.set_yticks(range(len(table.index)), [f"{s:g}" for s in table.index])
@@ -173,7 +173,7 @@ def stats_heatmap(frame, baseline: float, correct: InputStats | None = None, *, 
     if correct is not None and correct.mean in table.columns and correct.std in table.index:
         ax.plot(list(table.columns).index(correct.mean), list(table.index).index(correct.std), marker="*",
                 markersize=22, markerfacecolor="none", markeredgecolor="red", markeredgewidth=2,
-                linestyle="none", label=f"correct stats ({correct.mean:g}, {correct.std:g})")
+                linestyle="none", label=f"correct stats ({correct.mean + 0.0:g}, {correct.std:g})")
         ax.legend(loc="upper right", fontsize=FONT - 2)
     ax.set_title(f"Accuracy (%) over mean x std; float baseline {base:.2f} % (dashed on the colour bar)",
                  fontsize=FONT)
