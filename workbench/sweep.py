@@ -158,6 +158,8 @@ def sweep(model: Any, points: Points, images: np.ndarray, labels: np.ndarray, *,
     import pandas as pd
     from tqdm.auto import tqdm
 
+    if not (executor is None or executor == "auto" or isinstance(executor, Executor)):
+        raise ValueError(f"executor={executor!r}; allowed: 'auto', None or a concurrent.futures.Executor")
     pts = _as_points(points, CONVERT_KEYS, "sweep_training")
     base = Recipe(recipe) if isinstance(recipe, str) else recipe
     if not isinstance(base, Recipe):
@@ -185,8 +187,6 @@ def sweep(model: Any, points: Points, images: np.ndarray, labels: np.ndarray, *,
     if executor == "auto":
         workers = min(os.cpu_count() or 1, len(pending))
         executor = own = _process_pool(workers) if workers > 1 else None
-    elif executor is not None and not isinstance(executor, Executor):
-        raise ValueError(f"executor={executor!r}; allowed: 'auto', None or a concurrent.futures.Executor")
     threads = None if executor is None else 1
 
     def task(i: int) -> PointTask:

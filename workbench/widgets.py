@@ -198,9 +198,11 @@ class RangeExplorer:
         return evaluate(self.view.converted, self.images, self.labels, self.spec).accuracy
 
     def png(self) -> bytes:
+        """The figure as PNG bytes (what the widget shows)."""
         return _png(self.figure)
 
     def readout(self) -> str:
+        """The HTML text under the sliders."""
         lo, hi = self.view.default_ranges
         text = (f"<b>accuracy now: {100 * self.view.accuracy:.2f} %</b> with default_ranges=({lo:g}, {hi:g}) "
                 f"on {self.view.count:,} images (float {100 * self.baseline:.2f} %)")
