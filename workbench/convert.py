@@ -15,6 +15,7 @@ Recipes:
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import shutil
 import tempfile
@@ -309,14 +310,26 @@ def _convert_legacy(model: Any, recipe: Recipe, spec: InputSpec) -> tuple[bytes,
 def _legacy_from_dir(saved_model: Path, recipe: Recipe, stats: InputStats) -> bytes:
     from .keras_compat import tf
 
-    converter = tf.compat.v1.lite.TFLiteConverter.from_saved_model(str(saved_model))
+    pb = saved_model / "saved_model.pb"
+    converter = _loaded_v1_converter(str(saved_model.resolve()), pb.stat().st_mtime_ns, pb.stat().st_size)
     converter.inference_type = tf.uint8
+    converter.quantized_input_stats = {name: (stats.mean, stats.std) for name in converter.get_input_arrays()}
+    converter.default_ranges_stats = recipe.default_ranges
+    return converter.convert()
+
+
+@functools.lru_cache(maxsize=8)
+def _loaded_v1_converter(folder: str, mtime_ns: int, size: int):
+    """Loading the SavedModel is most of a legacy conversion's time; sliders and sweeps
+    reconvert one folder many times, so the loaded converter is kept (keyed by the
+    folder and its saved_model.pb's time and size) and only its settings change per call.
+    The result is byte-identical to a fresh converter's."""
+    from .keras_compat import tf
+
+    converter = tf.compat.v1.lite.TFLiteConverter.from_saved_model(folder)
     # Source-location debug info only adds a stderr line per node for Keras graphs.
     converter._debug_info_func = None  # noqa: SLF001
-    converter.quantized_input_stats = {name: (stats.mean, stats.std) for name in converter.get_input_arrays()}
-    if recipe.default_ranges is not None:
-        converter.default_ranges_stats = recipe.default_ranges
-    return converter.convert()
+    return converter
 
 
 def _warnings(recipe: Recipe, info: ModelInfo, requested: InputStats | None) -> list[str]:
