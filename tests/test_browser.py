@@ -14,6 +14,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from conftest import TRAIN_EPOCHS, TRAIN_SIZE
 from browser_support import (chromium, copy_notebooks, jupyter_lab, output_text_with, run_all_cells, set_slider,
                              svg_texts, wait_for_ops, wait_kernel_idle, widget_slider)
 
@@ -25,9 +26,9 @@ GRAPHS = "06_graphs.ipynb"
 # Small values injected after each notebook's parameters cell, as papermill does (same training config as the
 # session fixtures, so trained weights come from the cache).
 PARAMETERS = {
-    MEAN_STD: {"epochs": 1, "train_size": 12000, "eval_size": 1000, "live_size": 500, "grid_size": 3,
+    MEAN_STD: {"epochs": TRAIN_EPOCHS, "train_size": TRAIN_SIZE, "eval_size": 1000, "live_size": 500, "grid_size": 3,
                "show_widgets": True},
-    GRAPHS: {"epochs": 1, "train_size": 12000, "show_netron": True},
+    GRAPHS: {"epochs": TRAIN_EPOCHS, "train_size": TRAIN_SIZE, "show_netron": True},
 }
 
 

@@ -21,11 +21,12 @@ from typing import Any, Callable
 import nbformat
 import pytest
 
-from conftest import EVAL_SIZE, ROOT, TRAIN_SIZE
+from conftest import EVAL_SIZE, ROOT, TRAIN_EPOCHS, TRAIN_SIZE
 
 NOTEBOOK_DIR = ROOT / "notebooks"
 MARKER = "<<notebook-results>>"
-SMALL = {"train_size": TRAIN_SIZE, "eval_size": EVAL_SIZE}
+# The session fixtures' training config, so notebooks reuse the cached weights.
+SMALL = {"epochs": TRAIN_EPOCHS, "train_size": TRAIN_SIZE, "eval_size": EVAL_SIZE}
 
 
 def check_quickstart(r: dict) -> None:
@@ -104,7 +105,7 @@ NOTEBOOKS = [
           "schemes": "schemes.table.to_dict('records')",
           "int8_quantizers": "list(wb.bits.fake_quant_table(qat_int8)['quantizer'])",
           "int8_channels": "list(wb.bits.fake_quant_table(qat_int8)['channels'])"}, check_qat),
-    Case("03_convert_and_compare.ipynb", {"train_size": TRAIN_SIZE, "calibration_sizes": [1, 10, 100]},
+    Case("03_convert_and_compare.ipynb", {"epochs": TRAIN_EPOCHS, "train_size": TRAIN_SIZE, "calibration_sizes": [1, 10, 100]},
          {"table": "table.to_dict('records')", "baseline": "baseline",
           "calibration": "calibration[['calibration_size', 'accuracy']].to_dict('records')"}, check_compare),
     Case("04_mean_std.ipynb", {**SMALL, "grid_size": 3, "live_size": 500, "show_widgets": False},
@@ -116,8 +117,8 @@ NOTEBOOKS = [
          {"came_out_float": "came_out.came_out_float", "baseline": "baseline", "qat": "qat_accuracy",
           "ranges": "ranges[['default_max', 'accuracy', 'came_out_float']].to_dict('records')"},
          check_default_ranges),
-    Case("06_graphs.ipynb", {"train_size": TRAIN_SIZE, "show_netron": False}),
-    Case("07_troubleshooting.ipynb", {**SMALL, "lstm_eval_size": 200, "layer_images": 100},
+    Case("06_graphs.ipynb", {"epochs": TRAIN_EPOCHS, "train_size": TRAIN_SIZE, "show_netron": False}),
+    Case("07_troubleshooting.ipynb", {**SMALL, "eval_size": 1000, "lstm_eval_size": 200, "layer_images": 100},
          {"keys": "[r.diagnosis.entry.key for r in (r1, r3, r4, r5, r7, r9, r10)]",
           "int8_layers": "[e.layer for e in int8_report.layers]",
           "uint8_layers": "[e.layer for e in uint8_report.layers]"}, check_troubleshooting),
