@@ -32,8 +32,9 @@ _LAZY = {
     "quantize_model": "train", "trained_lenet": "train", "lenet": "models",
 }
 
-# Notebook tools: sweeps, plots, widgets, input-code analysis
-_SUBMODULES = ("sweep", "plots", "widgets", "bits", "viewer")
+# Notebook tools: sweeps, plots, widgets, input-code analysis, Netron;
+# troubleshooting: the gallery of classic failures and per-layer error
+_SUBMODULES = ("sweep", "plots", "widgets", "bits", "viewer", "gallery", "gallery_choices", "layers", "diagnose")
 
 
 def __getattr__(name: str):
@@ -48,5 +49,5 @@ __all__ = [
     "InputSpec", "Mnist", "load_mnist", "InputStats", "stats_for_range",
     "RECIPES", "Recipe", "ConvertedModel", "QuantizationWarning", "convert", "export_saved_model",
     "EvalResult", "evaluate", "evaluate_keras", "predict", "ModelInfo", "read_model",
-    "QuantizationError", "explain", *_LAZY,
+    "QuantizationError", "explain", *_LAZY, *_SUBMODULES,
 ]
