@@ -7,12 +7,12 @@ static HTML exports), because nothing is served.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from .evaluate import model_bytes
 from .tflite_info import ModelInfo, TensorInfo, interpreter, read_model
 
 # One color per dtype, shared by the drawing and its legend.
@@ -59,7 +59,7 @@ def op_graph(model: Any) -> OpGraph:
     Raises:
         ValueError: the model is missing, unreadable or not a TFLite flatbuffer.
     """
-    data = _tflite_bytes(model)
+    data = model_bytes(model)
     details = interpreter(data)._get_ops_details()  # noqa: SLF001 - the only API listing op inputs
     ops = tuple(OpNode(int(d["index"]), d["op_name"], tuple(int(i) for i in d["inputs"]),
                        tuple(int(o) for o in d["outputs"])) for d in details)
@@ -272,18 +272,3 @@ def depthwise_equivalence(model: Any, images: np.ndarray, layer: str = "conv1", 
 
 
 _WEIGHTED = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "TRANSPOSE_CONV")
-
-
-def _tflite_bytes(model: Any) -> bytes:
-    if hasattr(model, "tflite"):
-        return model.tflite
-    if isinstance(model, (bytes, bytearray)):
-        return bytes(model)
-    if isinstance(model, (str, os.PathLike)):
-        try:
-            with open(model, "rb") as handle:
-                return handle.read()
-        except OSError as err:
-            raise ValueError(f"model={str(model)!r} cannot be read ({err.strerror}); allowed: a readable "
-                             ".tflite file") from None
-    raise ValueError(f"model={type(model).__name__}; allowed: a ConvertedModel, .tflite bytes or a .tflite path")

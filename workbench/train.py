@@ -17,14 +17,14 @@ from __future__ import annotations
 
 import hashlib
 import os
-from dataclasses import dataclass, replace
-from pathlib import Path
+from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 
 from . import artifacts, validate
 from .data import InputSpec, Mnist
-from .keras_compat import keras, tf
+from .keras_compat import keras
 from .models import lenet
 
 QAT_SCHEMES = ("int8", "uint8-legacy")
@@ -140,13 +140,33 @@ def trained_lenet(data: Mnist, config: TrainConfig = TrainConfig(), qat: QatConf
     The cache key covers the training config, the QAT config and a fingerprint
     of the data, so a change in any of them trains afresh.
     """
-    key = artifacts.config_key(config, qat, data_fingerprint(data))
+    return trained_model(lambda: lenet(batchnorm=config.batchnorm), "lenet", data, config, qat, cache, progress)
+
+
+def trained_model(build: Callable[[], keras.Model], name: str, data: Mnist, config: TrainConfig = TrainConfig(),
+                  qat: QatConfig | None = None, cache: str | os.PathLike | None = None,
+                  progress: bool = False) -> keras.Model:
+    """Train ``build()`` (and, with ``qat``, fine-tune a QAT copy of it), cached by configuration.
+
+    Args:
+        build: returns a fresh, untrained Keras model.
+        name: names the model in the cache key and file name (``"lenet"``, a variant name).
+        data, config: what to train on and how.
+        qat: fine-tune a QAT copy of the trained float model with this config.
+        cache: cache folder (default ``$WORKBENCH_CACHE``).
+        progress: show a progress bar while training.
+
+    Returns:
+        The compiled, trained Keras model. Weights are written atomically; an
+        unreadable cache entry is retrained, never trusted.
+    """
+    key_parts = (config, qat, data_fingerprint(data)) if name == "lenet" else (name, config, qat, data_fingerprint(data))
     kind = "float" if qat is None else f"qat-{qat.scheme}-{qat.bits}b"
-    weights = artifacts.cache_dir(cache) / "models" / f"lenet-{kind}-{key}.weights.h5"
+    weights = artifacts.cache_dir(cache) / "models" / f"{name}-{kind}-{artifacts.config_key(*key_parts)}.weights.h5"
     if qat is None:
-        model = lenet(batchnorm=config.batchnorm)
+        model = build()
     else:
-        base = trained_lenet(data, config, None, cache, progress)
+        base = trained_model(build, name, data, config, None, cache, progress)
         model = quantize_model(base, qat)
     if weights.exists():
         try:
@@ -156,7 +176,9 @@ def trained_lenet(data: Mnist, config: TrainConfig = TrainConfig(), qat: QatConf
         except Exception:  # an unreadable cache entry is retrained, never trusted
             weights.unlink(missing_ok=True)
     if qat is None:
-        model = train_float(data, config, progress)
+        set_seed(config.seed)
+        model = build()
+        fit(model, data, config, epochs=config.epochs, progress=progress, desc=name)
     else:
         model = train_qat(base, data, qat, config, progress)
     with artifacts.atomic_path(weights, suffix=".weights.h5") as tmp:

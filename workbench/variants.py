@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import os
 
-from . import artifacts, validate
+from . import validate
 from .data import Mnist
 from .keras_compat import keras
 from .models import VARIANTS
-from .train import QatConfig, TrainConfig, data_fingerprint, fit, quantize_model, set_seed
+from .train import QatConfig, TrainConfig, trained_model
 
 
 def build(name: str) -> keras.Model:
@@ -48,29 +48,4 @@ def trained_variant(name: str, data: Mnist, config: TrainConfig = TrainConfig(),
         ValueError: unknown variant name.
     """
     validate.choice("variant", name, tuple(VARIANTS))
-    key = artifacts.config_key(name, config, qat, data_fingerprint(data))
-    kind = "float" if qat is None else f"qat-{qat.scheme}-{qat.bits}b"
-    weights = artifacts.cache_dir(cache) / "models" / f"{name}-{kind}-{key}.weights.h5"
-    if qat is None:
-        model = build(name)
-    else:
-        base = trained_variant(name, data, config, None, cache)
-        model = quantize_model(base, qat)
-    if weights.exists():
-        try:
-            model.load_weights(str(weights))
-            fit(model, data, config, epochs=0)
-            return model
-        except Exception:  # an unreadable cache entry is retrained, never trusted
-            weights.unlink(missing_ok=True)
-    if qat is None:
-        set_seed(config.seed)
-        model = build(name)
-        fit(model, data, config, epochs=config.epochs, desc=name)
-    else:
-        set_seed(config.seed + 1)
-        model = quantize_model(base, qat)
-        fit(model, data, config, epochs=qat.epochs, desc=f"{name} QAT")
-    with artifacts.atomic_path(weights, suffix=".weights.h5") as tmp:
-        model.save_weights(str(tmp))
-    return model
+    return trained_model(VARIANTS[name], name, data, config, qat, cache)
