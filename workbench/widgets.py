@@ -82,7 +82,19 @@ def range_view(model_dir: Any, images: np.ndarray, labels: np.ndarray, lo: float
     return RangeView((lo, hi), result.accuracy, result.count, converted.came_out_float, converted)
 
 
-class StatsExplorer:
+class _LiveFigure:
+    """What both explorers share: the full-test-set button and the figure as PNG."""
+
+    def evaluate_full(self) -> float:
+        """Accuracy of the current model on the whole test set."""
+        return evaluate(self.view.converted, self.images, self.labels, self.spec).accuracy
+
+    def png(self) -> bytes:
+        """The figure as PNG bytes (what the widget shows)."""
+        return _png(self.figure)
+
+
+class StatsExplorer(_LiveFigure):
     """The mean/std explorer's state and figure, without any widget.
 
     Args:
@@ -126,14 +138,6 @@ class StatsExplorer:
         self.seconds = time.perf_counter() - start
         return self.view
 
-    def evaluate_full(self) -> float:
-        """Accuracy of the current model on the whole test set."""
-        return evaluate(self.view.converted, self.images, self.labels, self.spec).accuracy
-
-    def png(self) -> bytes:
-        """The figure as PNG bytes (what the widget shows)."""
-        return _png(self.figure)
-
     def readout(self) -> str:
         """The HTML text under the sliders."""
         v, b = self.view, self.best
@@ -151,7 +155,7 @@ class StatsExplorer:
         return {"now": view.accuracy, "best (correct stats)": self.best.accuracy}
 
 
-class RangeExplorer:
+class RangeExplorer(_LiveFigure):
     """The default-range explorer's state and figure, without any widget.
 
     Args:
@@ -192,14 +196,6 @@ class RangeExplorer:
         plots.update_gauge(self._ax, self._values())
         self.seconds = time.perf_counter() - start
         return self.view
-
-    def evaluate_full(self) -> float:
-        """Accuracy of the current model on the whole test set."""
-        return evaluate(self.view.converted, self.images, self.labels, self.spec).accuracy
-
-    def png(self) -> bytes:
-        """The figure as PNG bytes (what the widget shows)."""
-        return _png(self.figure)
 
     def readout(self) -> str:
         """The HTML text under the sliders."""
