@@ -205,7 +205,9 @@ def convert(model: Any, recipe: Recipe | str = "float32", *, spec: InputSpec = I
     elif not hasattr(model, "layers"):
         raise ValueError(f"model={type(model).__name__}; allowed: a Keras model or a SavedModel folder path")
     start = time.perf_counter()
-    with _tf_errors_explained():
+    with _tf_errors_explained(), warnings.catch_warnings():
+        # TF's note about quantized_input_stats applies to its own v1 flags, not to these recipes.
+        warnings.filterwarnings("ignore", message="Statistics for quantized inputs were expected")
         if recipe.name == "legacy-uint8":
             tflite, requested = _convert_legacy(model, recipe, spec)
         else:
