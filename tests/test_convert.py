@@ -155,3 +155,18 @@ def test_recipe_list_is_complete():
     assert set(RECIPES) == {"float32", "dynamic-range", "float16", "int8-ptq", "int16x8", "qat-int8", "legacy-uint8"}
     assert Recipe("legacy-uint8", mean=0, std=255, default_ranges=(0, 6)).label() == \
         "legacy-uint8 [mean=0,std=255; ranges=(0,6)]"
+
+
+def test_reconverting_a_keras_model_follows_its_current_weights(float_model):
+    from workbench.train import QatConfig, quantize_model
+
+    model = quantize_model(float_model, QatConfig("uint8-legacy"))
+    original = model.get_weights()
+    first = convert(model, "legacy-uint8")
+    again = convert(model, "legacy-uint8", mean=3, std=255)  # reuses the export
+    assert again.effective_stats.mean == 3
+    model.set_weights([w * 0.5 if w.ndim > 1 else w for w in original])  # kernels changed in place
+    changed = convert(model, "legacy-uint8")
+    assert changed.tflite != first.tflite
+    model.set_weights(original)
+    assert convert(model, "legacy-uint8").tflite == first.tflite

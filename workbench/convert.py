@@ -14,8 +14,10 @@ Recipes:
 
 from __future__ import annotations
 
+import atexit
 import dataclasses
 import functools
+import hashlib
 import os
 import shutil
 import tempfile
@@ -299,14 +301,49 @@ def _name_segments(tensor_name: str) -> set[str]:
 
 def _convert_legacy(model: Any, recipe: Recipe, spec: InputSpec) -> tuple[bytes, InputStats]:
     stats = InputStats(recipe.mean, recipe.std) if recipe.mean is not None else spec.stats
-    if _is_path(model):
-        return _legacy_from_dir(_saved_model_dir(model), recipe, stats), stats
-    tmp = Path(tempfile.mkdtemp(prefix="workbench-savedmodel-"))
-    try:
-        export_saved_model(model, tmp / "model")
-        return _legacy_from_dir(tmp / "model", recipe, stats), stats
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    folder = _saved_model_dir(model) if _is_path(model) else _exports.folder_for(model)
+    return _legacy_from_dir(folder, recipe, stats), stats
+
+
+class _ExportCache:
+    """SavedModel exports of Keras models for the v1 converter, reused while the weights are unchanged.
+
+    Exporting costs about a second; a notebook converts the same model many
+    times (stats, default ranges). The key is the model's identity plus a digest
+    of its weight names, shapes and values, so training the model further
+    exports it afresh. Folders live in one temporary directory removed at exit.
+    """
+
+    def __init__(self, size: int = 8) -> None:
+        self._size = size
+        self._folders: dict[tuple[int, str], Path] = {}
+        self._root: Path | None = None
+
+    def folder_for(self, model: Any) -> Path:
+        key = (id(model), _weights_digest(model))
+        folder = self._folders.pop(key, None)
+        if folder is None or not (folder / "saved_model.pb").is_file():
+            if self._root is None:
+                self._root = Path(tempfile.mkdtemp(prefix="workbench-savedmodels-"))
+                atexit.register(shutil.rmtree, self._root, True)
+            folder = export_saved_model(model, self._root / f"m{len(os.listdir(self._root))}-{key[1][:12]}")
+        self._folders[key] = folder  # most recently used last
+        while len(self._folders) > self._size:
+            oldest = next(iter(self._folders))
+            shutil.rmtree(self._folders.pop(oldest), ignore_errors=True)
+        return folder
+
+
+_exports = _ExportCache()
+
+
+def _weights_digest(model: Any) -> str:
+    h = hashlib.sha256()
+    for weight in model.weights:
+        value = np.asarray(weight.numpy())
+        h.update(f"{weight.name}{value.shape}{value.dtype}".encode())
+        h.update(np.ascontiguousarray(value).tobytes())
+    return h.hexdigest()
 
 
 def _legacy_from_dir(saved_model: Path, recipe: Recipe, stats: InputStats) -> bytes:
