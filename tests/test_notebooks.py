@@ -108,7 +108,9 @@ NOTEBOOKS = [
     Case("03_convert_and_compare.ipynb", {"epochs": TRAIN_EPOCHS, "train_size": TRAIN_SIZE, "calibration_sizes": [1, 10, 100]},
          {"table": "table.to_dict('records')", "baseline": "baseline",
           "calibration": "calibration[['calibration_size', 'accuracy']].to_dict('records')"}, check_compare),
-    Case("04_mean_std.ipynb", {**SMALL, "grid_size": 3, "live_size": 500, "show_widgets": False},
+    # The grid is judged on the full test set: on 2,000 images a lucky wrong point can beat
+    # the correct one by more than the 0.5-point tolerance (measured: 0.55 points at (0, 1000)).
+    Case("04_mean_std.ipynb", {**SMALL, "eval_size": 10000, "grid_size": 3, "live_size": 500, "show_widgets": False},
          {"grid": "grid_table[['mean', 'std', 'accuracy']].to_dict('records')",
           "ignored": "ignored[['mean', 'std', 'accuracy', 'stats_ignored']].to_dict('records')",
           "explorer_accuracy": "explorer.engine.view.accuracy"}, check_mean_std),
