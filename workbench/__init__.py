@@ -21,7 +21,7 @@ from .stats import InputStats, stats_for_range
 # Conversion records and evaluation (no TensorFlow import needed)
 from .convert import RECIPES, ConvertedModel, QuantizationWarning, Recipe, convert, export_saved_model
 from .evaluate import EvalResult, evaluate, evaluate_keras, predict
-from .tflite_info import ModelInfo, read_model
+from .litert import ModelInfo, read_model
 
 # Failures explained
 from .diagnose import QuantizationError, explain

@@ -60,7 +60,7 @@ def _demo(args) -> int:
 def _info(path: str) -> int:
     from pathlib import Path
 
-    from .tflite_info import read_model
+    from .litert import read_model
 
     file = Path(path)
     if not file.is_file():

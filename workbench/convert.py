@@ -32,7 +32,7 @@ import numpy as np
 from . import artifacts, diagnose, validate
 from .data import InputSpec
 from .stats import InputStats
-from .tflite_info import ModelInfo, interpreter, read_model
+from .litert import ModelInfo, interpreter, read_model
 
 RECIPES = ("float32", "dynamic-range", "float16", "int8-ptq", "int16x8", "qat-int8", "legacy-uint8")
 IO_TYPES = ("float32", "int8", "uint8")

@@ -20,7 +20,7 @@ from . import diagnose, validate
 from .convert import ConvertedModel, convert
 from .data import InputSpec, Mnist
 from .diagnose import Diagnosis, QuantizationError
-from .evaluate import dequantize, evaluate, evaluate_keras
+from .evaluate import evaluate, evaluate_keras
 from .stats import stats_for_range
 from .train import QatConfig, TrainConfig, trained_lenet
 from .variants import build, trained_variant
@@ -276,7 +276,7 @@ def per_channel_on_uint8(data: Mnist, cfg: GalleryConfig = GalleryConfig()) -> C
 
 def raw_outputs(data: Mnist, cfg: GalleryConfig = GalleryConfig(), count: int = 5) -> CaseResult:
     """Raw quantized outputs vs outputs dequantized with the output's scale and zero point."""
-    from .tflite_info import interpreter
+    from . import litert
 
     count = validate.number("count", count, low=1, high=cfg.eval_size, integer=True)
     qat = trained_lenet(data, cfg.train(), QatConfig("uint8-legacy"))
@@ -286,18 +286,8 @@ def raw_outputs(data: Mnist, cfg: GalleryConfig = GalleryConfig(), count: int = 
                              ("int8 with int8 I/O", _convert(
                                  trained_lenet(data, cfg.train(), QatConfig("int8")), "qat-int8", data, cfg,
                                  io_type="int8"))):
-        interp = interpreter(converted.tflite)
-        inp, out = interp.get_input_details()[0], interp.get_output_details()[0]
-        interp.resize_tensor_input(inp["index"], [count, 28, 28, 1])
-        interp.allocate_tensors()
-        from .evaluate import prepare_input
-
-        scale, zp = inp["quantization"]
-        interp.set_tensor(inp["index"], prepare_input(data.test_images[:count], np.dtype(inp["dtype"]).name,
-                                                      scale, zp))
-        interp.invoke()
-        raw = interp.get_tensor(out["index"])
-        real = dequantize(raw, converted.output.scale, converted.output.zero_point)
+        outcome = litert.run(converted, data.test_images[:count], batch_size=None)
+        raw, real = outcome.raw, outcome.outputs
         rows.append({"variant": label, "dtype": str(raw.dtype), "scale": converted.output.scale,
                      "zero_point": converted.output.zero_point, "raw_first": str(raw[0].tolist()),
                      "raw_row_sum": float(raw[0].astype(np.float64).sum()),

@@ -8,11 +8,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import validate
+from . import litert, validate
 from .data import InputSpec, Mnist
-from .evaluate import dequantize, prepare_input
 from .gallery import CaseResult, GalleryConfig, _convert, _failure, attempt, keras_row, measure
-from .tflite_info import interpreter
 from .train import QatConfig, TrainConfig, trained_lenet
 from .variants import build, trained_variant
 
@@ -40,21 +38,19 @@ def dynamic_shape(data: Mnist, cfg: GalleryConfig = GalleryConfig()) -> CaseResu
 
 def kernel_table(model) -> list[dict]:
     """Per op: the dtype its activations arrive in and the dtype of its weights (hybrid = float + int8)."""
-    interp = interpreter(model.tflite)
-    details = {t["index"]: t for t in interp.get_tensor_details()}
-    producers = {int(o) for op in interp._get_ops_details() for o in op["outputs"]}  # noqa: SLF001
+    info = model.info
+    details = {t.index: t for t in info.tensors}
+    model_inputs = {io.index for io in info.inputs}
     rows = []
-    for op in interp._get_ops_details():  # noqa: SLF001
-        ins = [details[int(i)] for i in op["inputs"] if int(i) >= 0]
-        acts = [np.dtype(t["dtype"]).name for t in ins if t["index"] in producers or t["index"] in
-                {d["index"] for d in interp.get_input_details()}]
-        weights = [np.dtype(t["dtype"]).name for t in ins if len(t["shape"]) > 1 and t["index"] not in producers
-                   and t["index"] not in {d["index"] for d in interp.get_input_details()}]
+    for op in info.op_details:
+        ins = [details[i] for i in op.inputs if i >= 0]
+        acts = [t.dtype for t in ins if t.is_activation or t.index in model_inputs]
+        weights = [t.dtype for t in ins if len(t.shape) > 1 and not t.is_activation and t.index not in model_inputs]
         act = acts[0] if acts else "-"
-        kind = ("conversion" if op["op_name"] in ("QUANTIZE", "DEQUANTIZE") else "hybrid (float math, int8 weights)" if act == "float32" and "int8" in weights
+        kind = ("conversion" if op.name in ("QUANTIZE", "DEQUANTIZE")
+                else "hybrid (float math, int8 weights)" if act == "float32" and "int8" in weights
                 else "float" if act == "float32" else "integer")
-        rows.append({"op": op["op_name"], "activation": act, "weights": weights[0] if weights else "-",
-                     "kernel": kind})
+        rows.append({"op": op.name, "activation": act, "weights": weights[0] if weights else "-", "kernel": kind})
     return rows
 
 
@@ -81,19 +77,8 @@ def evaluate_stateful(model, images: np.ndarray, labels: np.ndarray, spec: Input
     invokes; without ``reset_all_variables()`` each image starts from the last one's state.
     """
     images = validate.images("images", images)
-    interp = interpreter(model.tflite)
-    interp.allocate_tensors()
-    inp, out = interp.get_input_details()[0], interp.get_output_details()[0]
-    scale, zp = inp["quantization"]
-    x = prepare_input(images, np.dtype(inp["dtype"]).name, scale, zp, spec)
-    correct = 0
-    for i in range(len(x)):
-        interp.reset_all_variables()
-        interp.set_tensor(inp["index"], x[i:i + 1])
-        interp.invoke()
-        score = dequantize(interp.get_tensor(out["index"]), *out["quantization"])
-        correct += int(score.argmax() == labels[i])
-    return correct / len(x)
+    scores = litert.run(model, images, spec, batch_size=1, reset_variables=True).outputs
+    return float(np.mean(scores.argmax(axis=1) == np.asarray(labels)[:len(images)]))
 
 
 def lstm(data: Mnist, cfg: GalleryConfig = GalleryConfig()) -> CaseResult:
@@ -131,16 +116,8 @@ def lstm(data: Mnist, cfg: GalleryConfig = GalleryConfig()) -> CaseResult:
 
 
 def _accuracy_without_reset(model, images: np.ndarray, labels: np.ndarray) -> float:
-    interp = interpreter(model.tflite)
-    interp.allocate_tensors()
-    inp, out = interp.get_input_details()[0], interp.get_output_details()[0]
-    x = InputSpec().normalize(images)
-    hits = 0
-    for i in range(len(x)):
-        interp.set_tensor(inp["index"], x[i:i + 1])
-        interp.invoke()
-        hits += int(interp.get_tensor(out["index"]).argmax() == labels[i])
-    return hits / len(x)
+    scores = litert.run(model, images, batch_size=1).outputs
+    return float(np.mean(scores.argmax(axis=1) == np.asarray(labels)[:len(images)]))
 
 
 # --- 10. 4-bit -----------------------------------------------------------------------------------
@@ -169,13 +146,8 @@ def four_bit(data: Mnist, cfg: GalleryConfig = GalleryConfig()) -> CaseResult:
 
 def _max_levels(model) -> int:
     """The most distinct values any weight tensor of a converted model uses."""
-    interp = interpreter(model.tflite)
-    interp.allocate_tensors()
-    levels = 0
-    for t in model.info.tensors:
-        if t.producer is None and t.dtype in ("int8", "uint8") and len(t.shape) > 1:
-            levels = max(levels, len(np.unique(interp.get_tensor(t.index))))
-    return levels
+    return max((len(np.unique(litert.constant(model, t.index))) for t in model.info.tensors
+                if t.producer is None and t.dtype in ("int8", "uint8") and len(t.shape) > 1), default=0)
 
 
 # --- 11. keeping one layer float -----------------------------------------------------------------

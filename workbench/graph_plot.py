@@ -12,8 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from .evaluate import model_bytes
-from .tflite_info import ModelInfo, TensorInfo, interpreter, read_model
+from .litert import ModelInfo, TensorInfo, read_model
 
 # One color per dtype, shared by the drawing and its legend.
 DTYPE_COLORS = {
@@ -59,11 +58,9 @@ def op_graph(model: Any) -> OpGraph:
     Raises:
         ValueError: the model is missing, unreadable or not a TFLite flatbuffer.
     """
-    data = model_bytes(model)
-    details = interpreter(data)._get_ops_details()  # noqa: SLF001 - the only API listing op inputs
-    ops = tuple(OpNode(int(d["index"]), d["op_name"], tuple(int(i) for i in d["inputs"]),
-                       tuple(int(o) for o in d["outputs"])) for d in details)
-    return OpGraph(ops, read_model(data))
+    info = model.info if hasattr(model, "info") else read_model(model)
+    ops = tuple(OpNode(op.index, op.name, op.inputs, op.outputs) for op in info.op_details)
+    return OpGraph(ops, info)
 
 
 def tensor_table(model: Any):

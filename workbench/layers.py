@@ -18,10 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from . import validate
+from . import litert, validate
 from .data import InputSpec
-from .evaluate import dequantize, model_bytes, prepare_input
-from .tflite_info import interpreter
 
 
 @dataclass(frozen=True)
@@ -101,24 +99,17 @@ def layer_errors(model: Any, keras_model: Any, images: np.ndarray, spec: InputSp
     from .keras_compat import keras
 
     data = validate.images("images", images)
-    interp = _reference_interpreter(model_bytes(model))
-    ops = interp._get_ops_details()  # noqa: SLF001 - before allocation, while ops still have their own names
-    inp = interp.get_input_details()[0]
-    interp.resize_tensor_input(inp["index"], [len(data), *inp["shape"][1:]])
-    interp.allocate_tensors()
-    scale, zp = inp["quantization"]
-    interp.set_tensor(inp["index"], prepare_input(data, np.dtype(inp["dtype"]).name, scale, zp, spec))
-    interp.invoke()
+    info = litert.read_model(model)
+    # Reference kernels: XNNPack may fuse ops and leave their intermediate tensors unwritten.
+    outcome = litert.run(model, data, spec, keep_tensors=True, reference_kernels=True)
 
     order = [layer.name for layer in keras_model.layers]
-    outputs = {op_out: op["op_name"] for op in ops for op_out in (int(o) for o in op["outputs"])}
-    final = {int(d["index"]) for d in interp.get_output_details()}
-    matched: dict[str, dict] = {}
-    for t in interp.get_tensor_details():
-        q = t.get("quantization_parameters", {})
-        if t["index"] not in outputs or len(q.get("scales", ())) != 1 or outputs[t["index"]] == "QUANTIZE":
+    final = {io.index for io in info.outputs}
+    matched: dict[str, litert.TensorInfo] = {}
+    for t in info.tensors:
+        if not t.is_activation or len(t.scales) != 1 or t.producer == "QUANTIZE":
             continue
-        layer = _layer_of(t["name"], order) or (order[-1] if _feeds_output(t, ops, final) else None)
+        layer = _layer_of(t.name, order) or (order[-1] if _feeds_output(t.index, info.op_details, final) else None)
         if layer is not None:
             matched[layer] = t  # later tensors of a layer (fused activation) replace earlier ones
     if not matched:
@@ -131,11 +122,10 @@ def layer_errors(model: Any, keras_model: Any, images: np.ndarray, spec: InputSp
     rows, values = [], {}
     for name, ref in zip(names, refs):
         t = matched[name]
-        s, z = float(t["quantization_parameters"]["scales"][0]), int(t["quantization_parameters"]["zero_points"][0])
-        real = dequantize(interp.get_tensor(t["index"]), s, z)
+        s, z = t.scales[0], t.zero_points[0]
+        real = litert.dequantize(outcome.tensor(t.index), s, z)
         rmse, snr, rel, mx = error_metrics(real, ref)
-        rows.append(LayerError(name, t["name"], outputs[t["index"]], np.dtype(t["dtype"]).name, s, z,
-                               rmse, snr, rel, mx))
+        rows.append(LayerError(name, t.name, t.producer, t.dtype, s, z, rmse, snr, rel, mx))
         if keep_values:
             values[name] = (real, np.asarray(ref))
     return LayerReport(tuple(rows), len(data), values)
@@ -147,22 +137,13 @@ def _layer_of(tensor_name: str, order: list[str]) -> str | None:
     return found[-1] if found else None
 
 
-def _reference_interpreter(tflite: bytes):
-    """An interpreter with the reference kernels only (no XNNPack) that keeps every tensor."""
-    from ai_edge_litert.interpreter import Interpreter, OpResolverType
-
-    interpreter(tflite)  # validates the bytes with a clear ValueError
-    return Interpreter(model_content=tflite, experimental_preserve_all_tensors=True,
-                       experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
-
-
-def _feeds_output(tensor: dict, ops: list, final: set[int]) -> bool:
+def _feeds_output(index: int, ops: tuple, final: set[int]) -> bool:
     """The tensor is the model output, or the input of the DEQUANTIZE that makes it."""
-    if tensor["index"] in final:
+    if index in final:
         return True
     for op in ops:
-        if op["op_name"] == "DEQUANTIZE" and tensor["index"] in {int(i) for i in op["inputs"]}:
-            return bool(final & {int(o) for o in op["outputs"]})
+        if op.name == "DEQUANTIZE" and index in op.inputs:
+            return bool(final & set(op.outputs))
     return False
 
 
@@ -225,7 +206,7 @@ def debugger_statistics(keras_model: Any, representative: np.ndarray, spec: Inpu
 
 
 def _scales(debugger: Any, names) -> np.ndarray:
-    details = {t["name"]: t for t in debugger._quant_interpreter.get_tensor_details()}  # noqa: SLF001
+    details = {t["name"]: t for t in litert.debugger_interpreter(debugger).get_tensor_details()}
     scales = []
     for name in names:
         idx = int(name.rsplit(":", 1)[-1])

@@ -1,0 +1,311 @@
+"""The one door to LiteRT: reading a ``.tflite`` (ops, tensors, quantization, I/O) and running it.
+
+Everything else in the workbench inspects and runs TFLite models through this
+module, so the interpreter's private corners (``_get_ops_details``, the
+QuantizationDebugger's interpreter) and the (de)quantization rules live in one
+place:
+
+* uint8 input: raw pixels go in as they are; the model's (scale, zero_point),
+  i.e. the mean/std it was converted with, decide how they are read;
+* int8/int16 input: pixels are normalized per the ``InputSpec`` and quantized
+  with the model's own scale and zero point;
+* float input: pixels are normalized per the ``InputSpec``;
+* quantized outputs are dequantized with the output's scale and zero point.
+
+Corrupt bytes are a ``ValueError`` before LiteRT sees them, not a crash.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import diagnose
+from .data import InputSpec
+
+# Measured on LeNet: batches of a few hundred images keep the activations in
+# cache and beat both one huge batch and one image per invoke.
+DEFAULT_BATCH = 256
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    """One tensor of a TFLite model."""
+
+    index: int
+    name: str
+    dtype: str
+    shape: tuple[int, ...]
+    scales: tuple[float, ...]
+    zero_points: tuple[int, ...]
+    quantized_dimension: int
+    producer: str | None  # the op that writes it; None for constants and model inputs
+
+    @property
+    def is_activation(self) -> bool:
+        """Written by an op at run time (as opposed to a weight, bias or model input)."""
+        return self.producer is not None
+
+    @property
+    def per_channel(self) -> bool:
+        return len(self.scales) > 1
+
+    @property
+    def quantized(self) -> bool:
+        return bool(self.scales)
+
+
+@dataclass(frozen=True)
+class IoInfo:
+    """A model input or output: dtype, shape and (scale, zero_point) (``(0.0, 0)`` when float)."""
+
+    name: str
+    index: int
+    dtype: str
+    shape: tuple[int, ...]
+    scale: float
+    zero_point: int
+
+    @property
+    def quantized(self) -> bool:
+        return self.scale != 0.0
+
+
+@dataclass(frozen=True)
+class OpInfo:
+    """One op in execution order: its builtin name and the tensor indices it reads and writes."""
+
+    index: int
+    name: str  # e.g. "CONV_2D"
+    inputs: tuple[int, ...]  # -1 marks an optional input left out
+    outputs: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """The structure of one TFLite model."""
+
+    inputs: tuple[IoInfo, ...]
+    outputs: tuple[IoInfo, ...]
+    tensors: tuple[TensorInfo, ...]
+    op_details: tuple[OpInfo, ...] = field(repr=False)
+
+    @property
+    def ops(self) -> tuple[str, ...]:
+        """Op names in execution order, e.g. ``("CONV_2D", "MAX_POOL_2D", ...)``."""
+        return tuple(op.name for op in self.op_details)
+
+    def dtype_counts(self, activations_only: bool = False) -> dict[str, int]:
+        """How many tensors of each dtype (optionally only activations)."""
+        return dict(Counter(t.dtype for t in self.tensors if t.is_activation or not activations_only))
+
+    def op_counts(self) -> dict[str, int]:
+        return dict(Counter(self.ops))
+
+    def tensor(self, index: int) -> TensorInfo:
+        """The tensor with this index."""
+        return next(t for t in self.tensors if t.index == index)
+
+
+def model_bytes(model: Any) -> bytes:
+    """The ``.tflite`` bytes of a ``ConvertedModel``, a path, or bytes."""
+    if hasattr(model, "tflite"):
+        return model.tflite
+    if isinstance(model, (bytes, bytearray)):
+        return bytes(model)
+    if isinstance(model, (str, os.PathLike)):
+        path = Path(model)
+        if not path.is_file():
+            raise ValueError(f"model={str(path)!r} does not exist; allowed: a .tflite file path, "
+                             "its bytes, or a ConvertedModel")
+        return path.read_bytes()
+    raise ValueError(f"model={type(model).__name__}; allowed: a ConvertedModel, .tflite bytes or a path")
+
+
+def interpreter(model_bytes: bytes, num_threads: int | None = None, keep_tensors: bool = False,
+                reference_kernels: bool = False):
+    """A LiteRT interpreter on ``model_bytes`` (``ValueError`` if they are not a TFLite model).
+
+    Args:
+        model_bytes: the flatbuffer.
+        num_threads: interpreter threads (``None``: LiteRT's default).
+        keep_tensors: keep every intermediate tensor readable after ``invoke``.
+        reference_kernels: the builtin reference kernels only (no XNNPack), as the
+            per-layer error and the QuantizationDebugger use.
+    """
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    if not isinstance(model_bytes, (bytes, bytearray)) or len(model_bytes) < 8:
+        raise ValueError(f"model bytes of length {len(model_bytes) if model_bytes is not None else 0} "
+                         "are not a TFLite flatbuffer; allowed: the bytes of a .tflite file")
+    if bytes(model_bytes[4:8]) != b"TFL3":
+        raise ValueError("model bytes are not a TFLite flatbuffer (no 'TFL3' identifier at byte 4); "
+                         "allowed: the bytes of a .tflite file")
+    kwargs = {}
+    if reference_kernels:
+        kwargs["experimental_op_resolver_type"] = OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+    try:
+        return Interpreter(model_content=bytes(model_bytes), num_threads=num_threads,
+                           experimental_preserve_all_tensors=keep_tensors, **kwargs)
+    except ValueError as err:
+        raise ValueError(f"model bytes could not be read as a TFLite model ({err}); "
+                         "allowed: the bytes of a valid .tflite file") from None
+
+
+def op_details(interp: Any) -> tuple[OpInfo, ...]:
+    """The ops of an interpreter's model, in execution order.
+
+    LiteRT lists ops only through the private ``_get_ops_details``; read it
+    before ``allocate_tensors`` (delegates may rename ops afterwards).
+    """
+    return tuple(OpInfo(int(d["index"]), d["op_name"], tuple(int(i) for i in d["inputs"]),
+                        tuple(int(o) for o in d["outputs"]))
+                 for d in interp._get_ops_details())  # noqa: SLF001 - the only API listing ops
+
+
+def read_model(model: Any) -> ModelInfo:
+    """Inspect a TFLite model (``ConvertedModel``, bytes or path) without running it."""
+    return _info(interpreter(model_bytes(model)))
+
+
+def _info(interp: Any) -> ModelInfo:
+    ops = op_details(interp)
+    producer = {out: op.name for op in ops for out in op.outputs}
+    tensors = []
+    for t in interp.get_tensor_details():
+        q = t.get("quantization_parameters", {})
+        tensors.append(TensorInfo(
+            index=int(t["index"]), name=t["name"], dtype=np.dtype(t["dtype"]).name,
+            shape=tuple(int(s) for s in t["shape"]),
+            scales=tuple(float(s) for s in q.get("scales", ())),
+            zero_points=tuple(int(z) for z in q.get("zero_points", ())),
+            quantized_dimension=int(q.get("quantized_dimension", 0)),
+            producer=producer.get(int(t["index"]))))
+    return ModelInfo(
+        inputs=tuple(_io(d) for d in interp.get_input_details()),
+        outputs=tuple(_io(d) for d in interp.get_output_details()),
+        tensors=tuple(tensors),
+        op_details=ops,
+    )
+
+
+def _io(detail: dict) -> IoInfo:
+    scale, zp = detail.get("quantization", (0.0, 0))
+    return IoInfo(name=detail["name"], index=int(detail["index"]), dtype=np.dtype(detail["dtype"]).name,
+                  shape=tuple(int(s) for s in detail["shape"]), scale=float(scale), zero_point=int(zp))
+
+
+def prepare_input(images: np.ndarray, dtype: str, scale: float, zero_point: int,
+                  spec: InputSpec = InputSpec()) -> np.ndarray:
+    """Turn raw uint8 pixels into what an input of ``dtype`` expects (see module doc)."""
+    if dtype == "uint8":
+        return images
+    x = spec.normalize(images)
+    if dtype == "float32":
+        return x
+    if dtype in ("int8", "int16"):
+        info = np.iinfo(dtype)
+        q = np.round(x / scale + zero_point)
+        return np.clip(q, info.min, info.max).astype(dtype)
+    raise ValueError(f"model input dtype {dtype!r} is not supported; allowed: uint8, int8, int16, float32")
+
+
+def dequantize(values: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
+    """Real values from quantized ones: ``scale * (q - zero_point)`` (floats pass through)."""
+    if scale == 0.0 or np.issubdtype(values.dtype, np.floating):
+        return values.astype(np.float32)
+    return (scale * (values.astype(np.float32) - zero_point)).astype(np.float32)
+
+
+@dataclass(frozen=True, eq=False)
+class Run:
+    """What one run of a model gave.
+
+    ``outputs`` are the first output, dequantized, one row per image; ``raw`` the
+    same values as the model wrote them. ``tensors(index)`` reads any tensor of
+    the last batch (all images when ``keep_tensors=True``, which runs one batch).
+    """
+
+    outputs: np.ndarray = field(repr=False)
+    raw: np.ndarray = field(repr=False)
+    interp: Any = field(repr=False)
+
+    def tensor(self, index: int) -> np.ndarray:
+        return self.interp.get_tensor(index)
+
+    def tensor_details(self) -> list[dict]:
+        return self.interp.get_tensor_details()
+
+
+def run(model: Any, images: np.ndarray, spec: InputSpec = InputSpec(), *, batch_size: int | None = DEFAULT_BATCH,
+        num_threads: int | None = None, keep_tensors: bool = False, reference_kernels: bool = False,
+        reset_variables: bool = False, prepared: bool = False) -> Run:
+    """Run a TFLite model on raw uint8 ``images``, batched, with the model's own I/O (de)quantization.
+
+    Args:
+        model: a ``ConvertedModel``, ``.tflite`` bytes or path.
+        images: raw uint8 pixels ``(N, H, W, C)`` (or already prepared input with ``prepared=True``).
+        spec: the float range the model was trained on (float and int8 inputs).
+        batch_size: images per invoke (``None``: all at once; ``1``: the one-image loop).
+        num_threads: interpreter threads (``None``: LiteRT's default).
+        keep_tensors: keep every intermediate tensor; runs all images in one batch.
+        reference_kernels: builtin reference kernels, no XNNPack.
+        reset_variables: reset variable tensors (an LSTM's state) before every invoke.
+        prepared: ``images`` already have the model's input dtype and normalization.
+
+    Raises:
+        QuantizationError: LiteRT refused to prepare or run the model (explained).
+    """
+    interp = interpreter(model_bytes(model), num_threads=num_threads, keep_tensors=keep_tensors,
+                         reference_kernels=reference_kernels)
+    inp = interp.get_input_details()[0]
+    out = interp.get_output_details()[0]
+    in_scale, in_zp = inp["quantization"]
+    out_scale, out_zp = out["quantization"]
+    x = images if prepared else prepare_input(images, np.dtype(inp["dtype"]).name, in_scale, in_zp, spec)
+    if batch_size is None or keep_tensors:
+        batch_size = len(x)
+    batch = max(1, min(int(batch_size), len(x)))
+    shape = list(x.shape[1:])
+    current = None
+    raw = []
+    for start in range(0, len(x), batch):
+        chunk = x[start:start + batch]
+        if len(chunk) != current:  # the first batch, and the last, shorter one
+            _explained(lambda: (interp.resize_tensor_input(inp["index"], [len(chunk), *shape]),
+                                interp.allocate_tensors()))
+            current = len(chunk)
+        if reset_variables:
+            interp.reset_all_variables()
+        interp.set_tensor(inp["index"], chunk)
+        _explained(interp.invoke)
+        raw.append(interp.get_tensor(out["index"]).reshape(len(chunk), -1))
+    raw_all = np.concatenate(raw)
+    return Run(dequantize(raw_all, out_scale, out_zp), raw_all, interp)
+
+
+def constant(model: Any, index: int) -> np.ndarray:
+    """The value of a constant tensor (a weight or bias) of ``model``."""
+    interp = interpreter(model_bytes(model))
+    interp.allocate_tensors()
+    return interp.get_tensor(index)
+
+
+def debugger_interpreter(debugger: Any):
+    """The quantized model's interpreter inside a ``tf.lite.experimental.QuantizationDebugger``.
+
+    Its tensor names are the keys of the debugger's per-layer statistics; TF offers no public accessor.
+    """
+    return debugger._quant_interpreter  # noqa: SLF001
+
+
+def _explained(call):
+    try:
+        return call()
+    except RuntimeError as err:
+        raise diagnose.QuantizationError(diagnose.explain(str(err))) from None
