@@ -26,7 +26,9 @@ def _acc(model, test_set):
     ("int16x8", {}, "float32", "int16"),
 ])
 def test_float_model_recipes(float_model, mnist, test_set, float_tflite, name, kwargs, input_dtype, activation_dtype):
-    c = convert(float_model, name, representative=mnist.train_images[:200], calibration_size=100, **kwargs)
+    if name in ("int8-ptq", "int16x8"):
+        kwargs = {**kwargs, "calibration_size": 100}
+    c = convert(float_model, name, representative=mnist.train_images[:200], **kwargs)
     assert c.input.dtype == input_dtype
     assert activation_dtype in c.activation_dtypes
     assert c.warnings == ()

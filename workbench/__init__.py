@@ -19,7 +19,8 @@ from .data import InputSpec, Mnist, load_mnist
 from .stats import InputStats, stats_for_range
 
 # Conversion records and evaluation (no TensorFlow import needed)
-from .convert import RECIPES, ConvertedModel, QuantizationWarning, Recipe, convert, export_saved_model
+from .convert import ConvertedModel, Outcome, QuantizationWarning, convert, export_saved_model
+from .recipes import Recipe, RecipeSpec, register_recipe
 from .evaluate import EvalResult, evaluate, evaluate_keras, predict
 from .litert import ModelInfo, read_model
 
@@ -38,6 +39,10 @@ _SUBMODULES = ("sweep", "plots", "widgets", "bits", "viewer", "gallery", "galler
 
 
 def __getattr__(name: str):
+    if name == "RECIPES":  # the registry's names, including recipes registered later
+        from .recipes import names
+
+        return names()
     if name in _LAZY:
         return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
     if name in _SUBMODULES:  # wb.sweep, wb.plots, ...: imported on first use
@@ -47,7 +52,7 @@ def __getattr__(name: str):
 
 __all__ = [
     "InputSpec", "Mnist", "load_mnist", "InputStats", "stats_for_range",
-    "RECIPES", "Recipe", "ConvertedModel", "QuantizationWarning", "convert", "export_saved_model",
+    "RECIPES", "Recipe", "RecipeSpec", "register_recipe", "Outcome", "ConvertedModel", "QuantizationWarning", "convert", "export_saved_model",
     "EvalResult", "evaluate", "evaluate_keras", "predict", "ModelInfo", "read_model",
     "QuantizationError", "explain", *_LAZY, *_SUBMODULES,
 ]

@@ -6,6 +6,8 @@ import argparse
 import sys
 import time
 
+from . import recipes as registry
+
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m workbench",
@@ -21,11 +23,15 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--seed", type=int, default=0)
     demo.add_argument("--cache", default=None, help="artifact cache (default $WORKBENCH_CACHE or ~/.cache)")
     demo.add_argument("--no-progress", action="store_true", help="no progress bars")
+    demo.add_argument("--recipes", nargs="+", metavar="RECIPE", choices=registry.names(), default=None,
+                      help="only these recipes (default: all): " + ", ".join(registry.names()))
     info = sub.add_parser("info", help="dtypes, quantization and ops of a .tflite file")
     info.add_argument("model")
     explain = sub.add_parser("explain", help="explain a converter or interpreter error message")
     explain.add_argument("message", nargs="+")
     args = parser.parse_args(argv)
+    if args.command == "demo" and args.recipes is not None:
+        args.recipes = tuple(args.recipes)
     try:
         if args.command == "demo":
             return _demo(args)
@@ -45,7 +51,8 @@ def _demo(args) -> int:
     from .demo import DemoConfig, format_table, results_frame, run_demo, write_report
 
     config = DemoConfig(epochs=args.epochs, qat_epochs=args.qat_epochs, train_size=args.train_size,
-                        test_size=args.test_size, calibration_size=args.calibration_size, seed=args.seed)
+                        test_size=args.test_size, calibration_size=args.calibration_size, seed=args.seed,
+                        recipes=args.recipes)
     runs = run_demo(config, cache=args.cache, progress=not args.no_progress)
     frame = results_frame(runs)
     paths = write_report(runs, args.out)

@@ -34,22 +34,67 @@ def cache_dir(path: str | os.PathLike | None = None) -> Path:
     return folder
 
 
+def digest(*parts: Any, length: int = 16) -> str:
+    """The one content hash of the workbench: cache keys, fingerprints and file names all come from here.
+
+    Each part may be an array (shape, dtype and every byte), ``bytes``, a path
+    (a file's bytes; a folder's relative names and file bytes), a Keras model
+    (layer types, weight names, shapes and values), ``None``, or a dataclass,
+    dict, list, string or number (hashed through a canonical JSON form).
+    """
+    h = hashlib.sha256()
+    for part in parts:
+        _update(h, part)
+    return h.hexdigest()[:length]
+
+
 def config_key(*parts: Any) -> str:
-    """A short stable hash of dataclasses, dicts and plain values."""
+    """A short stable hash of dataclasses, dicts and plain values (alias of ``digest``)."""
+    return digest(*parts)
 
-    def plain(value: Any) -> Any:
-        if dataclasses.is_dataclass(value) and not isinstance(value, type):
-            return {"__type__": type(value).__name__, **plain(dataclasses.asdict(value))}
-        if isinstance(value, dict):
-            return {str(k): plain(v) for k, v in sorted(value.items())}
-        if isinstance(value, (list, tuple)):
-            return [plain(v) for v in value]
-        if isinstance(value, float):
-            return repr(value)
-        return value
 
-    blob = json.dumps(plain(list(parts)), sort_keys=True, default=str)
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+def weights_digest(model: Any) -> str:
+    """A hash of a Keras model's layers and weight values: changes whenever training changes a weight."""
+    return digest(model)
+
+
+def _update(h: Any, part: Any) -> None:
+    import numpy as np
+
+    if isinstance(part, np.ndarray):
+        arr = np.ascontiguousarray(part)
+        h.update(f"array{arr.shape}{arr.dtype}".encode())
+        h.update(arr.data if arr.flags.c_contiguous else arr.tobytes())
+    elif isinstance(part, (bytes, bytearray, memoryview)):
+        h.update(b"bytes%d:" % len(part))
+        h.update(part)
+    elif isinstance(part, Path):
+        if part.is_dir():
+            for path in sorted(p for p in part.rglob("*") if p.is_file()):
+                h.update(f"file:{path.relative_to(part).as_posix()}".encode())
+                h.update(path.read_bytes())
+        else:
+            h.update(b"file:")
+            h.update(part.read_bytes())
+    elif hasattr(part, "layers") and hasattr(part, "weights"):
+        h.update(f"model:{[type(layer).__name__ for layer in part.layers]}".encode())
+        for weight in part.weights:
+            _update(h, f"{weight.name}")
+            _update(h, np.asarray(weight.numpy()))
+    else:
+        h.update(json.dumps(_plain(part), sort_keys=True, default=str).encode())
+
+
+def _plain(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {"__type__": type(value).__name__, **_plain(dataclasses.asdict(value))}
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in sorted(value.items(), key=lambda kv: str(kv[0]))}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, float):
+        return repr(value)
+    return value
 
 
 @contextlib.contextmanager

@@ -14,9 +14,11 @@ from pathlib import Path
 from typing import Callable
 
 from . import artifacts, validate
-from .convert import ConvertedModel, QuantizationWarning, Recipe, convert
+from . import recipes as registry
+from .convert import ConvertedModel, QuantizationWarning, convert
 from .data import InputSpec, Mnist, load_mnist
 from .evaluate import EvalResult, evaluate
+from .recipes import Recipe
 
 
 @dataclass(frozen=True)
@@ -30,8 +32,15 @@ class DemoConfig:
     calibration_size: int = 500
     seed: int = 0
     spec: InputSpec = InputSpec()
+    recipes: tuple[str, ...] | None = None  # only these recipes (default: every registered one)
 
     def __post_init__(self) -> None:
+        if self.recipes is not None:
+            if isinstance(self.recipes, str) or not self.recipes:
+                raise ValueError(f"recipes={self.recipes!r}; allowed: None or a non-empty tuple of recipe names")
+            object.__setattr__(self, "recipes", tuple(self.recipes))
+            for name in self.recipes:
+                validate.choice("recipes", name, registry.names())
         validate.number("epochs", self.epochs, low=1, integer=True)
         validate.number("qat_epochs", self.qat_epochs, low=1, integer=True)
         if self.train_size is not None:
@@ -50,18 +59,18 @@ class DemoRun:
     result: EvalResult
 
 
-def lineup(calibration_size: int = 500) -> list[tuple[str, Recipe]]:
-    """Which trained model goes through which recipe, in report order."""
-    return [
-        ("float", Recipe("float32")),
-        ("float", Recipe("dynamic-range")),
-        ("float", Recipe("float16")),
-        ("float", Recipe("int8-ptq", calibration_size=calibration_size, io_type="uint8")),
-        ("float", Recipe("int16x8", calibration_size=calibration_size)),
-        ("float", Recipe("legacy-uint8", default_ranges=(0.0, 6.0))),
-        ("qat-int8", Recipe("qat-int8", io_type="uint8")),
-        ("qat-uint8-legacy", Recipe("legacy-uint8")),
-    ]
+def lineup(calibration_size: int = 500, recipes: tuple[str, ...] | None = None) -> list[tuple[str, Recipe]]:
+    """Which trained model goes through which recipe, in report order (from the registry's ``demo`` rows).
+
+    Args:
+        calibration_size: representative images for calibrated recipes.
+        recipes: only these recipe names (default: every registered recipe).
+    """
+    if recipes is not None:
+        for name in recipes:
+            validate.choice("recipes", name, registry.names())
+    rows = registry.lineup(calibration_size)
+    return [row for row in rows if recipes is None or row[1].name in recipes]
 
 
 def run_demo(config: DemoConfig = DemoConfig(), data: Mnist | None = None,
@@ -80,16 +89,19 @@ def run_demo(config: DemoConfig = DemoConfig(), data: Mnist | None = None,
     if config.test_size is not None:
         data = data.subset(test=config.test_size, seed=config.seed)
     train_cfg = TrainConfig(epochs=config.epochs, train_size=config.train_size, seed=config.seed, spec=config.spec)
+    steps = lineup(config.calibration_size, config.recipes)
+    if steps[0][1].name != "float32":  # the float baseline always comes first
+        steps = [s for s in lineup(config.calibration_size, ("float32",))] + steps
     t0 = time.perf_counter()
     models = {"float": trained_lenet(data, train_cfg, None, cache, progress)}
     for scheme in ("int8", "uint8-legacy"):
-        qat = QatConfig(scheme=scheme, epochs=config.qat_epochs)
-        models[f"qat-{scheme}"] = trained_lenet(data, train_cfg, qat, cache, progress)
-    log(f"trained float + 2 QAT models in {time.perf_counter() - t0:.1f} s")
+        if any(source == f"qat-{scheme}" for source, _ in steps):
+            qat = QatConfig(scheme=scheme, epochs=config.qat_epochs)
+            models[f"qat-{scheme}"] = trained_lenet(data, train_cfg, qat, cache, progress)
+    log(f"trained float + {len(models) - 1} QAT model(s) in {time.perf_counter() - t0:.1f} s")
 
     runs: list[DemoRun] = []
     reference = None
-    steps = lineup(config.calibration_size)
     bar = tqdm(steps, desc="convert + evaluate", unit="recipe", disable=not progress, leave=False)
     for source, recipe in bar:
         bar.set_postfix_str(recipe.label())

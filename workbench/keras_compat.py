@@ -26,3 +26,33 @@ except ImportError:  # absl ships with TensorFlow; be lenient anyway
     pass
 
 __all__ = ["keras", "tf"]
+
+
+def quiet_v1_converter(converter):
+    """Silence a ``tf.compat.v1`` TFLite converter's per-node source-location output.
+
+    The v1 converter's private ``_debug_info_func`` only adds a stderr line per
+    node for Keras graphs; TF has no public switch for it.
+    """
+    converter._debug_info_func = None  # noqa: SLF001
+    return converter
+
+
+def freeze_function(function):
+    """A concrete function with its variables turned into constants (TF's helper has no public alias)."""
+    from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
+
+    return convert_variables_to_constants_v2(function)
+
+
+def input_layer_names(model) -> set[str]:
+    """The names of a functional Keras model's input layers (tf_keras keeps them in ``_input_layers``)."""
+    return {layer.name for layer in model._input_layers}  # noqa: SLF001
+
+
+def n_bit_quantize_scheme(**kwargs):
+    """tfmot's N-bit QAT scheme; it lives only under tfmot's private ``python.core`` path."""
+    from tensorflow_model_optimization.python.core.quantization.keras.experimental.default_n_bit import (
+        default_n_bit_quantize_scheme as n_bit)
+
+    return n_bit.DefaultNBitQuantizeScheme(**kwargs)

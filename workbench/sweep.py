@@ -18,7 +18,6 @@ picks up where it stopped.
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import json
 import multiprocessing
@@ -178,7 +177,7 @@ def sweep(model: Any, points: Points, images: np.ndarray, labels: np.ndarray, *,
     eval_fp = array_fingerprint(images, labels, ref)
     rep_fp = None if representative is None else array_fingerprint(representative)
     keys = [artifacts.config_key("sweep-point", model_fp, r, spec, eval_fp,
-                                 rep_fp if r.name in ("int8-ptq", "int16x8") else None) for r in recipes]
+                                 rep_fp if r.spec.calibrated else None) for r in recipes]
 
     rows: list[dict | None] = [_load(store, k) for k in keys]
     pending = [i for i, row in enumerate(rows) if row is None]
@@ -191,7 +190,7 @@ def sweep(model: Any, points: Points, images: np.ndarray, labels: np.ndarray, *,
 
     def task(i: int) -> PointTask:
         rep = None
-        if representative is not None and recipes[i].name in ("int8-ptq", "int16x8"):
+        if representative is not None and recipes[i].spec.calibrated:
             rep = representative[: recipes[i].calibration_size]
         return PointTask(str(folder), recipes[i], spec, images, labels, rep, ref, threads)
 
@@ -330,11 +329,7 @@ def saved_model_folder(model: Any, cache: str | os.PathLike | None = None) -> Pa
         return folder
     if not hasattr(model, "get_weights"):
         raise ValueError(f"model={type(model).__name__}; allowed: a Keras model or a SavedModel folder path")
-    h = hashlib.sha256()
-    h.update(json.dumps([type(layer).__name__ for layer in model.layers]).encode())
-    for w in model.get_weights():
-        h.update(np.ascontiguousarray(w).tobytes())
-    folder = artifacts.cache_dir(cache) / "savedmodels" / f"model-{h.hexdigest()[:16]}"
+    folder = artifacts.cache_dir(cache) / "savedmodels" / f"model-{artifacts.weights_digest(model)}"
     if not (folder / "saved_model.pb").is_file():
         export_saved_model(model, folder)
     return folder
@@ -342,25 +337,12 @@ def saved_model_folder(model: Any, cache: str | os.PathLike | None = None) -> Pa
 
 def folder_fingerprint(folder: str | os.PathLike) -> str:
     """A content hash of every file in a folder (a SavedModel is a few hundred KB)."""
-    root = Path(folder)
-    h = hashlib.sha256()
-    for path in sorted(p for p in root.rglob("*") if p.is_file()):
-        h.update(str(path.relative_to(root)).encode())
-        h.update(path.read_bytes())
-    return h.hexdigest()[:16]
+    return artifacts.digest(Path(folder))
 
 
 def array_fingerprint(*arrays: np.ndarray | None) -> str:
     """A content hash of arrays (shape, dtype and bytes; ``None`` entries allowed)."""
-    h = hashlib.sha256()
-    for arr in arrays:
-        if arr is None:
-            h.update(b"none")
-            continue
-        arr = np.ascontiguousarray(arr)
-        h.update(f"{arr.shape}{arr.dtype}".encode())
-        h.update(arr.tobytes())
-    return h.hexdigest()[:16]
+    return artifacts.digest(*(None if a is None else np.asarray(a) for a in arrays))
 
 
 def best_point(frame, column: str = "accuracy") -> dict[str, Any]:

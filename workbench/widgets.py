@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from . import plots, validate
+from . import recipes as registry
 from .bits import CodeUsage, code_usage
 from .convert import ConvertedModel, QuantizationWarning, convert
 from .data import InputSpec
@@ -54,15 +55,20 @@ class RangeView:
     converted: ConvertedModel = field(repr=False)
 
 
+def recipe_options(parameter: str) -> tuple[str, ...]:
+    """The registered recipes an explorer can drive: those taking ``parameter`` (``"mean"``, ``"default_ranges"``)."""
+    return registry.names(taking=parameter)
+
+
 def stats_view(model_dir: Any, images: np.ndarray, labels: np.ndarray, mean: float, std: float,
-               spec: InputSpec = InputSpec()) -> StatsView:
+               spec: InputSpec = InputSpec(), recipe: str = "legacy-uint8") -> StatsView:
     """Convert with ``(mean, std)``, evaluate on ``images``, and measure the input-code usage.
 
     Raises:
         ValueError: mean outside [0, 255], std <= 0, or bad images/labels.
     """
     requested = InputStats(mean, std)
-    converted = _convert(model_dir, mean=requested.mean, std=requested.std, spec=spec)
+    converted = _convert(model_dir, recipe, spec, "mean", mean=requested.mean, std=requested.std)
     result = evaluate(converted, images, labels, spec)
     effective = converted.effective_stats or requested
     usage = code_usage(effective, (spec.lo, spec.hi), images)
@@ -70,14 +76,14 @@ def stats_view(model_dir: Any, images: np.ndarray, labels: np.ndarray, mean: flo
 
 
 def range_view(model_dir: Any, images: np.ndarray, labels: np.ndarray, lo: float, hi: float,
-               spec: InputSpec = InputSpec()) -> RangeView:
+               spec: InputSpec = InputSpec(), recipe: str = "legacy-uint8") -> RangeView:
     """Convert with ``default_ranges=(lo, hi)`` and evaluate on ``images``.
 
     Raises:
         ValueError: ``lo >= hi`` or bad images/labels.
     """
     lo, hi = validate.range_pair("default_ranges", (lo, hi))
-    converted = _convert(model_dir, default_ranges=(lo, hi), spec=spec)
+    converted = _convert(model_dir, recipe, spec, "default_ranges", default_ranges=(lo, hi))
     result = evaluate(converted, images, labels, spec)
     return RangeView((lo, hi), result.accuracy, result.count, converted.came_out_float, converted)
 
@@ -104,12 +110,15 @@ class StatsExplorer(_LiveFigure):
         baseline: the float model's accuracy (fraction), drawn on the figure.
         live_size: images evaluated on every slider change.
         cache: the artifact folder for the exported model.
+        recipe: a registered recipe taking mean/std (``recipe_options("mean")``).
     """
 
     def __init__(self, model: Any, images: np.ndarray, labels: np.ndarray, spec: InputSpec = InputSpec(),
-                 baseline: float | None = None, live_size: int = LIVE_SIZE, cache: Any = None) -> None:
+                 baseline: float | None = None, live_size: int = LIVE_SIZE, cache: Any = None,
+                 recipe: str = "legacy-uint8") -> None:
         from matplotlib.figure import Figure
 
+        self.recipe = validate.choice("recipe", recipe, recipe_options("mean"))
         live_size = validate.number("live_size", live_size, low=1, integer=True)
         self.folder = saved_model_folder(model, cache)
         self.images = validate.images("images", images)
@@ -117,7 +126,7 @@ class StatsExplorer(_LiveFigure):
         self.live_images, self.live_labels = self.images[:live_size], self.labels[:live_size]
         self.spec = spec
         self.best = stats_view(self.folder, self.live_images, self.live_labels, spec.stats.mean,
-                               spec.stats.std, spec)
+                               spec.stats.std, spec, self.recipe)
         self.baseline = self.best.accuracy if baseline is None else baseline
         self.view = self.best
         self.seconds = 0.0
@@ -132,7 +141,7 @@ class StatsExplorer(_LiveFigure):
     def update(self, mean: float, std: float) -> StatsView:
         """Reconvert with ``(mean, std)``, re-evaluate the live subset, move the artists."""
         start = time.perf_counter()
-        self.view = stats_view(self.folder, self.live_images, self.live_labels, mean, std, self.spec)
+        self.view = stats_view(self.folder, self.live_images, self.live_labels, mean, std, self.spec, self.recipe)
         plots.update_gauge(self._gauge, self._values(self.view))
         plots.update_input_histogram(self._hist, self.view.effective, self._counts, (self.spec.lo, self.spec.hi))
         self.seconds = time.perf_counter() - start
@@ -167,20 +176,23 @@ class RangeExplorer(_LiveFigure):
         start: the default range to begin with.
         live_size: images evaluated on every slider change.
         cache: the artifact folder for the exported model.
+        recipe: a registered recipe taking default ranges (``recipe_options("default_ranges")``).
     """
 
     def __init__(self, model: Any, images: np.ndarray, labels: np.ndarray, spec: InputSpec = InputSpec(),
                  baseline: float = 1.0, compare: dict[str, float] | None = None,
-                 start: tuple[float, float] = (0.0, 6.0), live_size: int = LIVE_SIZE, cache: Any = None) -> None:
+                 start: tuple[float, float] = (0.0, 6.0), live_size: int = LIVE_SIZE, cache: Any = None,
+                 recipe: str = "legacy-uint8") -> None:
         from matplotlib.figure import Figure
 
+        self.recipe = validate.choice("recipe", recipe, recipe_options("default_ranges"))
         live_size = validate.number("live_size", live_size, low=1, integer=True)
         self.folder = saved_model_folder(model, cache)
         self.images = validate.images("images", images)
         self.labels = np.asarray(labels).reshape(-1)
         self.live_images, self.live_labels = self.images[:live_size], self.labels[:live_size]
         self.spec, self.baseline, self.compare = spec, baseline, dict(compare or {})
-        self.view = range_view(self.folder, self.live_images, self.live_labels, *start, spec)
+        self.view = range_view(self.folder, self.live_images, self.live_labels, *start, spec, self.recipe)
         self.seconds = 0.0
         self.figure = Figure(figsize=(9, 0.6 * len(self.compare) + 2.4), dpi=72, layout="constrained")
         ax = self.figure.subplots()
@@ -192,7 +204,7 @@ class RangeExplorer(_LiveFigure):
     def update(self, lo: float, hi: float) -> RangeView:
         """Reconvert with ``default_ranges=(lo, hi)``, re-evaluate the live subset, move the bars."""
         start = time.perf_counter()
-        self.view = range_view(self.folder, self.live_images, self.live_labels, lo, hi, self.spec)
+        self.view = range_view(self.folder, self.live_images, self.live_labels, lo, hi, self.spec, self.recipe)
         plots.update_gauge(self._ax, self._values())
         self.seconds = time.perf_counter() - start
         return self.view
@@ -227,7 +239,8 @@ class Explorer:
 
 
 def stats_explorer(model: Any, images: np.ndarray, labels: np.ndarray, spec: InputSpec = InputSpec(),
-                   baseline: float | None = None, live_size: int = LIVE_SIZE, cache: Any = None) -> Explorer:
+                   baseline: float | None = None, live_size: int = LIVE_SIZE, cache: Any = None,
+                   recipe: str = "legacy-uint8") -> Explorer:
     """Sliders for mean (0-255), std (log, 1-1000) and an assumed training range, with live accuracy.
 
     Moving ``mean`` or ``std`` reconverts and re-evaluates ``live_size`` images;
@@ -236,7 +249,8 @@ def stats_explorer(model: Any, images: np.ndarray, labels: np.ndarray, spec: Inp
     """
     import ipywidgets as w
 
-    engine = StatsExplorer(model, images, labels, spec, baseline, live_size, cache)
+    engine = StatsExplorer(model, images, labels, spec, baseline, live_size, cache, recipe)
+    chooser = _recipe_chooser(w, engine, "mean")
     right = spec.stats
     mean = w.FloatSlider(value=right.mean, min=0, max=255, step=0.5, description="mean",
                          continuous_update=False, readout_format=".1f")
@@ -275,21 +289,25 @@ def stats_explorer(model: Any, images: np.ndarray, labels: np.ndarray, spec: Inp
     mean.observe(redraw, names="value")
     std.observe(redraw, names="value")
     span.observe(from_range, names="value")
+    chooser.observe(redraw, names="value")
     full.on_click(on_full)
-    ui = w.VBox([w.HBox([mean, std, span]), readout, w.HBox([full, full_text]), image])
-    return Explorer(ui, engine, {"mean": mean, "std": std, "range": span, "full": full}, readout, image)
+    ui = w.VBox([w.HBox([mean, std, span, chooser]), readout, w.HBox([full, full_text]), image])
+    return Explorer(ui, engine, {"mean": mean, "std": std, "range": span, "recipe": chooser, "full": full},
+                    readout, image)
 
 
 def range_explorer(model: Any, images: np.ndarray, labels: np.ndarray, spec: InputSpec = InputSpec(),
                    baseline: float = 1.0, compare: dict[str, float] | None = None,
-                   live_size: int = LIVE_SIZE, cache: Any = None) -> Explorer:
+                   live_size: int = LIVE_SIZE, cache: Any = None, recipe: str = "legacy-uint8") -> Explorer:
     """Sliders for the ``default_ranges`` min and max, with live accuracy beside the comparisons.
 
     Arguments are those of ``RangeExplorer``.
     """
     import ipywidgets as w
 
-    engine = RangeExplorer(model, images, labels, spec, baseline, compare, live_size=live_size, cache=cache)
+    engine = RangeExplorer(model, images, labels, spec, baseline, compare, live_size=live_size, cache=cache,
+                           recipe=recipe)
+    chooser = _recipe_chooser(w, engine, "default_ranges")
     lo0, hi0 = engine.view.default_ranges
     lo = w.FloatSlider(value=lo0, min=-10, max=0, step=0.5, description="min", continuous_update=False)
     hi = w.FloatSlider(value=hi0, min=0.5, max=30, step=0.5, description="max", continuous_update=False)
@@ -309,15 +327,28 @@ def range_explorer(model: Any, images: np.ndarray, labels: np.ndarray, spec: Inp
 
     lo.observe(redraw, names="value")
     hi.observe(redraw, names="value")
+    chooser.observe(redraw, names="value")
     full.on_click(on_full)
-    ui = w.VBox([w.HBox([lo, hi]), readout, w.HBox([full, full_text]), image])
-    return Explorer(ui, engine, {"min": lo, "max": hi, "full": full}, readout, image)
+    ui = w.VBox([w.HBox([lo, hi, chooser]), readout, w.HBox([full, full_text]), image])
+    return Explorer(ui, engine, {"min": lo, "max": hi, "recipe": chooser, "full": full}, readout, image)
 
 
-def _convert(model_dir: Any, spec: InputSpec, **params: Any) -> ConvertedModel:
+def _recipe_chooser(w: Any, engine: Any, parameter: str):
+    """A dropdown of the registered recipes taking ``parameter``; choosing one switches the engine's recipe."""
+    chooser = w.Dropdown(options=recipe_options(parameter), value=engine.recipe, description="recipe")
+
+    def choose(change):
+        engine.recipe = change["new"]
+
+    chooser.observe(choose, names="value")  # registered first: runs before the redraw observer
+    return chooser
+
+
+def _convert(model_dir: Any, recipe: str, spec: InputSpec, parameter: str, **params: Any) -> ConvertedModel:
+    validate.choice("recipe", recipe, recipe_options(parameter))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", QuantizationWarning)  # shown in the readout instead
-        return convert(model_dir, "legacy-uint8", spec=spec, **params)
+        return convert(model_dir, recipe, spec=spec, **params)
 
 
 def _freeze_layout(figure) -> None:

@@ -1,0 +1,190 @@
+"""The adapters that call a converter: TF2 ``TFLiteConverter``, the TF1 legacy uint8 path, ai-edge-quantizer.
+
+Each adapter takes a ``Job`` (the model, the ``Recipe`` with its spec, the
+input range and the representative images) and returns ``.tflite`` bytes. The
+recipe registry (``recipes``) says which adapter a recipe uses and with what
+options; arguments are validated before an adapter runs.
+"""
+
+from __future__ import annotations
+
+import atexit
+import functools
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import artifacts
+from .data import InputSpec
+from .stats import InputStats
+
+
+@dataclass(frozen=True, eq=False)
+class Job:
+    """What an adapter converts: a Keras model or SavedModel folder, with one recipe's settings."""
+
+    model: Any
+    recipe: Any  # recipes.Recipe
+    input: InputSpec = InputSpec()
+    representative: np.ndarray | None = field(default=None, repr=False)
+
+    @property
+    def options(self) -> dict[str, Any]:
+        return dict(self.recipe.spec.options)
+
+    @property
+    def stats(self) -> InputStats:
+        """The ``quantized_input_stats`` asked for: the recipe's mean/std, else the right ones for the input."""
+        r = self.recipe
+        return InputStats(r.mean, r.std) if r.mean is not None else self.input.stats
+
+
+class KeepFloatError(ValueError):
+    """A ``keep_float`` name that matches no op: the caller's mistake, raised as is."""
+
+
+def is_path(model: Any) -> bool:
+    return isinstance(model, (str, os.PathLike))
+
+
+def saved_model_dir(path: str | os.PathLike) -> Path:
+    folder = Path(path)
+    if not (folder / "saved_model.pb").is_file():
+        raise ValueError(f"model={str(path)!r} is not a SavedModel folder (no saved_model.pb); allowed: "
+                         "a Keras model or a folder written by export_saved_model")
+    return folder
+
+
+def export_saved_model(model: Any, path: str | os.PathLike) -> Path:
+    """Export a Keras model as a SavedModel folder (atomically) for the v1 converter or Netron."""
+    with artifacts.atomic_path(path) as tmp:
+        model.save(str(tmp), save_format="tf", include_optimizer=False)
+    return Path(path)
+
+
+# --- TF2 ---------------------------------------------------------------------------------------
+
+def tf2(job: Job) -> bytes:
+    """``tf.lite.TFLiteConverter`` with the spec's options: ``optimize``, ``supported_types``, ``ops``."""
+    from .keras_compat import tf
+
+    options = job.options
+    if is_path(job.model):
+        converter = tf.lite.TFLiteConverter.from_saved_model(str(saved_model_dir(job.model)))
+    else:
+        converter = tf.lite.TFLiteConverter.from_keras_model(job.model)
+    if options.get("optimize"):
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    if options.get("supported_types"):
+        converter.target_spec.supported_types = [getattr(tf, t) for t in options["supported_types"]]
+    dataset = None
+    if job.recipe.spec.calibrated:
+        x = job.input.normalize(job.representative)
+
+        def dataset():
+            for i in range(len(x)):
+                yield [x[i:i + 1]]
+
+        converter.representative_dataset = dataset
+    if options.get("ops") == "int8":
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    elif options.get("ops") == "int16x8":
+        converter.target_spec.supported_ops = [
+            tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8]
+    if job.recipe.io_type != "float32":
+        io = {"int8": tf.int8, "uint8": tf.uint8}[job.recipe.io_type]
+        converter.inference_input_type = io
+        converter.inference_output_type = io
+    if job.recipe.keep_float:
+        return _selective(converter, dataset, job.recipe.keep_float)
+    return converter.convert()
+
+
+def _selective(converter: Any, dataset: Any, keep_float: tuple[str, ...]) -> bytes:
+    """Full-integer conversion with the ops of the ``keep_float`` layers left in float.
+
+    The QuantizationDebugger calibrates once; its denylist takes the output
+    tensor names of the ops to keep float, found in the calibrated model by layer name.
+    """
+    from . import litert
+    from .keras_compat import tf
+
+    debugger = tf.lite.experimental.QuantizationDebugger(converter=converter, debug_dataset=dataset)
+    calibrated = litert.read_model(debugger.calibrated_model)
+    nodes = [t.name for t in calibrated.tensors
+             if t.is_activation and any(layer in name_segments(t.name) for layer in keep_float)]
+    missing = [layer for layer in keep_float if not any(layer in name_segments(n) for n in nodes)]
+    if missing:
+        raise KeepFloatError(f"keep_float={keep_float!r}: no ops found for {missing}; allowed: names of Keras "
+                             "layers in the model")
+    debugger.options = tf.lite.experimental.QuantizationDebugOptions(denylisted_nodes=nodes)
+    return debugger.get_nondebug_quantized_model()
+
+
+def name_segments(tensor_name: str) -> set[str]:
+    """The path segments of a TFLite tensor name (``"m/conv1/Relu;m/conv1/BiasAdd"`` -> conv1, Relu, ...)."""
+    return {seg for part in tensor_name.split(";") for seg in part.split("/")}
+
+
+# --- TF1 legacy uint8 ----------------------------------------------------------------------------
+
+def legacy_uint8(job: Job) -> bytes:
+    """The v1 converter with ``inference_type=uint8``, ``quantized_input_stats`` and ``default_ranges_stats``."""
+    from .keras_compat import tf
+
+    folder = saved_model_dir(job.model) if is_path(job.model) else _exports.folder_for(job.model)
+    pb = folder / "saved_model.pb"
+    converter = _loaded_v1_converter(str(folder.resolve()), pb.stat().st_mtime_ns, pb.stat().st_size)
+    stats = job.stats
+    converter.inference_type = tf.uint8
+    converter.quantized_input_stats = {name: (stats.mean, stats.std) for name in converter.get_input_arrays()}
+    converter.default_ranges_stats = job.recipe.default_ranges
+    return converter.convert()
+
+
+@functools.lru_cache(maxsize=8)
+def _loaded_v1_converter(folder: str, mtime_ns: int, size: int):
+    """Loading the SavedModel is most of a legacy conversion's time; sliders and sweeps
+    reconvert one folder many times, so the loaded converter is kept (keyed by the
+    folder and its saved_model.pb's time and size) and only its settings change per call.
+    The result is byte-identical to a fresh converter's."""
+    from .keras_compat import quiet_v1_converter, tf
+
+    return quiet_v1_converter(tf.compat.v1.lite.TFLiteConverter.from_saved_model(folder))
+
+
+class _ExportCache:
+    """SavedModel exports of Keras models for the v1 converter, reused while the weights are unchanged.
+
+    Exporting costs about a second; a notebook converts the same model many
+    times (stats, default ranges). The key is the model's identity plus a digest
+    of its weight names, shapes and values, so training the model further
+    exports it afresh. Folders live in one temporary directory removed at exit.
+    """
+
+    def __init__(self, size: int = 8) -> None:
+        self._size = size
+        self._folders: dict[tuple[int, str], Path] = {}
+        self._root: Path | None = None
+
+    def folder_for(self, model: Any) -> Path:
+        key = (id(model), artifacts.weights_digest(model))
+        folder = self._folders.pop(key, None)
+        if folder is None or not (folder / "saved_model.pb").is_file():
+            if self._root is None:
+                self._root = Path(tempfile.mkdtemp(prefix="workbench-savedmodels-"))
+                atexit.register(shutil.rmtree, self._root, True)
+            folder = export_saved_model(model, self._root / f"m{len(os.listdir(self._root))}-{key[1][:12]}")
+        self._folders[key] = folder  # most recently used last
+        while len(self._folders) > self._size:
+            oldest = next(iter(self._folders))
+            shutil.rmtree(self._folders.pop(oldest), ignore_errors=True)
+        return folder
+
+
+_exports = _ExportCache()
