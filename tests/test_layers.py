@@ -109,3 +109,21 @@ def test_keep_float_validation(float_model):
         convert(float_model, "dynamic-range", keep_float=("conv1",))
     with pytest.raises(ValueError, match="keep_float"):
         convert(float_model, "int8-ptq", representative=np.zeros((4, 28, 28, 1), np.uint8), keep_float=("nope",))
+
+
+def test_aeq_tensor_errors_rank_int4_worse_than_int8(float_model, float_tflite, mnist, test_set):
+    from workbench import convert, layers
+
+    images = test_set[0][:60]
+    int4 = convert(float_model, "aeq-int4-weights")
+    int8 = convert(float_model, "aeq-int8", representative=mnist.train_images, calibration_size=200)
+    frames = {name: layers.tensor_errors(model, float_tflite, images) for name, model in
+              (("int4", int4), ("int8", int8))}
+    for frame in frames.values():
+        assert frame.attrs["images"] == 60
+        assert set(frame.kind) >= {"output", "intermediate"}
+        assert frame[["mse", "cosine_similarity"]].notna().all().all()
+    out = {name: frame[frame.kind == "output"].iloc[0] for name, frame in frames.items()}
+    assert out["int4"]["mse"] > out["int8"]["mse"]
+    ax = layers.plot_tensor_errors(frames, "mse")
+    assert len(ax.patches) == 2 * len(frames["int8"][frames["int8"].kind == "intermediate"])

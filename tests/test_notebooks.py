@@ -57,6 +57,10 @@ def check_compare(r: dict) -> None:
             assert row["accuracy_pct"] >= r["table"][0]["accuracy_pct"] - 3.0, row
     calib = {row["calibration_size"]: row["accuracy"] for row in r["calibration"]}
     assert max(calib.values()) >= r["baseline"] - 0.03, calib
+    aeq = {row["recipe"].split(" ")[0]: row for row in r["aeq"]}
+    assert set(aeq) == {"aeq-int4-weights", "aeq-int8"}, aeq
+    assert aeq["aeq-int4-weights"]["size_kb"] < 0.25 * float_kb
+    assert r["output_mse"]["aeq-int4-weights"] > r["output_mse"]["aeq-int8"], r["output_mse"]
 
 
 def check_mean_std(r: dict) -> None:
@@ -105,8 +109,10 @@ NOTEBOOKS = [
           "schemes": "schemes.table.to_dict('records')",
           "int8_quantizers": "list(wb.bits.fake_quant_table(qat_int8)['quantizer'])",
           "int8_channels": "list(wb.bits.fake_quant_table(qat_int8)['channels'])"}, check_qat),
-    Case("03_convert_and_compare.ipynb", {"epochs": TRAIN_EPOCHS, "train_size": TRAIN_SIZE, "calibration_sizes": [1, 10, 100]},
+    Case("03_convert_and_compare.ipynb", {"epochs": TRAIN_EPOCHS, "train_size": TRAIN_SIZE,
+                                          "calibration_sizes": [1, 10, 100], "tensor_images": 60},
          {"table": "table.to_dict('records')", "baseline": "baseline",
+          "aeq": "aeq_table.to_dict('records')", "output_mse": "output_mse",
           "calibration": "calibration[['calibration_size', 'accuracy']].to_dict('records')"}, check_compare),
     # The grid is judged on the full test set: on 2,000 images a lucky wrong point can beat
     # the correct one by more than the 0.5-point tolerance (measured: 0.55 points at (0, 1000)).

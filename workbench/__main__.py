@@ -9,7 +9,8 @@ import time
 from . import recipes as registry
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
+    """The command line; recipe choices come from the registry at the time of the call."""
     parser = argparse.ArgumentParser(prog="python -m workbench",
                                      description="Quantization Workbench: TFLite quantization, measured.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -29,7 +30,11 @@ def main(argv: list[str] | None = None) -> int:
     info.add_argument("model")
     explain = sub.add_parser("explain", help="explain a converter or interpreter error message")
     explain.add_argument("message", nargs="+")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     if args.command == "demo" and args.recipes is not None:
         args.recipes = tuple(args.recipes)
     try:

@@ -374,7 +374,7 @@ def _aeq_errors():
 
 
 def _check_runs(model: bytes) -> None:
-    from .tflite_info import interpreter
+    from .litert import interpreter
 
     try:
         interp = interpreter(model)
@@ -388,7 +388,7 @@ def _check_runs(model: bytes) -> None:
 
 def _model_bytes(name: str, value: Any) -> bytes:
     """``.tflite`` bytes from bytes or an object with a ``.tflite`` attribute, checked by LiteRT."""
-    from .tflite_info import interpreter
+    from .litert import interpreter
 
     data = getattr(value, "tflite", value)
     if not isinstance(data, (bytes, bytearray, memoryview)):
@@ -427,7 +427,7 @@ def _metrics(value: Any) -> tuple[str, ...]:
 
 def _signature_input(name: str, model: bytes) -> tuple[str, str, tuple[int, ...]]:
     """The model's only signature, its only input's name and shape (``-1`` for a dynamic dimension)."""
-    from .tflite_info import interpreter
+    from .litert import interpreter
 
     interp = interpreter(model)
     signatures = interp.get_signature_list()

@@ -188,3 +188,26 @@ class _ExportCache:
 
 
 _exports = _ExportCache()
+
+
+# --- ai-edge-quantizer -----------------------------------------------------------------------------
+
+def _float_tflite(job: Job) -> bytes:
+    """The model through the plain TF2 converter: what AEQ quantizes."""
+    from .recipes import Recipe
+
+    return tf2(Job(job.model, Recipe("float32"), job.input))
+
+
+def aeq_int4_weights(job: Job) -> bytes:
+    """AEQ's int4 weights (per channel, or blockwise in AEQ's dynamic form) on the float ``.tflite``."""
+    from . import aeq
+
+    return aeq.quantize_int4_weights(_float_tflite(job), granularity=job.recipe.granularity).tflite
+
+
+def aeq_int8(job: Job) -> bytes:
+    """AEQ's static int8 (int8 weights and activations, float I/O), calibrated on the representative images."""
+    from . import aeq
+
+    return aeq.quantize_int8_static(_float_tflite(job), job.input.normalize(job.representative)).tflite

@@ -172,6 +172,57 @@ def plot_layer_errors(reports: dict[str, LayerReport], metric: str = "snr_db", a
     return ax
 
 
+def tensor_errors(model: Any, float_model: Any, images: np.ndarray, spec: InputSpec = InputSpec(),
+                  metrics: tuple[str, ...] = ("mse", "cosine_similarity", "snr")):
+    """Per-tensor error of a converted model against its float ``.tflite``, from ai-edge-quantizer's validation.
+
+    Works for any model with the float model's tensor names (the AEQ recipes;
+    for the TFLite recipes use ``layer_errors``). Each tensor present in both
+    models is compared on the same images.
+
+    Args:
+        model: the quantized model (``ConvertedModel`` or bytes), e.g. ``convert(m, "aeq-int4-weights")``.
+        float_model: the float ``.tflite`` (``ConvertedModel`` of ``float32`` or bytes).
+        images: raw uint8 images (a few hundred; about 8 ms each).
+        spec: the float range the model was trained on.
+        metrics: AEQ's metric names (``aeq.METRICS``).
+
+    Returns:
+        A DataFrame, one row per tensor (see ``aeq.validate_per_tensor``).
+    """
+    from . import aeq
+
+    data = validate.images("images", images)
+    return aeq.validate_per_tensor(litert.model_bytes(float_model), litert.model_bytes(model),
+                                   spec.normalize(data), metrics=metrics)
+
+
+def plot_tensor_errors(frames: dict[str, Any], metric: str = "mse", kind: str = "intermediate", ax=None):
+    """Bars of one metric per tensor of ``kind`` for several ``tensor_errors`` frames (log scale)."""
+    import matplotlib.pyplot as plt
+
+    validate.choice("kind", kind, ("output", "intermediate", "constant", "input"))
+    if ax is None:
+        _, ax = plt.subplots(figsize=(9, 3.5))
+    width = 0.8 / max(len(frames), 1)
+    names: list[str] = []
+    for frame in frames.values():
+        names += [n for n in frame[frame.kind == kind].op.astype(str) + ":" + frame[frame.kind == kind].position
+                  .astype(str) if n not in names]
+    for i, (label, frame) in enumerate(frames.items()):
+        if metric not in frame:
+            raise ValueError(f"metric={metric!r}; allowed: {[c for c in frame.columns if c not in ('tensor', 'kind')]}")
+        rows = frame[frame.kind == kind]
+        values = dict(zip(rows.op.astype(str) + ":" + rows.position.astype(str), rows[metric]))
+        ax.bar(np.arange(len(names)) + i * width, [values.get(n, np.nan) for n in names], width, label=label)
+    ax.set_xticks(np.arange(len(names)) + width * (len(frames) - 1) / 2, names, rotation=30)
+    ax.set_yscale("log")
+    ax.set_ylabel(f"{metric} ({kind} tensors)")
+    ax.legend()
+    ax.set_title("Per-tensor error against the float model (ai-edge-quantizer validation)")
+    return ax
+
+
 def debugger_statistics(keras_model: Any, representative: np.ndarray, spec: InputSpec = InputSpec()):
     """The TFLite QuantizationDebugger's per-layer statistics for int8 PTQ of ``keras_model``.
 

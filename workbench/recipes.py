@@ -248,5 +248,12 @@ for _spec in (
                learns="activation ranges from fake-quant layers; default_ranges for any range missing",
                ignores="mean/std when the QAT model learned its own input range",
                demo=(("float", {"default_ranges": (0.0, 6.0)}), ("qat-uint8-legacy", {}))),
+    RecipeSpec("aeq-int4-weights", "ai-edge-quantizer: int4 weights, float activations", "aeq",
+               converters.aeq_int4_weights, "int4", "float32", params=("granularity",),
+               learns="weight ranges per output channel (or per block of 32)", demo=(("float", {}),)),
+    RecipeSpec("aeq-int8", "ai-edge-quantizer: int8 weights and activations, calibrated, float I/O", "aeq",
+               converters.aeq_int8, "int8", "int8", params=("calibration_size",), calibrated=True,
+               learns="activation ranges from the representative images (a moving average: shuffle them)",
+               demo=(("float", {}),)),
 ):
     register(_spec)

@@ -300,9 +300,7 @@ def _frozen_graph(model: Any, folder: Path) -> Path:
     target = folder / f"{_slug(model.name)}-frozen-{digest.hexdigest()[:12]}.pb"
     if target.is_file():
         return target
-    from .keras_compat import tf
-    # TensorFlow is set up by keras_compat above; the freezing helper has no public alias.
-    from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
+    from .keras_compat import freeze_function, tf
 
     if isinstance(model, Path):
         loaded = tf.saved_model.load(str(model))
@@ -314,7 +312,7 @@ def _frozen_graph(model: Any, folder: Path) -> Path:
         spec = [tf.TensorSpec((1, *x.shape[1:]), x.dtype) for x in model.inputs]
         function = tf.function(lambda *x: model(x[0] if len(x) == 1 else list(x), training=False)
                                ).get_concrete_function(*spec)
-    graph = convert_variables_to_constants_v2(function).graph.as_graph_def()
+    graph = freeze_function(function).graph.as_graph_def()
     # Control edges and NoOps only order variable reads; without them the data flow reads clearly.
     kept = [node for node in graph.node if node.op != "NoOp"]
     del graph.node[:]
