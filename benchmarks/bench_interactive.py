@@ -1,6 +1,6 @@
 """Interactive speed: the mean/std widget update and the mean/std sweep rate.
 
-Targets (DESIGN.md, 2 cores): widget update median <= 0.5 s from a slider
+Targets (benchmarks/README.md, 2 cores): widget update median <= 0.5 s from a slider
 change to a redrawn figure; mean/std sweep >= 4 points/s on the full 10k
 test set.
 

@@ -2,7 +2,7 @@
 
 Run: ``.venv/bin/python benchmarks/run.py`` (or ``make benchmark``). Every
 figure is measured in this one run; ratios compare measurements taken side by
-side. Targets (DESIGN.md, 2 cores): demo <= 60 s, QAT/float epoch <= 1.3x,
+side. Targets (benchmarks/README.md, 2 cores): demo <= 60 s, QAT/float epoch <= 1.3x,
 batched evaluation >= 1.5x the one-image loop with the same predictions.
 """
 
@@ -72,21 +72,11 @@ def conversion_times(float_model, data):
     return rows, qat
 
 
-def tutorial_loop(model_bytes: bytes, images):
-    """The classic one-image-per-invoke loop from the TFLite tutorials, for comparison."""
-    import numpy as np
-    from ai_edge_litert.interpreter import Interpreter
+def tutorial_loop(model, images):
+    """The classic one-image-per-invoke loop of the TFLite tutorials (LiteRT's default threads), for comparison."""
+    from workbench import litert
 
-    interp = Interpreter(model_content=model_bytes)
-    interp.allocate_tensors()
-    inp = interp.get_input_details()[0]["index"]
-    out = interp.get_output_details()[0]["index"]
-    digits = []
-    for image in images:
-        interp.set_tensor(inp, np.expand_dims(image, axis=0))
-        interp.invoke()
-        digits.append(int(np.argmax(interp.get_tensor(out)[0])))
-    return np.array(digits)
+    return litert.run(model, images, batch_size=1).outputs.argmax(1)
 
 
 def batched_vs_loop(model, data):
@@ -102,7 +92,7 @@ def batched_vs_loop(model, data):
         batched = predict(c, images).argmax(1)
         batched_s = time.perf_counter() - start
         start = time.perf_counter()
-        loop = tutorial_loop(c.tflite, images)
+        loop = tutorial_loop(c, images)
         loop_s = time.perf_counter() - start
         rows.append((batched_s, loop_s))
     batched_s = sorted(r[0] for r in rows)[1]

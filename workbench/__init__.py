@@ -35,7 +35,8 @@ _LAZY = {
 
 # Notebook tools: sweeps, plots, widgets, input-code analysis, Netron;
 # troubleshooting: the gallery of classic failures and per-layer error
-_SUBMODULES = ("sweep", "plots", "widgets", "bits", "viewer", "gallery", "gallery_choices", "layers", "diagnose")
+_SUBMODULES = ("sweep", "plots", "widgets", "bits", "viewer", "gallery", "gallery_choices", "layers", "diagnose",
+               "recipes", "litert", "aeq")
 
 
 def __getattr__(name: str):
