@@ -9,7 +9,9 @@ context manager that started it, also when the test fails.
 from __future__ import annotations
 
 import contextlib
+import datetime
 import html
+import json
 import os
 import re
 import secrets
@@ -20,19 +22,47 @@ import subprocess
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
+# JupyterLab settings the workbench installs into the environment (make install): no news pop-up.
+LAB_CONFIG = Path(__file__).resolve().parents[1] / "jupyter"
 CHROMIUM = os.environ.get("WORKBENCH_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync"]
 
 
+@dataclass
+class Session:
+    """A fresh browser context and its page, with every request it (and its frames and workers) made."""
+
+    context: object
+    page: object
+    requests: list = field(default_factory=list)
+    console: list = field(default_factory=list)
+
+    def outside_requests(self, allowed_hosts: tuple[str, ...] = ("127.0.0.1",)) -> list[str]:
+        """The recorded request URLs that went to any host but ``allowed_hosts`` (``data:``/``blob:`` excepted)."""
+        outside = []
+        for url in self.requests:
+            parts = urllib.parse.urlsplit(url)
+            if parts.scheme in ("data", "blob"):
+                continue
+            if parts.scheme not in ("http", "https", "ws", "wss") or parts.hostname not in allowed_hosts:
+                outside.append(url)
+        return outside
+
+
 @contextlib.contextmanager
-def chromium(width: int = 1400, height: int = 1000) -> Iterator:
-    """A fresh headless Chromium page; the browser is closed on exit."""
+def browser_session(width: int = 1400, height: int = 1000, clock: datetime.datetime | None = None) -> Iterator[Session]:
+    """A fresh headless Chromium context (no cookies, no storage) recording every request; closed on exit.
+
+    Args:
+        clock: if given, the pages' clock starts at this time (Playwright's clock).
+    """
     from playwright.sync_api import sync_playwright
 
     if not Path(CHROMIUM).is_file():
@@ -41,10 +71,23 @@ def chromium(width: int = 1400, height: int = 1000) -> Iterator:
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
         try:
-            page = browser.new_page(viewport={"width": width, "height": height})
-            yield page
+            context = browser.new_context(viewport={"width": width, "height": height})
+            if clock is not None:
+                context.clock.install(time=clock)
+            session = Session(context, None)
+            context.on("request", lambda request: session.requests.append(request.url))
+            session.page = context.new_page()
+            session.page.on("console", lambda message: session.console.append(f"{message.type}: {message.text}"))
+            yield session
         finally:
             browser.close()
+
+
+@contextlib.contextmanager
+def chromium(width: int = 1400, height: int = 1000) -> Iterator:
+    """A fresh headless Chromium page; the browser is closed on exit."""
+    with browser_session(width, height) as session:
+        yield session.page
 
 
 def display_names(op: str) -> set[str]:
@@ -62,29 +105,44 @@ def svg_texts(frame) -> list[str]:
     return [html.unescape(t).strip() for t in re.findall(r"<text\b[^>]*>([^<]*)</text>", frame.content())]
 
 
-def accept_netron_notice(frame, timeout: float = 10.0) -> None:
-    """Click Netron's first-visit notice away (the graph is drawn only after it); no-op if it is not shown."""
-    button = frame.get_by_role("button", name="Accept")
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if button.count() and button.first.is_visible():
-            button.first.click()
-            return
-        if svg_texts(frame):
-            return
-        time.sleep(0.2)
+def svg_titles(frame) -> list[str]:
+    """The tooltips Netron draws into its graph (``<title>`` in the SVG): tensor types such as ``uint8[6,5,5,1]``."""
+    canvas = frame.locator("svg#canvas")
+    return re.findall(r"<title>([^<]*)</title>", canvas.inner_html()) if canvas.count() else []
+
+
+def tensor_types(frame) -> set[str]:
+    """The element types of the tensors Netron's graph shows (``float32``, ``uint8``, ...)."""
+    return {m.group(1) for t in svg_titles(frame) if (m := re.match(r"([a-z]+[0-9]*)\[", t))}
+
+
+def netron_notice(frame) -> str:
+    """The text of a notice Netron shows over its page (consent, "Please update", an error), or ``""``.
+
+    The workbench's page must never show one: a graph that only appears after a
+    click is a failure, so nothing here clicks.
+    """
+    text = frame.locator("#message-text")
+    button = frame.locator("#message-button")
+    if (text.count() and text.first.is_visible() and (text.first.text_content() or "").strip()) or \
+            (button.count() and button.first.is_visible()):
+        return " ".join(((text.first.text_content() or "") + " [" + (button.first.text_content() or "") + "]").split())
+    return ""
 
 
 def wait_for_ops(frame, ops: set[str], timeout: float = 30.0) -> list[str]:
-    """Wait until Netron's SVG shows every op in ``ops`` (either spelling); return all SVG texts.
+    """Wait until Netron's SVG shows every op in ``ops`` (either spelling); return all SVG texts. Nothing is clicked.
 
     Raises:
-        AssertionError: some ops never appeared (the message lists what was drawn).
+        AssertionError: Netron shows a notice (consent, update, error), or some ops
+            never appeared (the message lists what was drawn).
     """
     deadline = time.monotonic() + timeout
     texts: list[str] = []
     while time.monotonic() < deadline:
-        accept_netron_notice(frame, timeout=0.5)
+        notice = netron_notice(frame)
+        if notice:
+            raise AssertionError(f"Netron shows a notice instead of (or over) the graph: {notice!r}")
         texts = svg_texts(frame)
         missing = [op for op in ops if not display_names(op) & set(texts)]
         if not missing:
@@ -118,7 +176,9 @@ def jupyter_lab(root: Path, workdir: Path, timeout: float = 90.0) -> Iterator[La
     """Start JupyterLab on 127.0.0.1 (free port, random token) serving ``root``; stop it and its kernels on exit.
 
     Its settings, workspaces and runtime files live under ``workdir`` so the
-    user's own JupyterLab state neither leaks in nor is touched.
+    user's own JupyterLab state neither leaks in nor is touched; the
+    repository's ``jupyter/`` config (what ``make install`` puts into the
+    environment) is read first.
     """
     token = secrets.token_hex(16)
     port = free_port()
@@ -127,7 +187,7 @@ def jupyter_lab(root: Path, workdir: Path, timeout: float = 90.0) -> Iterator[La
         folder = workdir / name.lower()
         folder.mkdir(parents=True, exist_ok=True)
         env[name] = str(folder)
-    _quiet_lab_settings(workdir / "jupyterlab_settings_dir")
+    env["JUPYTER_CONFIG_PATH"] = os.pathsep.join(filter(None, [str(LAB_CONFIG), env.get("JUPYTER_CONFIG_PATH")]))
     log = workdir / "jupyterlab.log"
     command = [sys.executable, "-m", "jupyterlab", "--no-browser", f"--IdentityProvider.token={token}",
                f"--port={port}", "--ServerApp.port_retries=0", "--ServerApp.ip=127.0.0.1",
@@ -192,12 +252,14 @@ def wait_kernel_idle(page, timeout: float) -> None:
         raise AssertionError(f"the notebook's kernel never became idle ({err})") from None
 
 
-def _quiet_lab_settings(folder: Path) -> None:
-    """No news toast and no update check: nothing pops over the notebook, nothing goes to the network."""
-    target = folder / "@jupyterlab" / "apputils-extension"
-    target.mkdir(parents=True, exist_ok=True)
-    (target / "notification.jupyterlab-settings").write_text(
-        '{"fetchNews": "false", "checkForUpdates": false}')
+def lab_page_config(lab: Lab) -> dict:
+    """The page config JupyterLab hands its front end (``jupyter-config-data`` in ``/lab``)."""
+    with urllib.request.urlopen(f"{lab.url}/lab?token={lab.token}", timeout=10) as response:
+        page = response.read().decode()
+    match = re.search(r'<script id="jupyter-config-data" type="application/json">(.*?)</script>', page, re.DOTALL)
+    if match is None:
+        raise AssertionError("JupyterLab's /lab page has no jupyter-config-data")
+    return json.loads(match.group(1))
 
 
 def _wait_until_up(url: str, token: str, process: subprocess.Popen, log: Path, timeout: float) -> None:

@@ -15,6 +15,10 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("WORKBENCH_CACHE", str(ROOT / ".cache"))
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+# Kernels, JupyterLab and other processes the tests start import this checkout's workbench (not another copy
+# the environment may have installed in editable mode).
+if str(ROOT) not in os.environ.get("PYTHONPATH", "").split(os.pathsep):
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
 
 # Small enough to train in seconds, big enough for the effects to be clear.
 TRAIN_SIZE = 20000

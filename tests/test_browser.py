@@ -7,16 +7,19 @@ Screenshots go to ``test-output/``. ``pytest -m "not browser"`` skips this modul
 from __future__ import annotations
 
 import contextlib
+import datetime
 import re
 import time
+import urllib.parse
 from pathlib import Path
 
 import nbformat
 import pytest
 
 from conftest import TRAIN_EPOCHS, TRAIN_SIZE
-from browser_support import (chromium, copy_notebooks, jupyter_lab, output_text_with, run_all_cells, set_slider,
-                             svg_texts, wait_for_ops, wait_kernel_idle, widget_slider)
+from browser_support import (browser_session, chromium, copy_notebooks, jupyter_lab, lab_page_config, netron_notice,
+                             output_text_with, run_all_cells, set_slider, svg_texts, tensor_types, wait_for_ops,
+                             wait_kernel_idle, widget_slider)
 
 pytestmark = pytest.mark.browser
 
@@ -39,23 +42,125 @@ def _listening_addresses(port: int) -> set[str]:
             if c.status == psutil.CONN_LISTEN and c.laddr.port == port}
 
 
+@pytest.fixture(scope="module")
+def int8(qat_int8):
+    from workbench import convert
+
+    return convert(qat_int8, "qat-int8")
+
+
+def _no_csp_violations(session) -> None:
+    refused = [m for m in session.console if "Content Security Policy" in m or "Refused to" in m]
+    assert not refused, refused
+
+
 def test_netron_renders_converted_model_graph(float_tflite, output_dir):
     from workbench import viewer
 
-    server = viewer.serve(float_tflite)
+    served = viewer.serve(float_tflite)
     try:
-        assert _listening_addresses(server.port) == {"127.0.0.1"}
-        with chromium() as page:
-            page.goto(server.url)
-            texts = wait_for_ops(page, set(float_tflite.ops))
-            page.screenshot(path=str(output_dir / "netron_float32.png"))
+        assert _listening_addresses(served.port) == {"127.0.0.1"}
+        with browser_session() as session:
+            session.page.goto(served.url)
+            texts = wait_for_ops(session.page, set(float_tflite.ops))  # no click: a notice fails the wait
+            session.page.screenshot(path=str(output_dir / "netron_float32.png"))
+            _wait_title(session.page, served.name)
         # The operators are drawn as graph nodes, not only named in the title.
         assert sum(t in ("Conv2D", "CONV_2D") for t in texts) == float_tflite.ops.count("CONV_2D")
         assert sum(t in ("FullyConnected", "FULLY_CONNECTED") for t in texts) == float_tflite.ops.count(
             "FULLY_CONNECTED")
     finally:
-        viewer.stop(server)
-    assert not _listening_addresses(server.port)
+        assert viewer.stop_all() == 1
+    assert not _listening_addresses(served.port)
+
+
+# Netron 9.3.3's page says "Please update to the newest version." from ~2027-04-21 (180 days after its build).
+AFTER_NETRON_EXPIRY = datetime.datetime(2028, 6, 1, 12, 0, tzinfo=datetime.timezone.utc)
+
+
+def test_page_is_private_durable_and_draws_each_model_without_a_click(float_tflite, int8, output_dir):
+    """A fresh context (no cookies) in June 2028: both graphs drawn, no notice, every request to our server only."""
+    from workbench import viewer
+
+    float_frame, int8_frame = viewer.serve(float_tflite), viewer.serve(int8)
+    with browser_session(clock=AFTER_NETRON_EXPIRY) as session:
+        page = session.page
+        for served, model in ((float_frame, float_tflite), (int8_frame, int8)):
+            page.goto(served.url)
+            wait_for_ops(page, set(model.ops))
+            _wait_title(page, served.name)
+            assert "Please update" not in page.content() and not netron_notice(page)
+        # Two frames on one page, as compare() shows them: each draws its own model. (A new tab: an about:blank
+        # opened from Netron's page would inherit its CSP, frame-src 'none'.)
+        page = session.context.new_page()
+        page.on("console", lambda message: session.console.append(f"{message.type}: {message.text}"))
+        page.set_content(viewer.compare(float_tflite, int8, titles=("float", "int8"), url_mode="direct").data)
+        frames = [page.locator("iframe").nth(i).element_handle().content_frame() for i in range(2)]
+        left = set(wait_for_ops(frames[0], {"CONV_2D", "FULLY_CONNECTED"}))
+        right = set(wait_for_ops(frames[1], {"QUANTIZE", "CONV_2D", "DEQUANTIZE"}))
+        assert not left & {"Quantize", "Dequantize", "QUANTIZE", "DEQUANTIZE"}, left
+        _wait_title(frames[0], float_frame.name)
+        _wait_title(frames[1], int8_frame.name)
+        page.screenshot(path=str(output_dir / "netron_compare_2028.png"))
+        time.sleep(1.0)  # let late requests (telemetry would come after the graph) be recorded
+        assert session.requests and not session.outside_requests(), session.outside_requests()
+        assert {urllib.parse.urlsplit(u).port for u in session.requests if u.startswith("http")} == {
+            float_frame.port}
+        assert session.context.cookies() == []  # no consent cookie, no _ga
+        _no_csp_violations(session)
+    viewer.stop_all()
+
+
+def test_recorder_catches_what_the_unmodified_page_does(float_tflite, monkeypatch):
+    """Control: netron's page as installed prompts, expires and reaches out, and the checks above would see it.
+
+    Outside requests are aborted by the browser (nothing leaves the machine), but still recorded.
+    """
+    from workbench import viewer_server
+
+    monkeypatch.setattr(viewer_server, "REWRITES", ())
+    monkeypatch.setattr(viewer_server, "CSP", "default-src * data: blob: 'unsafe-inline'")
+    server = viewer_server.ViewerServer()
+    try:
+        entry = server.register(float_tflite.tflite, "float32.tflite")
+        url = f"{server.url}?url=model/{entry.token}/{entry.file_name}"
+        loopback = re.compile(r"^(https?://127\.0\.0\.1[:/]|data:|blob:)")
+        with browser_session() as session:
+            session.context.route(lambda u: not loopback.match(u), lambda route: route.abort())
+            session.page.goto(url)
+            notice = _wait_for_notice(session.page)
+            assert "cookies" in notice and "Accept" in notice
+            assert any(u.startswith("https://ipinfo.io/") for u in session.outside_requests())
+            session.page.locator("#message-button").click()
+            wait_for_ops(session.page, {"CONV_2D"})
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline and not any("google" in u for u in session.outside_requests()):
+                time.sleep(0.2)
+            assert any(u.startswith("https://analytics.google.com/") for u in session.outside_requests())
+        with browser_session(clock=AFTER_NETRON_EXPIRY) as session:
+            session.context.route(lambda u: not loopback.match(u), lambda route: route.abort())
+            session.page.goto(url)
+            assert "Please update" in _wait_for_notice(session.page)
+    finally:
+        server.close()
+
+
+def _wait_title(frame, title: str, timeout: float = 10.0) -> None:
+    """Netron names the page after the model it opened (a moment after drawing it)."""
+    deadline = time.monotonic() + timeout
+    while frame.title() != title and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert frame.title() == title
+
+
+def _wait_for_notice(page, timeout: float = 15.0) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        notice = netron_notice(page)
+        if notice:
+            return notice
+        time.sleep(0.2)
+    raise AssertionError("netron's unmodified page showed no notice")
 
 
 def _with_parameters(path: Path, values: dict) -> None:
@@ -110,22 +215,55 @@ def test_mean_std_sliders_render_and_move_accuracy(lab, output_dir):
     assert numbers[0] and numbers[1] and numbers[0][0] != numbers[1][0], (before, after)
 
 
+def test_lab_shows_no_news_pop_up(lab):
+    """The environment's JupyterLab config turns the news/update announcements off (nothing fetched, no toast)."""
+    config = lab_page_config(lab)
+    assert "@jupyterlab/apputils-extension:announcements" in config["disabledExtensions"], config["disabledExtensions"]
+
+
+def _frame(iframe):
+    iframe.scroll_into_view_if_needed()
+    return iframe.element_handle().content_frame()
+
+
 def test_graphs_notebook_shows_netron_iframe(lab, output_dir):
     assert (lab.root / GRAPHS).is_file(), f"notebooks/{GRAPHS} is missing"
-    with chromium() as page:
+    with browser_session() as session:
+        page = session.page
         run_all_cells(page, lab, GRAPHS)
-        iframes = page.locator('.jp-OutputArea-output iframe[src^="http://127.0.0.1:"]')
+        iframes = page.locator(".jp-OutputArea-output iframe")
         iframes.first.wait_for(state="attached", timeout=30_000)
-        assert iframes.count() >= 3  # QAT graph, float vs uint8 side by side, int8
-        first = iframes.first
-        first.scroll_into_view_if_needed()
-        frame = first.element_handle().content_frame()
-        texts = wait_for_ops(frame, {"Conv2D", "MatMul", "Relu"})  # TensorFlow op names
+        sources = [iframes.nth(i).get_attribute("src") for i in range(iframes.count())]
+        assert len(sources) == 4, sources  # QAT graph, float and uint8 side by side, int8
+        # The kernel runs under this JupyterLab, which has jupyter-server-proxy: frames go through
+        # {base_url}proxy/PORT/ (same origin as Lab), one server, one path per model.
+        assert all(re.fullmatch(r"/proxy/(\d+)/\?url=model/[A-Za-z0-9_-]{32}/[A-Za-z0-9._-]+", s) for s in sources), \
+            sources
+        assert len({s.split("/")[2] for s in sources}) == 1 and len(set(sources)) == 4
+
+        frame = _frame(iframes.first)
+        texts = wait_for_ops(frame, {"Conv2D", "MatMul", "Relu"})  # TensorFlow op names; no click, no notice
         page.screenshot(path=str(output_dir / "jupyterlab_06_graphs_netron_qat.png"))
         assert any(t.startswith("FakeQuant") for t in texts), "the QAT graph shows no fake-quant nodes"
-        last = iframes.last
-        last.scroll_into_view_if_needed()
-        frame = last.element_handle().content_frame()
-        texts = wait_for_ops(frame, {"QUANTIZE", "CONV_2D", "FULLY_CONNECTED", "DEQUANTIZE"})
+
+        # compare(float, uint8): two frames, each under its title, each with its own graph.
+        figures = page.locator(".workbench-compare figure")
+        assert figures.count() == 2
+        assert [c.strip() for c in figures.locator("figcaption").all_text_contents()] == ["float32", "legacy uint8"]
+        left, right = (_frame(figures.nth(i).locator("iframe")) for i in range(2))
+        for side in (left, right):
+            wait_for_ops(side, {"CONV_2D", "MAX_POOL_2D", "FULLY_CONNECTED", "SOFTMAX"})
+        page.screenshot(path=str(output_dir / "jupyterlab_06_graphs_compare.png"))
+        left_types, right_types = tensor_types(left), tensor_types(right)
+        assert "float32" in left_types and "uint8" not in left_types, left_types
+        assert "uint8" in right_types and "float32" not in right_types, right_types  # integer end to end
+        _wait_title(left, "float32.tflite")
+        _wait_title(right, next(s for s in sources if "legacy-uint8" in s).rsplit("/", 1)[1])
+
+        frame = _frame(iframes.last)
+        wait_for_ops(frame, {"QUANTIZE", "CONV_2D", "FULLY_CONNECTED", "DEQUANTIZE"})
         page.screenshot(path=str(output_dir / "jupyterlab_06_graphs_netron_int8.png"))
         assert svg_texts(frame)
+        time.sleep(1.0)
+        assert not session.outside_requests(), session.outside_requests()
+        assert not page.locator(".Toastify__toast", has_text=re.compile("news", re.IGNORECASE)).count()
