@@ -182,7 +182,8 @@ def jupyter_lab(root: Path, workdir: Path, timeout: float = 90.0) -> Iterator[La
     """
     token = secrets.token_hex(16)
     port = free_port()
-    env = dict(os.environ)
+    # Without PYTEST_CURRENT_TEST, ipykernel forwards native stderr to the cells, as in a user's JupyterLab.
+    env = {k: v for k, v in os.environ.items() if k != "PYTEST_CURRENT_TEST"}
     for name in ("JUPYTERLAB_SETTINGS_DIR", "JUPYTERLAB_WORKSPACES_DIR", "JUPYTER_RUNTIME_DIR"):
         folder = workdir / name.lower()
         folder.mkdir(parents=True, exist_ok=True)

@@ -8,6 +8,7 @@ with the same parameters reuse them.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,12 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 # the environment may have installed in editable mode).
 if str(ROOT) not in os.environ.get("PYTHONPATH", "").split(os.pathsep):
     os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+
+# Text TensorFlow, absl, the converter and LiteRT write on their own (absl/glog-prefixed lines, their notices).
+NATIVE_NOISE = re.compile(r"^([IWEF]\d{4} [\d:.]+ +\d+ \S+\.cc:\d+\]|WARNING: All log messages before absl"
+                          r"|INFO: Created TensorFlow Lite|fully_quantize: |To enable the following instructions|.*cuInit"
+                          r"|.*(oneDNN custom operations|cuda drivers))", re.MULTILINE)
+
 
 # Small enough to train in seconds, big enough for the effects to be clear.
 TRAIN_SIZE = 20000

@@ -16,7 +16,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from conftest import TRAIN_EPOCHS, TRAIN_SIZE
+from conftest import NATIVE_NOISE, TRAIN_EPOCHS, TRAIN_SIZE
 from browser_support import (browser_session, chromium, copy_notebooks, jupyter_lab, lab_page_config, netron_notice,
                              output_text_with, run_all_cells, set_slider, svg_texts, tensor_types, wait_for_ops,
                              wait_kernel_idle, widget_slider)
@@ -267,3 +267,6 @@ def test_graphs_notebook_shows_netron_iframe(lab, output_dir):
         time.sleep(1.0)
         assert not session.outside_requests(), session.outside_requests()
         assert not page.locator(".Toastify__toast", has_text=re.compile("news", re.IGNORECASE)).count()
+        stderr = "\n".join(page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']")
+                           .all_text_contents())
+        assert not NATIVE_NOISE.search(stderr), stderr[:2000]  # no red TensorFlow / LiteRT text in the cells

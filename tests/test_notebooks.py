@@ -21,7 +21,7 @@ from typing import Any, Callable
 import nbformat
 import pytest
 
-from conftest import EVAL_SIZE, ROOT, TRAIN_EPOCHS, TRAIN_SIZE
+from conftest import EVAL_SIZE, NATIVE_NOISE, ROOT, TRAIN_EPOCHS, TRAIN_SIZE
 
 NOTEBOOK_DIR = ROOT / "notebooks"
 MARKER = "<<notebook-results>>"
@@ -100,6 +100,7 @@ class Case:
     parameters: dict[str, Any]
     results: dict[str, str] = field(default_factory=dict)
     check: Callable[[dict], None] | None = None
+    quiet: bool = False  # no TensorFlow / absl / LiteRT text on stderr in any cell
 
 
 NOTEBOOKS = [
@@ -119,13 +120,13 @@ NOTEBOOKS = [
     Case("04_mean_std.ipynb", {**SMALL, "eval_size": 10000, "grid_size": 3, "live_size": 500, "show_widgets": False},
          {"grid": "grid_table[['mean', 'std', 'accuracy']].to_dict('records')",
           "ignored": "ignored[['mean', 'std', 'accuracy', 'stats_ignored']].to_dict('records')",
-          "explorer_accuracy": "explorer.engine.view.accuracy"}, check_mean_std),
+          "explorer_accuracy": "explorer.engine.view.accuracy"}, check_mean_std, quiet=True),
     Case("05_default_ranges.ipynb", {**SMALL, "range_maxes": [0.5, 2, 6, 20], "live_size": 500,
                                      "show_widgets": False},
          {"came_out_float": "came_out.came_out_float", "baseline": "baseline", "qat": "qat_accuracy",
           "ranges": "ranges[['default_max', 'accuracy', 'came_out_float']].to_dict('records')"},
          check_default_ranges),
-    Case("06_graphs.ipynb", {"epochs": TRAIN_EPOCHS, "train_size": TRAIN_SIZE, "show_netron": False}),
+    Case("06_graphs.ipynb", {"epochs": TRAIN_EPOCHS, "train_size": TRAIN_SIZE, "show_netron": True}, quiet=True),
     Case("07_troubleshooting.ipynb", {**SMALL, "eval_size": 1000, "lstm_eval_size": 200, "layer_images": 100},
          {"keys": "[r.diagnosis.entry.key for r in (r1, r3, r4, r5, r7, r9, r10)]",
           "int8_layers": "[e.layer for e in int8_report.layers]",
@@ -133,8 +134,21 @@ NOTEBOOKS = [
 ]
 
 
-def execute(path: Path, parameters: dict[str, Any], results: dict[str, str]) -> dict[str, Any]:
-    """Run a notebook with ``parameters`` injected after its ``parameters`` cell; return ``results``."""
+def native_noise(nb) -> list[str]:
+    """``cell N: line`` for every stderr line of the executed notebook that native libraries printed on their own."""
+    found = []
+    for number, cell in enumerate(nb.cells):
+        for output in cell.get("outputs", []):
+            if output.get("output_type") == "stream" and output.get("name") == "stderr":
+                found += [f"cell {number}: {m.group(0)[:160]}" for m in NATIVE_NOISE.finditer(output.get("text", ""))]
+    return found
+
+
+def execute(path: Path, parameters: dict[str, Any], results: dict[str, str], quiet: bool = False) -> dict[str, Any]:
+    """Run a notebook with ``parameters`` injected after its ``parameters`` cell; return ``results``.
+
+    With ``quiet``, fail if any cell shows text TensorFlow, absl or LiteRT printed to stderr on their own.
+    """
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError
 
@@ -152,7 +166,9 @@ def execute(path: Path, parameters: dict[str, Any], results: dict[str, str]) -> 
                             resources={"metadata": {"path": str(NOTEBOOK_DIR)}})
     out_dir = ROOT / "test-output" / "notebooks"
     out_dir.mkdir(parents=True, exist_ok=True)
-    env = {k: v for k, v in os.environ.items() if k != "MPLBACKEND"}  # the kernel's inline backend draws
+    # MPLBACKEND: the kernel's inline backend draws. PYTEST_CURRENT_TEST: with it ipykernel stops forwarding what
+    # native code writes to fd 2 (TF, LiteRT), which a user's notebook shows as red text.
+    env = {k: v for k, v in os.environ.items() if k not in ("MPLBACKEND", "PYTEST_CURRENT_TEST")}
     try:
         client.execute(env=env)
     except CellExecutionError as err:
@@ -163,6 +179,9 @@ def execute(path: Path, parameters: dict[str, Any], results: dict[str, str]) -> 
                     pytrace=False)
     finally:
         nbformat.write(nb, out_dir / path.name)
+    if quiet:
+        noise = native_noise(nb)
+        assert not noise, f"{path.name}: native libraries printed to stderr in cells:\n" + "\n".join(noise)
     if not results:
         return {}
     for output in nb.cells[-1].get("outputs", []):
@@ -173,7 +192,7 @@ def execute(path: Path, parameters: dict[str, Any], results: dict[str, str]) -> 
 
 @pytest.mark.parametrize("case", NOTEBOOKS, ids=[c.name for c in NOTEBOOKS])
 def test_notebook_runs_and_teaches(case: Case) -> None:
-    results = execute(NOTEBOOK_DIR / case.name, case.parameters, case.results)
+    results = execute(NOTEBOOK_DIR / case.name, case.parameters, case.results, case.quiet)
     if case.check is not None:
         case.check(results)
 

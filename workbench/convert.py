@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from . import artifacts, diagnose, litert, validate
+from . import artifacts, diagnose, litert, native_log, validate
 from .converters import KeepFloatError, export_saved_model, is_path, saved_model_dir
 from .data import InputSpec
 from .litert import ModelInfo
@@ -238,7 +238,7 @@ def convert(model: Any, recipe: Recipe | str = "float32", *, spec: InputSpec = I
     job = Job(model, recipe, spec, representative if rspec.calibrated else None)
     requested = job.stats if rspec.takes("mean") else None
     start = time.perf_counter()
-    with _tf_errors_explained(), warnings.catch_warnings():
+    with _tf_errors_explained(), warnings.catch_warnings(), native_log.native_stderr():  # no 'fully_quantize: ...'
         # TF's note about quantized_input_stats applies to its own v1 flags, not to these recipes.
         warnings.filterwarnings("ignore", message="Statistics for quantized inputs were expected")
         tflite = rspec.adapter(job)

@@ -4,17 +4,26 @@ tensorflow-model-optimization only understands Keras 2 (the ``tf_keras``
 package); TensorFlow 2.16+ defaults to Keras 3. Setting ``TF_USE_LEGACY_KERAS``
 before TensorFlow is imported makes ``tf.keras`` and ``tf_keras`` the same
 library, so models built here can go through tfmot and the TFLite converter.
+It also imports TensorFlow quietly: its irrelevant native start-up notices are
+dropped (``native_log``), its Python loggers set to errors only.
 """
 
 from __future__ import annotations
 
 import os
 
+from .native_log import native_stderr
+
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import tensorflow as tf  # noqa: E402
-import tf_keras as keras  # noqa: E402
+# TensorFlow's libraries log their start-up notices (oneDNN, CUDA drivers, cuInit) before they read
+# TF_CPP_MIN_LOG_LEVEL: import them, and let them look for devices, with those lines dropped.
+with native_stderr():
+    import tensorflow as tf  # noqa: E402
+    import tf_keras as keras  # noqa: E402
+
+    tf.config.list_physical_devices()
 
 # The v1 converter and SavedModel export log pages of deprecation notices.
 tf.get_logger().setLevel("ERROR")

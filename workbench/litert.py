@@ -150,11 +150,25 @@ def interpreter(model_bytes: bytes, num_threads: int | None = None, keep_tensors
     if reference_kernels:
         kwargs["experimental_op_resolver_type"] = OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
     try:
-        return Interpreter(model_content=bytes(model_bytes), num_threads=num_threads,
-                           experimental_preserve_all_tensors=keep_tensors, **kwargs)
+        interp = Interpreter(model_content=bytes(model_bytes), num_threads=num_threads,
+                             experimental_preserve_all_tensors=keep_tensors, **kwargs)
     except ValueError as err:
         raise ValueError(f"model bytes could not be read as a TFLite model ({err}); "
                          "allowed: the bytes of a valid .tflite file") from None
+    from . import native_log
+
+    if not reference_kernels and not native_log.done("litert-allocation"):
+        # LiteRT announces its XNNPack delegate once per process, at the first allocation that creates it.
+        allocate = interp.allocate_tensors
+
+        def allocate_tensors():
+            with native_log.native_stderr():
+                result = allocate()
+            native_log.mark_done("litert-allocation")
+            return result
+
+        interp.allocate_tensors = allocate_tensors
+    return interp
 
 
 def op_details(interp: Any) -> tuple[OpInfo, ...]:
