@@ -154,7 +154,8 @@ def test_missing_saved_model_folder(tmp_path):
 
 
 def test_recipe_list_is_complete():
-    assert set(RECIPES) == {"float32", "dynamic-range", "float16", "int8-ptq", "int16x8", "qat-int8", "legacy-uint8"}
+    assert set(RECIPES) == {"float32", "dynamic-range", "float16", "int8-ptq", "int16x8", "qat-int8", "legacy-uint8",
+                            "aeq-int4-weights", "aeq-int8"}
     assert Recipe("legacy-uint8", mean=0, std=255, default_ranges=(0, 6)).label() == \
         "legacy-uint8 [mean=0,std=255; ranges=(0,6)]"
 
