@@ -99,6 +99,17 @@ class _LiveFigure:
         """The figure as PNG bytes (what the widget shows)."""
         return _png(self.figure)
 
+    def _setup(self, model: Any, images: np.ndarray, labels: np.ndarray, spec: InputSpec, live_size: int,
+               cache: Any, recipe: str, parameter: str) -> None:
+        """Check the arguments, export the model once and pick the live subset."""
+        self.recipe = validate.choice("recipe", recipe, recipe_options(parameter))
+        live_size = validate.number("live_size", live_size, low=1, integer=True)
+        self.folder = saved_model_folder(model, cache)
+        self.images = validate.images("images", images)
+        self.labels = np.asarray(labels).reshape(-1)
+        self.live_images, self.live_labels = self.images[:live_size], self.labels[:live_size]
+        self.spec = spec
+
 
 class StatsExplorer(_LiveFigure):
     """The mean/std explorer's state and figure, without any widget.
@@ -118,13 +129,7 @@ class StatsExplorer(_LiveFigure):
                  recipe: str = "legacy-uint8") -> None:
         from matplotlib.figure import Figure
 
-        self.recipe = validate.choice("recipe", recipe, recipe_options("mean"))
-        live_size = validate.number("live_size", live_size, low=1, integer=True)
-        self.folder = saved_model_folder(model, cache)
-        self.images = validate.images("images", images)
-        self.labels = np.asarray(labels).reshape(-1)
-        self.live_images, self.live_labels = self.images[:live_size], self.labels[:live_size]
-        self.spec = spec
+        self._setup(model, images, labels, spec, live_size, cache, recipe, "mean")
         self.best = stats_view(self.folder, self.live_images, self.live_labels, spec.stats.mean,
                                spec.stats.std, spec, self.recipe)
         self.baseline = self.best.accuracy if baseline is None else baseline
@@ -185,13 +190,8 @@ class RangeExplorer(_LiveFigure):
                  recipe: str = "legacy-uint8") -> None:
         from matplotlib.figure import Figure
 
-        self.recipe = validate.choice("recipe", recipe, recipe_options("default_ranges"))
-        live_size = validate.number("live_size", live_size, low=1, integer=True)
-        self.folder = saved_model_folder(model, cache)
-        self.images = validate.images("images", images)
-        self.labels = np.asarray(labels).reshape(-1)
-        self.live_images, self.live_labels = self.images[:live_size], self.labels[:live_size]
-        self.spec, self.baseline, self.compare = spec, baseline, dict(compare or {})
+        self._setup(model, images, labels, spec, live_size, cache, recipe, "default_ranges")
+        self.baseline, self.compare = baseline, dict(compare or {})
         self.view = range_view(self.folder, self.live_images, self.live_labels, *start, spec, self.recipe)
         self.seconds = 0.0
         self.figure = Figure(figsize=(9, 0.6 * len(self.compare) + 2.4), dpi=72, layout="constrained")
