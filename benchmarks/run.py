@@ -31,8 +31,8 @@ def demo_wall_time(extra: list[str]) -> float:
 
 def epoch_times(data):
     """(float epoch s, QAT epoch s): the second epoch of each, so graph tracing is excluded."""
-    from workbench.train import QatConfig, TrainConfig, fit, quantize_model, set_seed
-    from workbench.models import lenet
+    from workbench.core.train import QatConfig, TrainConfig, fit, quantize_model, set_seed
+    from workbench.core.models import lenet
 
     cfg = TrainConfig()
 
@@ -51,8 +51,8 @@ def epoch_times(data):
 
 def conversion_times(float_model, data):
     from workbench import convert
-    from workbench.convert import export_saved_model
-    from workbench.train import QatConfig, quantize_model
+    from workbench.core.convert import export_saved_model
+    from workbench.core.train import QatConfig, quantize_model
 
     rows = []
     for name, kw in [("float32", {}), ("dynamic-range", {}), ("float16", {}), ("int8-ptq", {}),

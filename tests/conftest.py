@@ -48,20 +48,20 @@ def test_set(mnist):
 
 @pytest.fixture(scope="session")
 def train_config():
-    from workbench.train import TrainConfig
+    from workbench.core.train import TrainConfig
 
     return TrainConfig(epochs=TRAIN_EPOCHS, train_size=TRAIN_SIZE)
 
 
 @pytest.fixture(scope="session")
 def float_model(mnist, train_config):
-    from workbench.train import trained_lenet
+    from workbench.core.train import trained_lenet
 
     return trained_lenet(mnist, train_config)
 
 
 def _qat(mnist, train_config, **kw):
-    from workbench.train import QatConfig, trained_lenet
+    from workbench.core.train import QatConfig, trained_lenet
 
     return trained_lenet(mnist, train_config, QatConfig(**kw))
 

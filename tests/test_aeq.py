@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from workbench import InputSpec, evaluate, read_model
-from workbench.aeq import (BLOCK_SIZES, KINDS, METRICS, AeqResult, quantize_int4_weights, quantize_int8_static,
+from workbench.core.aeq import (BLOCK_SIZES, KINDS, METRICS, AeqResult, quantize_int4_weights, quantize_int8_static,
                            validate_per_tensor)
 
 LENET_WEIGHTS = ("lenet/conv1/Conv2D", "lenet/conv2/Conv2D", "lenet/fc1/MatMul", "lenet/fc2/MatMul",
@@ -81,7 +81,7 @@ def test_blockwise_on_lenet_quantizes_nothing_and_says_why(float_tflite, block_s
 
 
 def test_blockwise_quantizes_the_fully_connected_weights_the_block_divides(tmp_path):
-    from workbench.keras_compat import keras, tf
+    from workbench.core.keras_compat import keras, tf
 
     inp = keras.Input((8, 8, 1), name="image")
     x = keras.layers.Conv2D(4, 3, activation="relu", name="conv")(inp)

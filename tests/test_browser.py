@@ -116,7 +116,7 @@ def test_recorder_catches_what_the_unmodified_page_does(float_tflite, monkeypatc
 
     Outside requests are aborted by the browser (nothing leaves the machine), but still recorded.
     """
-    from workbench import viewer_server
+    from workbench.explore import viewer_server
 
     monkeypatch.setattr(viewer_server, "REWRITES", ())
     monkeypatch.setattr(viewer_server, "CSP", "default-src * data: blob: 'unsafe-inline'")

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from workbench import QuantizationError, QuantizationWarning, Recipe, convert, evaluate, read_model
-from workbench.convert import RECIPES
+from workbench.core.convert import RECIPES
 
 
 def _acc(model, test_set):
@@ -161,7 +161,7 @@ def test_recipe_list_is_complete():
 
 
 def test_reconverting_a_keras_model_follows_its_current_weights(float_model):
-    from workbench.train import QatConfig, quantize_model
+    from workbench.core.train import QatConfig, quantize_model
 
     model = quantize_model(float_model, QatConfig("uint8-legacy"))
     original = model.get_weights()

@@ -9,8 +9,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from workbench import gallery, gallery_choices
-from workbench.gallery import GalleryConfig
+from workbench import gallery, model_choices
+from workbench.troubleshoot.gallery import GalleryConfig
 
 
 @pytest.fixture(scope="module")
@@ -91,14 +91,14 @@ def test_6_raw_outputs(mnist, cfg):
 
 
 def test_7_dynamic_shape(mnist, cfg):
-    r = gallery_choices.dynamic_shape(mnist, cfg)
+    r = model_choices.dynamic_shape(mnist, cfg)
     assert _key(r) == "dynamic-shape"
     assert r.row("fixed 28x28 -> float32")["accuracy"] == pytest.approx(r.row("dynamic Keras")["accuracy"], abs=0.005)
     assert r.row("fixed 28x28 -> int8")["float_activations"] == 1
 
 
 def test_8_dynamic_range_vs_integer(mnist, cfg):
-    r = gallery_choices.dynamic_range_vs_integer(mnist, cfg)
+    r = model_choices.dynamic_range_vs_integer(mnist, cfg)
     dyn, full, flt = r.row("dynamic-range"), r.row("int8-ptq"), r.row("float32")
     assert dyn["float_activations"] == flt["float_activations"]  # activations stay float
     assert dyn["ops hybrid (float math, int8 weights)"] >= 1 and dyn["ops float"] >= 1
@@ -109,7 +109,7 @@ def test_8_dynamic_range_vs_integer(mnist, cfg):
 
 
 def test_9_lstm(mnist, cfg):
-    r = gallery_choices.lstm(mnist, cfg)
+    r = model_choices.lstm(mnist, cfg)
     assert _key(r) == "lstm-dynamic-batch"
     keras_acc = r.row("LSTM Keras")["accuracy"]
     assert r.row("float32")["accuracy"] == pytest.approx(keras_acc, abs=0.01)
@@ -121,7 +121,7 @@ def test_9_lstm(mnist, cfg):
 
 
 def test_10_four_bit(mnist, cfg):
-    r = gallery_choices.four_bit(mnist, cfg)
+    r = model_choices.four_bit(mnist, cfg)
     assert _key(r) == "low-bit-qat"
     by_bits = {bits: [row for row in r.rows if row["variant"].startswith(f"{bits}-bit")] for bits in (4, 8)}
     assert all(row["converts"] for row in by_bits[8]) and not any(row["converts"] for row in by_bits[4])
@@ -130,15 +130,15 @@ def test_10_four_bit(mnist, cfg):
 
 
 def test_11_selective(mnist, cfg):
-    r = gallery_choices.selective(mnist, cfg, layer="conv1")
+    r = model_choices.selective(mnist, cfg, layer="conv1")
     full, kept = r.row("int8 (all layers)"), r.row("int8, conv1 kept float")
     assert kept["float_activations"] > full["float_activations"]
     assert kept["accuracy"] > r.row("float32")["accuracy"] - 0.02
     with pytest.raises(ValueError, match="keep_float"):
-        gallery_choices.selective(mnist, cfg, layer="no_such_layer")
+        model_choices.selective(mnist, cfg, layer="no_such_layer")
 
 
 def test_gallery_config_validates():
     with pytest.raises(ValueError, match="eval_size"):
         GalleryConfig(eval_size=0)
-    assert len(gallery_choices.CASES) == 11
+    assert len(model_choices.CASES) == 11

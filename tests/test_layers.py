@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from workbench import convert
-from workbench.layers import (debugger_statistics, error_metrics, layer_errors, plot_layer_errors,
+from workbench.troubleshoot.layer_error import (debugger_statistics, error_metrics, layer_errors, plot_layer_errors,
                               suggest_float_layers)
 
 WEIGHTED = ("conv1", "conv2", "fc1", "fc2", "probs")
@@ -46,7 +46,7 @@ def test_uint8_every_conv_and_dense_layer_listed(uint8_model, qat_uint8, images)
 
 
 def test_one_layer_equals_a_direct_computation(int8_model, float_model, images, mnist):
-    from workbench.keras_compat import keras
+    from workbench.core.keras_compat import keras
 
     from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
@@ -112,12 +112,12 @@ def test_keep_float_validation(float_model):
 
 
 def test_aeq_tensor_errors_rank_int4_worse_than_int8(float_model, float_tflite, mnist, test_set):
-    from workbench import convert, layers
+    from workbench import convert, layer_error
 
     images = test_set[0][:60]
     int4 = convert(float_model, "aeq-int4-weights")
     int8 = convert(float_model, "aeq-int8", representative=mnist.train_images, calibration_size=200)
-    frames = {name: layers.tensor_errors(model, float_tflite, images) for name, model in
+    frames = {name: layer_error.tensor_errors(model, float_tflite, images) for name, model in
               (("int4", int4), ("int8", int8))}
     for frame in frames.values():
         assert frame.attrs["images"] == 60
@@ -125,5 +125,5 @@ def test_aeq_tensor_errors_rank_int4_worse_than_int8(float_model, float_tflite, 
         assert frame[["mse", "cosine_similarity"]].notna().all().all()
     out = {name: frame[frame.kind == "output"].iloc[0] for name, frame in frames.items()}
     assert out["int4"]["mse"] > out["int8"]["mse"]
-    ax = layers.plot_tensor_errors(frames, "mse")
+    ax = layer_error.plot_tensor_errors(frames, "mse")
     assert len(ax.patches) == 2 * len(frames["int8"][frames["int8"].kind == "intermediate"])

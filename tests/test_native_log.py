@@ -26,7 +26,7 @@ def _run(code: str, **env: str) -> subprocess.CompletedProcess:
 def test_known_lines_are_dropped_and_others_forwarded_in_order():
     done = _run(r"""
         import os, threading
-        from workbench.native_log import native_stderr
+        from workbench.core.native_log import native_stderr
         os.write(2, b"before\n")
         with native_stderr():
             os.write(2, b"WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\n")
@@ -46,7 +46,7 @@ def test_known_lines_are_dropped_and_others_forwarded_in_order():
 def test_everything_shows_when_asked():
     done = _run(r"""
         import os
-        from workbench.native_log import native_stderr
+        from workbench.core.native_log import native_stderr
         with native_stderr():
             os.write(2, b"INFO: Created TensorFlow Lite XNNPACK delegate for CPU.\n")
     """, WORKBENCH_NATIVE_LOGS="all")
@@ -58,7 +58,7 @@ def test_tensorflow_converter_and_litert_are_quiet_but_workbench_warnings_show()
     done = _run(r"""
         import numpy as np
         import workbench as wb
-        from workbench.keras_compat import keras
+        from workbench.core.keras_compat import keras
         model = keras.Sequential([keras.layers.Input((28, 28, 1)), keras.layers.Conv2D(2, 3, activation="relu"),
                                   keras.layers.Flatten(), keras.layers.Dense(10)])
         images = np.random.default_rng(0).integers(0, 256, (20, 28, 28, 1), dtype=np.uint8)

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from workbench import InputStats, bits, plots
+from workbench import InputStats, input_codes, plots
 
 matplotlib.use("Agg")
 
@@ -91,7 +91,7 @@ def test_input_histogram_moves_in_place(test_set, output_dir):
     images = test_set[0][:200]
     fig, ax = plots.input_histogram(InputStats(0, 255), images, (0.0, 1.0))
     patches = list(ax.patches)
-    counts = bits.pixel_counts(images)
+    counts = input_codes.pixel_counts(images)
     inside = {p.get_gid(): p for p in patches}["inside"]
     assert inside.get_data().values.sum() == counts.sum()  # right stats: every pixel in range
     plots.update_input_histogram(ax, InputStats(0, 1), counts, (0.0, 1.0))
@@ -112,7 +112,7 @@ def test_gauge_updates_bars():
 
 
 def test_fake_quant_ranges_of_a_qat_model(qat_int8):
-    table = bits.fake_quant_table(qat_int8)
+    table = input_codes.fake_quant_table(qat_int8)
     assert "input" in set(table["quantizer"])
     row = table[(table["layer"] == "conv1") & (table["quantizer"] == "kernel")].iloc[0]
     assert row["channels"] == 6 and row["min"] < 0 < row["max"]
@@ -122,7 +122,7 @@ def test_fake_quant_ranges_of_a_qat_model(qat_int8):
 
 def test_fake_quant_table_refuses_a_float_model(float_model):
     with pytest.raises(ValueError, match="no fake-quant"):
-        bits.fake_quant_table(float_model)
+        input_codes.fake_quant_table(float_model)
 
 
 @pytest.mark.parametrize("stats, in_range, wasted, clipped_max", [
@@ -131,7 +131,7 @@ def test_fake_quant_table_refuses_a_float_model(float_model):
     (InputStats(127.5, 127.5), 128, 128, 1.0),
 ])
 def test_code_usage_of_known_cases(test_set, stats, in_range, wasted, clipped_max):
-    usage = bits.code_usage(stats, (0.0, 1.0), test_set[0])
+    usage = input_codes.code_usage(stats, (0.0, 1.0), test_set[0])
     assert (usage.codes_in_range, usage.wasted_codes) == (in_range, wasted)
     assert usage.clipped_fraction <= clipped_max
     if stats == InputStats(0, 255):
@@ -142,6 +142,6 @@ def test_code_usage_of_known_cases(test_set, stats, in_range, wasted, clipped_ma
 
 def test_code_usage_refuses_bad_input():
     with pytest.raises(ValueError, match="train_range"):
-        bits.code_usage(InputStats(0, 255), (1.0, 0.0))
+        input_codes.code_usage(InputStats(0, 255), (1.0, 0.0))
     with pytest.raises(ValueError, match="uint8"):
-        bits.pixel_counts(np.zeros(4, dtype=np.float32))
+        input_codes.pixel_counts(np.zeros(4, dtype=np.float32))

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from workbench import converters, recipes
-from workbench.recipes import Recipe, RecipeSpec
+from workbench.core import converters, recipes
+from workbench.core.recipes import Recipe, RecipeSpec
 
 PACKAGE = Path(__file__).resolve().parents[1] / "workbench"
 
@@ -27,7 +27,7 @@ def extra_recipe():
 def test_a_registered_recipe_is_picked_up_everywhere(extra_recipe, qat_uint8, test_set):
     import workbench as wb
     from workbench import demo, widgets
-    from workbench.__main__ import build_parser
+    from workbench.cli.main import build_parser
 
     assert "legacy-uint8-copy" in wb.RECIPES
     # convert: same bytes as the built-in recipe it copies
@@ -50,7 +50,7 @@ def test_a_registered_recipe_is_picked_up_everywhere(extra_recipe, qat_uint8, te
 
 
 def test_unregistered_recipe_is_gone_from_the_cli(extra_recipe):
-    from workbench.__main__ import build_parser
+    from workbench.cli.main import build_parser
 
     recipes.unregister(extra_recipe.name)
     with pytest.raises(SystemExit):

@@ -126,7 +126,7 @@ def test_a_refused_conversion_is_a_row_with_an_error(qat_int8, small_set, tmp_pa
 
 
 def test_training_sweep_caches_points(mnist, train_config, small_set, tmp_path):
-    from workbench.train import QatConfig
+    from workbench.core.train import QatConfig
 
     frame = sw.sweep_training(mnist, {"bits": [8]}, config=train_config, qat=QatConfig(scheme="uint8-legacy"),
                               images=small_set[0], labels=small_set[1], progress=False, cache=tmp_path)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from workbench import evaluate_keras
-from workbench.train import QatConfig, TrainConfig, quantize_model, trained_lenet
+from workbench.core.train import QatConfig, TrainConfig, quantize_model, trained_lenet
 
 
 def _layer_types(model):

@@ -16,7 +16,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from workbench import viewer, viewer_server
+from workbench import viewer
+from workbench.explore import viewer_server
 
 
 @pytest.fixture(scope="module")
@@ -339,7 +340,7 @@ def test_missing_or_unreadable_files_are_clear_errors(tmp_path, case):
 
 
 def test_keras_qat_model_is_shown_with_its_fake_quant_nodes(qat_int8):
-    from workbench.keras_compat import tf
+    from workbench.core.keras_compat import tf
 
     path = viewer.model_file(qat_int8)
     graph = tf.compat.v1.GraphDef.FromString(path.read_bytes())
@@ -351,7 +352,7 @@ def test_keras_qat_model_is_shown_with_its_fake_quant_nodes(qat_int8):
 
 def test_saved_model_folder_is_frozen_from_its_serving_signature(float_model, tmp_path):
     from workbench import export_saved_model
-    from workbench.keras_compat import tf
+    from workbench.core.keras_compat import tf
 
     folder = export_saved_model(float_model, tmp_path / "saved")
     path = viewer.model_file(folder)

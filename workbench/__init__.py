@@ -15,45 +15,52 @@ from __future__ import annotations
 import importlib
 
 # Data and the input-stats arithmetic
-from .data import InputSpec, Mnist, load_mnist
-from .stats import InputStats, stats_for_range
+from .core.data import InputSpec, Mnist, load_mnist
+from .core.stats import InputStats, stats_for_range
 
 # Conversion records and evaluation (no TensorFlow import needed)
-from .convert import ConvertedModel, Outcome, QuantizationWarning, convert, export_saved_model
-from .recipes import Recipe, RecipeSpec, register_recipe
-from .evaluate import EvalResult, evaluate, evaluate_keras, predict
-from .litert import ModelInfo, read_model
+from .core.convert import ConvertedModel, Outcome, QuantizationWarning, convert, export_saved_model
+from .core.recipes import Recipe, RecipeSpec, register_recipe
+from .core.evaluate import EvalResult, evaluate, evaluate_keras, predict
+from .core.litert import ModelInfo, read_model
 
 # Failures explained
-from .diagnose import QuantizationError, explain
+from .core.diagnose import QuantizationError, explain
 
 # Training (imports TensorFlow on first use)
 _LAZY = {
-    "TrainConfig": "train", "QatConfig": "train", "train_float": "train", "train_qat": "train",
-    "quantize_model": "train", "trained_lenet": "train", "lenet": "models",
+    "TrainConfig": "core.train", "QatConfig": "core.train", "train_qat": "core.train",
+    "quantize_model": "core.train", "trained_lenet": "core.train", "lenet": "core.models",
 }
 
-# Notebook tools: sweeps, plots, widgets, input-code analysis, Netron;
-# troubleshooting: the gallery of classic failures and per-layer error
-_SUBMODULES = ("sweep", "plots", "widgets", "bits", "viewer", "gallery", "gallery_choices", "layers", "diagnose",
-               "recipes", "litert", "aeq")
+# Modules reachable as ``wb.<name>``, imported on first use: the notebook tools (sweeps,
+# plots, widgets, input codes, Netron, graph tables), the troubleshooting gallery and
+# per-layer error, and the core modules a notebook may want by name.
+_SUBMODULES = {
+    "sweep": "explore.sweep", "plots": "explore.plots", "widgets": "explore.widgets",
+    "input_codes": "explore.input_codes", "viewer": "explore.viewer", "graph_tables": "explore.graph_tables",
+    "gallery": "troubleshoot.gallery", "model_choices": "troubleshoot.model_choices",
+    "layer_error": "troubleshoot.layer_error", "diagnose": "core.diagnose", "recipes": "core.recipes",
+    "litert": "core.litert", "aeq": "core.aeq", "demo": "cli.demo",
+}
 
 
 def __getattr__(name: str):
     if name == "RECIPES":  # the registry's names, including recipes registered later
-        from .recipes import names
+        from .core.recipes import names
 
         return names()
     if name in _LAZY:
         return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
     if name in _SUBMODULES:  # wb.sweep, wb.plots, ...: imported on first use
-        return importlib.import_module(f".{name}", __name__)
+        return importlib.import_module(f".{_SUBMODULES[name]}", __name__)
     raise AttributeError(f"module 'workbench' has no attribute {name!r}")
 
 
 __all__ = [
     "InputSpec", "Mnist", "load_mnist", "InputStats", "stats_for_range",
-    "RECIPES", "Recipe", "RecipeSpec", "register_recipe", "Outcome", "ConvertedModel", "QuantizationWarning", "convert", "export_saved_model",
+    "RECIPES", "Recipe", "RecipeSpec", "register_recipe", "Outcome", "ConvertedModel", "QuantizationWarning",
+    "convert", "export_saved_model",
     "EvalResult", "evaluate", "evaluate_keras", "predict", "ModelInfo", "read_model",
     "QuantizationError", "explain", *_LAZY, *_SUBMODULES,
 ]

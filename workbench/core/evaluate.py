@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from . import litert, validate
+from . import litert, checks
 from .data import InputSpec
 from .litert import DEFAULT_BATCH
 
@@ -49,9 +49,9 @@ def predict(model: Any, images: np.ndarray, spec: InputSpec = InputSpec(),
     The input is resized once to ``batch_size`` and the model invoked once per
     batch; ``batch_size=1`` is the classic one-image-per-invoke loop.
     """
-    data = validate.images("images", images)
+    data = checks.images("images", images)
     if batch_size is not None:
-        batch_size = validate.number("batch_size", batch_size, low=1, integer=True)
+        batch_size = checks.number("batch_size", batch_size, low=1, integer=True)
     return litert.run(model, data, spec, batch_size=batch_size,
                       num_threads=num_threads or default_threads()).outputs
 
@@ -71,7 +71,7 @@ def evaluate(model: Any, images: np.ndarray, labels: np.ndarray, spec: InputSpec
         batch_size: images per invoke (``None``: all in one).
     """
     labels = np.asarray(labels).reshape(-1)
-    data = validate.images("images", images)
+    data = checks.images("images", images)
     if len(labels) != len(data):
         raise ValueError(f"labels has {len(labels)} entries for {len(data)} images; allowed: one label per image")
     start = time.perf_counter()
@@ -96,7 +96,7 @@ def evaluate(model: Any, images: np.ndarray, labels: np.ndarray, spec: InputSpec
 
 def evaluate_keras(model: Any, images: np.ndarray, labels: np.ndarray, spec: InputSpec = InputSpec()) -> EvalResult:
     """The same record for a Keras model (the float reference before conversion)."""
-    data = validate.images("images", images)
+    data = checks.images("images", images)
     labels = np.asarray(labels).reshape(-1)
     start = time.perf_counter()
     pred = np.asarray(model.predict(spec.normalize(data), batch_size=1024, verbose=0)).argmax(axis=1)

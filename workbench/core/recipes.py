@@ -15,7 +15,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
-from . import converters, validate
+from . import converters, checks
 from .stats import InputStats
 
 IO_TYPES = ("float32", "int8", "uint8")
@@ -70,7 +70,7 @@ class RecipeSpec:
         if unknown:
             raise ValueError(f"params={self.params!r} names {sorted(unknown)}; allowed: {', '.join(PARAMETERS)}")
         for value in self.io_types:
-            validate.choice("io_types", value, IO_TYPES)
+            checks.choice("io_types", value, IO_TYPES)
         if len(self.io_types) > 1 and "io_type" not in self.params:
             raise ValueError(f"io_types={self.io_types!r} without 'io_type' in params; allowed: list io_type")
         if not callable(self.adapter):
@@ -112,7 +112,7 @@ def names(taking: str | None = None) -> tuple[str, ...]:
 
 def get(name: str) -> RecipeSpec:
     """The spec of a registered recipe (``ValueError`` naming the allowed ones otherwise)."""
-    validate.choice("recipe", name, names())
+    checks.choice("recipe", name, names())
     return _REGISTRY[name]
 
 
@@ -155,15 +155,15 @@ class Recipe:
                 takes = ", ".join(spec.params) or "no parameters"
                 raise ValueError(f"{parameter}={getattr(self, parameter)!r} is not a parameter of recipe "
                                  f"{self.name!r}; allowed for it: {takes}")
-        validate.number("calibration_size", self.calibration_size, low=1, integer=True)
-        validate.choice("io_type", self.io_type, spec.io_types)
-        validate.choice("granularity", self.granularity, GRANULARITIES)
+        checks.number("calibration_size", self.calibration_size, low=1, integer=True)
+        checks.choice("io_type", self.io_type, spec.io_types)
+        checks.choice("granularity", self.granularity, GRANULARITIES)
         if (self.mean is None) != (self.std is None):
             raise ValueError(f"mean={self.mean!r}, std={self.std!r}: give both or neither")
         if self.mean is not None:
             InputStats(self.mean, self.std)  # validates mean in [0, 255], std > 0
         if self.default_ranges is not None:
-            object.__setattr__(self, "default_ranges", validate.range_pair("default_ranges", self.default_ranges))
+            object.__setattr__(self, "default_ranges", checks.range_pair("default_ranges", self.default_ranges))
         if isinstance(self.keep_float, str) or not all(isinstance(n, str) and n for n in self.keep_float):
             raise ValueError(f"keep_float={self.keep_float!r}; allowed: a tuple of Keras layer names")
         object.__setattr__(self, "keep_float", tuple(self.keep_float))

@@ -30,9 +30,9 @@ from typing import Any, Iterable, Mapping
 
 import numpy as np
 
-from . import artifacts, validate
-from .convert import Recipe, export_saved_model
-from .data import InputSpec, Mnist
+from ..core import artifacts, checks
+from ..core.convert import Recipe, export_saved_model
+from ..core.data import InputSpec, Mnist
 
 CONVERT_KEYS = ("mean", "std", "default_ranges", "calibration_size", "io_type")
 TRAIN_KEYS = ("bits", "qat_epochs", "scheme", "learned_input_range")
@@ -66,7 +66,7 @@ def stats_grid(spec: InputSpec = InputSpec(), size: int = 7) -> list[dict[str, f
         spec: the training range; its correct ``(mean, std)`` is added to the axes.
         size: values per axis before the correct point is added (2..40).
     """
-    size = validate.number("size", size, low=2, high=40, integer=True)
+    size = checks.number("size", size, low=2, high=40, integer=True)
     right = spec.stats
     means = sorted({*np.round(np.linspace(0, 255, size), 2).tolist(), right.mean})
     stds = sorted({*np.round(np.geomspace(1, 1000, size), 2).tolist(), 1.0, right.std})
@@ -94,9 +94,9 @@ def run_point(task: PointTask) -> dict[str, Any]:
         The measured columns; a conversion the converter or runtime refuses gives
         ``accuracy`` NaN and the first line of the explanation in ``error``.
     """
-    from .convert import QuantizationWarning, convert
-    from .diagnose import QuantizationError
-    from .evaluate import evaluate
+    from ..core.convert import QuantizationWarning, convert
+    from ..core.diagnose import QuantizationError
+    from ..core.evaluate import evaluate
 
     row: dict[str, Any] = {"accuracy": float("nan"), "agreement": float("nan"), "size_kb": float("nan"),
                            "came_out_float": False, "stats_ignored": False, "effective_mean": float("nan"),
@@ -164,13 +164,13 @@ def sweep(model: Any, points: Points, images: np.ndarray, labels: np.ndarray, *,
     if not isinstance(base, Recipe):
         raise ValueError(f"recipe={recipe!r}; allowed: a Recipe or a recipe name")
     recipes = [_recipe_for(base, p, spec) for p in pts]
-    images = validate.images("images", images)
+    images = checks.images("images", images)
     labels = _labels(labels, len(images))
     ref = None if reference is None else np.asarray(getattr(reference, "predictions", reference)).reshape(-1)
     if ref is not None and len(ref) != len(images):
         raise ValueError(f"reference has {len(ref)} predictions for {len(images)} images")
     if representative is not None:
-        representative = validate.images("representative", representative)
+        representative = checks.images("representative", representative)
     folder = saved_model_folder(model, None if cache is False else cache)
     store = None if cache is False else artifacts.cache_dir(cache) / "sweeps"
     model_fp = folder_fingerprint(folder)
@@ -244,14 +244,14 @@ def sweep_training(data: Mnist, points: Points, *, config: Any = None, qat: Any 
     import pandas as pd
     from tqdm.auto import tqdm
 
-    from .evaluate import evaluate_keras
-    from .train import QatConfig, TrainConfig, data_fingerprint, trained_lenet
+    from ..core.evaluate import evaluate_keras
+    from ..core.train import QatConfig, TrainConfig, data_fingerprint, trained_lenet
 
     config = TrainConfig() if config is None else config
     qat = QatConfig() if qat is None else qat
     pts = _as_points(points, TRAIN_KEYS, "sweep")
     qats = [replace(qat, **{("epochs" if k == "qat_epochs" else k): v for k, v in p.items()}) for p in pts]
-    images = data.test_images if images is None else validate.images("images", images)
+    images = data.test_images if images is None else checks.images("images", images)
     labels = _labels(data.test_labels if labels is None else labels, len(images))
     store = None if cache is False else artifacts.cache_dir(cache) / "sweeps"
     eval_fp = array_fingerprint(images, labels)
@@ -297,7 +297,7 @@ def compare(models: Mapping[str, Any], images: np.ndarray, labels: np.ndarray,
     """
     import pandas as pd
 
-    from .evaluate import evaluate
+    from ..core.evaluate import evaluate
 
     if not models:
         raise ValueError("models is empty; allowed: a dict {label: ConvertedModel} with at least one entry")
@@ -382,7 +382,7 @@ def _recipe_for(base: Recipe, point: dict[str, Any], spec: InputSpec) -> Recipe:
         params.setdefault("mean", right.mean)
         params.setdefault("std", right.std)
     if params.get("default_ranges") is not None:
-        params["default_ranges"] = tuple(validate.range_pair("default_ranges", params["default_ranges"]))
+        params["default_ranges"] = tuple(checks.range_pair("default_ranges", params["default_ranges"]))
     return replace(base, **params)
 
 

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import litert, validate
-from .data import InputSpec, Mnist
+from ..core import litert, checks
+from ..core.data import InputSpec, Mnist
 from .gallery import CaseResult, GalleryConfig, _convert, _failure, attempt, keras_row, measure
-from .train import QatConfig, TrainConfig, trained_lenet
+from ..core.train import QatConfig, TrainConfig, trained_lenet
 from .variants import build, trained_variant
 
 
@@ -76,14 +76,14 @@ def evaluate_stateful(model, images: np.ndarray, labels: np.ndarray, spec: Input
     A fused TFLite LSTM keeps its state in variable tensors that persist between
     invokes; without ``reset_all_variables()`` each image starts from the last one's state.
     """
-    images = validate.images("images", images)
+    images = checks.images("images", images)
     scores = litert.run(model, images, spec, batch_size=1, reset_variables=True).outputs
     return float(np.mean(scores.argmax(axis=1) == np.asarray(labels)[:len(images)]))
 
 
 def lstm(data: Mnist, cfg: GalleryConfig = GalleryConfig()) -> CaseResult:
     """LSTM over 28 rows of 28 pixels: float vs dynamic range vs int8 PTQ, and what refuses."""
-    from .keras_compat import keras
+    from ..core.keras_compat import keras
 
     config = TrainConfig(epochs=cfg.lstm_epochs, train_size=cfg.lstm_train_size)
     trained = trained_variant("lstm", data, config)
@@ -154,7 +154,7 @@ def _max_levels(model) -> int:
 
 def selective(data: Mnist, cfg: GalleryConfig = GalleryConfig(), layer: str | None = None) -> CaseResult:
     """Full int8 vs int8 with one layer kept float (the worst per the QuantizationDebugger when ``layer=None``)."""
-    from .layers import debugger_statistics, suggest_float_layers
+    from .layer_error import debugger_statistics, suggest_float_layers
 
     model = trained_lenet(data, cfg.train())
     if layer is None:

@@ -27,8 +27,8 @@ from typing import Any
 
 import numpy as np
 
-from . import validate
-from .stats import InputStats
+from ..core import checks
+from ..core.stats import InputStats
 
 CODES = np.arange(256, dtype=np.float64)
 
@@ -81,7 +81,7 @@ def code_usage(stats: InputStats, train_range: tuple[float, float],
     """
     if not isinstance(stats, InputStats):
         raise ValueError(f"stats={stats!r}; allowed: an InputStats(mean, std)")
-    lo, hi = validate.range_pair("train_range", train_range)
+    lo, hi = checks.range_pair("train_range", train_range)
     real = (CODES - stats.mean) / stats.std
     tol = 0.01 / stats.std  # a hundredth of a code: float32 scales are not exact
     inside = (real >= lo - tol) & (real <= hi + tol)

@@ -32,8 +32,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from . import artifacts
-from .graph_plot import DepthwiseCheck, bias_scales, depthwise_equivalence, op_graph, plot_op_chain, tensor_table
+from ..core import artifacts
+from .graph_tables import DepthwiseCheck, bias_scales, depthwise_equivalence, op_graph, plot_op_chain, tensor_table
 from .viewer_server import LOOPBACK, MODEL_PREFIX, NetronChanged, ViewerServer
 
 __all__ = ["LOOPBACK", "URL_ENV", "URL_MODES", "ServedModel", "NetronChanged", "model_file", "serve", "show",
@@ -169,9 +169,9 @@ def show(model: Any, height: int = 600, url_mode: str | None = None):
     """
     from IPython.display import IFrame
 
-    from . import validate
+    from ..core import checks
 
-    validate.number("height", height, low=100, high=4000, integer=True)
+    checks.number("height", height, low=100, high=4000, integer=True)
     _url_mode(url_mode)
     return IFrame(serve(model).frame_url(url_mode), width="100%", height=int(height))
 
@@ -194,9 +194,9 @@ def compare(left: Any, right: Any, height: int = 600, titles: tuple[str, str] | 
     """
     from IPython.display import HTML
 
-    from . import validate
+    from ..core import checks
 
-    validate.number("height", height, low=100, high=4000, integer=True)
+    checks.number("height", height, low=100, high=4000, integer=True)
     if titles is not None and not (isinstance(titles, (tuple, list)) and len(titles) == 2
                                    and all(isinstance(t, str) for t in titles)):
         raise ValueError(f"titles={titles!r}; allowed: None or two strings")
@@ -392,7 +392,7 @@ def _frozen_graph(model: Any, folder: Path) -> Path:
     target = folder / f"{_slug(model.name)}-frozen-{digest.hexdigest()[:12]}.pb"
     if target.is_file():
         return target
-    from .keras_compat import freeze_function, tf
+    from ..core.keras_compat import freeze_function, tf
 
     if isinstance(model, Path):
         loaded = tf.saved_model.load(str(model))

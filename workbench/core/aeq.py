@@ -43,7 +43,7 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from . import diagnose, validate
+from . import diagnose, checks
 
 GRANULARITIES = ("channel", "blockwise")
 BLOCK_SIZES = (32, 64, 128, 256)  # AEQ's QuantGranularity.BLOCKWISE_*
@@ -114,7 +114,7 @@ def quantize_int4_weights(float_tflite: bytes, granularity: str = "channel", blo
         QuantizationError: AEQ or LiteRT failed on the model (explained).
     """
     model = _float_model("float_tflite", float_tflite)
-    validate.choice("granularity", granularity, GRANULARITIES)
+    checks.choice("granularity", granularity, GRANULARITIES)
     if isinstance(block_size, bool) or block_size not in BLOCK_SIZES:
         raise ValueError(f"block_size={block_size!r} is not supported; allowed: "
                          f"{', '.join(map(str, BLOCK_SIZES))} (AEQ's blockwise granularities)")
@@ -412,7 +412,7 @@ def _float_model(name: str, value: Any) -> bytes:
 
 
 def _threads(value: Any) -> int:
-    return validate.number("num_threads", value, low=1, high=MAX_THREADS, integer=True)
+    return checks.number("num_threads", value, low=1, high=MAX_THREADS, integer=True)
 
 
 def _metrics(value: Any) -> tuple[str, ...]:

@@ -13,12 +13,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from . import artifacts, validate
-from . import recipes as registry
-from .convert import ConvertedModel, QuantizationWarning, convert
-from .data import InputSpec, Mnist, load_mnist
-from .evaluate import EvalResult, evaluate
-from .recipes import Recipe
+from ..core import artifacts, checks
+from ..core import recipes as registry
+from ..core.convert import ConvertedModel, QuantizationWarning, convert
+from ..core.data import InputSpec, Mnist, load_mnist
+from ..core.evaluate import EvalResult, evaluate
+from ..core.recipes import Recipe
 
 
 @dataclass(frozen=True)
@@ -40,14 +40,14 @@ class DemoConfig:
                 raise ValueError(f"recipes={self.recipes!r}; allowed: None or a non-empty tuple of recipe names")
             object.__setattr__(self, "recipes", tuple(self.recipes))
             for name in self.recipes:
-                validate.choice("recipes", name, registry.names())
-        validate.number("epochs", self.epochs, low=1, integer=True)
-        validate.number("qat_epochs", self.qat_epochs, low=1, integer=True)
+                checks.choice("recipes", name, registry.names())
+        checks.number("epochs", self.epochs, low=1, integer=True)
+        checks.number("qat_epochs", self.qat_epochs, low=1, integer=True)
         if self.train_size is not None:
-            validate.number("train_size", self.train_size, low=1, integer=True)
+            checks.number("train_size", self.train_size, low=1, integer=True)
         if self.test_size is not None:
-            validate.number("test_size", self.test_size, low=1, integer=True)
-        validate.number("calibration_size", self.calibration_size, low=1, integer=True)
+            checks.number("test_size", self.test_size, low=1, integer=True)
+        checks.number("calibration_size", self.calibration_size, low=1, integer=True)
 
 
 @dataclass(frozen=True)
@@ -68,7 +68,7 @@ def lineup(calibration_size: int = 500, recipes: tuple[str, ...] | None = None) 
     """
     if recipes is not None:
         for name in recipes:
-            validate.choice("recipes", name, registry.names())
+            checks.choice("recipes", name, registry.names())
     rows = registry.lineup(calibration_size)
     return [row for row in rows if recipes is None or row[1].name in recipes]
 
@@ -83,7 +83,7 @@ def run_demo(config: DemoConfig = DemoConfig(), data: Mnist | None = None,
     """
     from tqdm.auto import tqdm
 
-    from .train import QatConfig, TrainConfig, trained_lenet
+    from ..core.train import QatConfig, TrainConfig, trained_lenet
 
     data = data if data is not None else load_mnist(cache=cache)
     if config.test_size is not None:
@@ -149,7 +149,7 @@ def format_table(frame) -> str:
 
 def write_report(runs: list[DemoRun], out: str | os.PathLike) -> dict[str, Path]:
     """Write ``results.csv``, ``accuracy_size.png`` and every ``.tflite`` into ``out`` (atomically)."""
-    from .report import accuracy_size_figure
+    from .demo_figure import accuracy_size_figure
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

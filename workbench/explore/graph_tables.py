@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from .litert import ModelInfo, TensorInfo, read_model
+from ..core.litert import ModelInfo, TensorInfo, read_model
 
 # One color per dtype, shared by the drawing and its legend.
 DTYPE_COLORS = {
@@ -242,11 +242,11 @@ def depthwise_equivalence(model: Any, images: np.ndarray, layer: str = "conv1", 
     Raises:
         ValueError: no such layer, not a Conv2D, more than one input channel, bad images.
     """
-    from . import validate
-    from .data import InputSpec
-    from .keras_compat import tf
+    from ..core import checks
+    from ..core.data import InputSpec
+    from ..core.keras_compat import tf
 
-    x = (spec or InputSpec()).normalize(validate.images("images", images))
+    x = (spec or InputSpec()).normalize(checks.images("images", images))
     names = [lyr.name for lyr in model.layers]
     name = layer if layer in names else f"quant_{layer}"
     if name not in names:

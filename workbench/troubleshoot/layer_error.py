@@ -18,8 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from . import litert, validate
-from .data import InputSpec
+from ..core import litert, checks
+from ..core.data import InputSpec
 
 
 @dataclass(frozen=True)
@@ -96,9 +96,9 @@ def layer_errors(model: Any, keras_model: Any, images: np.ndarray, spec: InputSp
     Raises:
         ValueError: bad images, or no quantized activation matched any Keras layer.
     """
-    from .keras_compat import keras
+    from ..core.keras_compat import keras
 
-    data = validate.images("images", images)
+    data = checks.images("images", images)
     info = litert.read_model(model)
     # Reference kernels: XNNPack may fuse ops and leave their intermediate tensors unwritten.
     outcome = litert.run(model, data, spec, keep_tensors=True, reference_kernels=True)
@@ -153,7 +153,7 @@ def plot_layer_errors(reports: dict[str, LayerReport], metric: str = "snr_db", a
     Returns:
         The matplotlib Axes.
     """
-    validate.choice("metric", metric, ("snr_db", "rmse", "relative", "rmse_in_steps"))
+    checks.choice("metric", metric, ("snr_db", "rmse", "relative", "rmse_in_steps"))
     if ax is None:
         from matplotlib.figure import Figure
 
@@ -190,9 +190,9 @@ def tensor_errors(model: Any, float_model: Any, images: np.ndarray, spec: InputS
     Returns:
         A DataFrame, one row per tensor (see ``aeq.validate_per_tensor``).
     """
-    from . import aeq
+    from ..core import aeq
 
-    data = validate.images("images", images)
+    data = checks.images("images", images)
     return aeq.validate_per_tensor(litert.model_bytes(float_model), litert.model_bytes(model),
                                    spec.normalize(data), metrics=metrics)
 
@@ -201,7 +201,7 @@ def plot_tensor_errors(frames: dict[str, Any], metric: str = "mse", kind: str = 
     """Bars of one metric per tensor of ``kind`` for several ``tensor_errors`` frames (log scale)."""
     import matplotlib.pyplot as plt
 
-    validate.choice("kind", kind, ("output", "intermediate", "constant", "input"))
+    checks.choice("kind", kind, ("output", "intermediate", "constant", "input"))
     if ax is None:
         _, ax = plt.subplots(figsize=(9, 3.5))
     width = 0.8 / max(len(frames), 1)
@@ -237,9 +237,9 @@ def debugger_statistics(keras_model: Any, representative: np.ndarray, spec: Inpu
     """
     import pandas as pd
 
-    from .keras_compat import tf
+    from ..core.keras_compat import tf
 
-    x = spec.normalize(validate.images("representative", representative))
+    x = spec.normalize(checks.images("representative", representative))
 
     def dataset():
         for i in range(len(x)):
@@ -275,7 +275,7 @@ def suggest_float_layers(statistics, keras_model: Any, count: int = 1) -> list[s
         keras_model: the model the statistics are for (its layer names).
         count: how many layers to suggest.
     """
-    count = validate.number("count", count, low=1, integer=True)
+    count = checks.number("count", count, low=1, integer=True)
     order = [layer.name for layer in keras_model.layers]
     ranked = statistics.sort_values("rmse/scale", ascending=False)
     chosen: list[str] = []

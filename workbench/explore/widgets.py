@@ -19,13 +19,15 @@ from typing import Any
 
 import numpy as np
 
-from . import plots, validate
-from . import recipes as registry
-from .bits import CodeUsage, code_usage
-from .convert import ConvertedModel, QuantizationWarning, convert
-from .data import InputSpec
-from .evaluate import evaluate
-from .stats import InputStats, stats_for_range
+from . import plots
+
+from ..core import checks
+from ..core import recipes as registry
+from .input_codes import CodeUsage, code_usage
+from ..core.convert import ConvertedModel, QuantizationWarning, convert
+from ..core.data import InputSpec
+from ..core.evaluate import evaluate
+from ..core.stats import InputStats, stats_for_range
 from .sweep import saved_model_folder
 
 LIVE_SIZE = 2000
@@ -82,7 +84,7 @@ def range_view(model_dir: Any, images: np.ndarray, labels: np.ndarray, lo: float
     Raises:
         ValueError: ``lo >= hi`` or bad images/labels.
     """
-    lo, hi = validate.range_pair("default_ranges", (lo, hi))
+    lo, hi = checks.range_pair("default_ranges", (lo, hi))
     converted = _convert(model_dir, recipe, spec, "default_ranges", default_ranges=(lo, hi))
     result = evaluate(converted, images, labels, spec)
     return RangeView((lo, hi), result.accuracy, result.count, converted.came_out_float, converted)
@@ -102,10 +104,10 @@ class _LiveFigure:
     def _setup(self, model: Any, images: np.ndarray, labels: np.ndarray, spec: InputSpec, live_size: int,
                cache: Any, recipe: str, parameter: str) -> None:
         """Check the arguments, export the model once and pick the live subset."""
-        self.recipe = validate.choice("recipe", recipe, recipe_options(parameter))
-        live_size = validate.number("live_size", live_size, low=1, integer=True)
+        self.recipe = checks.choice("recipe", recipe, recipe_options(parameter))
+        live_size = checks.number("live_size", live_size, low=1, integer=True)
         self.folder = saved_model_folder(model, cache)
-        self.images = validate.images("images", images)
+        self.images = checks.images("images", images)
         self.labels = np.asarray(labels).reshape(-1)
         self.live_images, self.live_labels = self.images[:live_size], self.labels[:live_size]
         self.spec = spec
@@ -345,7 +347,7 @@ def _recipe_chooser(w: Any, engine: Any, parameter: str):
 
 
 def _convert(model_dir: Any, recipe: str, spec: InputSpec, parameter: str, **params: Any) -> ConvertedModel:
-    validate.choice("recipe", recipe, recipe_options(parameter))
+    checks.choice("recipe", recipe, recipe_options(parameter))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", QuantizationWarning)  # shown in the readout instead
         return convert(model_dir, recipe, spec=spec, **params)

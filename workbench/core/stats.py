@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import validate
+from . import checks
 
 
 @dataclass(frozen=True)
@@ -23,8 +23,8 @@ class InputStats:
     std: float
 
     def __post_init__(self) -> None:
-        validate.number("mean", self.mean, low=0, high=255)
-        validate.number("std", self.std, low=0, low_open=True)
+        checks.number("mean", self.mean, low=0, high=255)
+        checks.number("std", self.std, low=0, low_open=True)
 
     @property
     def scale(self) -> float:
@@ -50,7 +50,7 @@ class InputStats:
     @classmethod
     def from_quantization(cls, scale: float, zero_point: int) -> "InputStats":
         """The stats a converted model actually uses, from its input tensor's quantization."""
-        validate.number("scale", scale, low=0, low_open=True)
+        checks.number("scale", scale, low=0, low_open=True)
         return cls(mean=float(zero_point), std=1.0 / float(scale))
 
 
@@ -62,7 +62,7 @@ def stats_for_range(lo: float, hi: float) -> InputStats:
     >>> stats_for_range(-1.0, 1.0)
     InputStats(mean=127.5, std=127.5)
     """
-    lo, hi = validate.range_pair("input range", (lo, hi))
+    lo, hi = checks.range_pair("input range", (lo, hi))
     std = 255.0 / (hi - lo)
     mean = -lo * std
     if not 0 <= mean <= 255:

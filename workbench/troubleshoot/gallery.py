@@ -16,13 +16,13 @@ from typing import Any, Callable
 
 import numpy as np
 
-from . import diagnose, validate
-from .convert import ConvertedModel, convert
-from .data import InputSpec, Mnist
-from .diagnose import Diagnosis, QuantizationError
-from .evaluate import evaluate, evaluate_keras
-from .stats import stats_for_range
-from .train import QatConfig, TrainConfig, trained_lenet
+from ..core import diagnose, checks
+from ..core.convert import ConvertedModel, convert
+from ..core.data import InputSpec, Mnist
+from ..core.diagnose import Diagnosis, QuantizationError
+from ..core.evaluate import evaluate, evaluate_keras
+from ..core.stats import stats_for_range
+from ..core.train import QatConfig, TrainConfig, trained_lenet
 from .variants import build, trained_variant
 
 
@@ -50,7 +50,7 @@ class GalleryConfig:
     def __post_init__(self) -> None:
         for name in ("train_size", "epochs", "eval_size", "calibration_size", "lstm_train_size",
                      "lstm_epochs", "lstm_eval_size"):
-            validate.number(name, getattr(self, name), low=1, integer=True)
+            checks.number(name, getattr(self, name), low=1, integer=True)
 
     def train(self, spec: InputSpec = InputSpec()) -> TrainConfig:
         return TrainConfig(epochs=self.epochs, train_size=self.train_size, spec=spec)
@@ -247,7 +247,7 @@ def no_quantized_kernel(data: Mnist, cfg: GalleryConfig = GalleryConfig()) -> Ca
 
 def _without(model: Any, layer_name: str) -> Any:
     """A copy of a single-chain Keras model with one (weightless) layer skipped."""
-    from .keras_compat import keras
+    from ..core.keras_compat import keras
 
     inputs = keras.Input(model.input_shape[1:], name="image")
     x = inputs
@@ -276,9 +276,9 @@ def per_channel_on_uint8(data: Mnist, cfg: GalleryConfig = GalleryConfig()) -> C
 
 def raw_outputs(data: Mnist, cfg: GalleryConfig = GalleryConfig(), count: int = 5) -> CaseResult:
     """Raw quantized outputs vs outputs dequantized with the output's scale and zero point."""
-    from . import litert
+    from ..core import litert
 
-    count = validate.number("count", count, low=1, high=cfg.eval_size, integer=True)
+    count = checks.number("count", count, low=1, high=cfg.eval_size, integer=True)
     qat = trained_lenet(data, cfg.train(), QatConfig("uint8-legacy"))
     reference = np.asarray(qat.predict(InputSpec().normalize(data.test_images[:count]), verbose=0))
     rows, notes = [], []

@@ -15,8 +15,10 @@ from typing import Any, Sequence
 import numpy as np
 from matplotlib.ticker import NullLocator
 
-from . import bits, validate
-from .stats import InputStats
+from . import input_codes
+
+from ..core import checks
+from ..core.stats import InputStats
 
 BASELINE_STYLE = {"color": "black", "linestyle": "--", "linewidth": 1.5}
 FONT = 11
@@ -129,7 +131,7 @@ def accuracy_curve(frame, x: str, baseline: float, *, accuracy: str = "accuracy"
     ax.plot(ordered[x], _percent(ordered, accuracy), marker="o", linewidth=2, label=label or "quantized")
     _draw_baseline(ax, base)
     for (name, value), color in zip((references or {}).items(), ("#c44e52", "#55a868", "#8172b3")):
-        ax.axhline(100 * validate.number(name, value, low=0, high=1), color=color, linestyle=":",
+        ax.axhline(100 * checks.number(name, value, low=0, high=1), color=color, linestyle=":",
                    linewidth=2, label=f"{name} {100 * value:.2f} %")
     if logx:
         ax.set_xscale("log")
@@ -187,10 +189,10 @@ def input_histogram(stats: InputStats, pixels: np.ndarray, train_range: tuple[fl
     wasted codes) red; the training range is the shaded band. ``update_input_histogram``
     redraws it for new stats in place.
     """
-    lo, hi = validate.range_pair("train_range", train_range)
+    lo, hi = checks.range_pair("train_range", train_range)
     fig, ax = _axes(ax, (8, 4.2))
     ax.axvspan(lo, hi, color="#55a868", alpha=0.15, label=f"trained on [{lo:g}, {hi:g}]")
-    counts = bits.pixel_counts(pixels)
+    counts = input_codes.pixel_counts(pixels)
     ax.stairs(np.zeros(256), np.arange(257.0), fill=True, color="#4c72b0", gid="inside",
               label="codes in the training range")
     ax.stairs(np.zeros(256), np.arange(257.0), fill=True, color="#c44e52", gid="outside",
@@ -208,7 +210,7 @@ def input_histogram(stats: InputStats, pixels: np.ndarray, train_range: tuple[fl
 def update_input_histogram(ax, stats: InputStats, counts: np.ndarray, train_range: tuple[float, float]) -> None:
     """Move the histogram drawn by ``input_histogram`` to new stats (no new artists)."""
     lo, hi = train_range
-    usage = bits.code_usage(stats, (lo, hi))
+    usage = input_codes.code_usage(stats, (lo, hi))
     edges = (np.arange(257.0) - 0.5 - stats.mean) / stats.std
     centers = (np.arange(256.0) - stats.mean) / stats.std
     tol = 0.01 / stats.std
@@ -256,10 +258,10 @@ def update_gauge(ax, values: dict[str, float]) -> None:
 
 
 def fake_quant_ranges(table, *, ax=None):
-    """The ranges QAT learned, one horizontal bar per fake-quant (``bits.fake_quant_table`` rows)."""
+    """The ranges QAT learned, one horizontal bar per fake-quant (``input_codes.fake_quant_table`` rows)."""
     for col in ("layer", "quantizer", "min", "max"):
         if col not in table:
-            raise ValueError(f"table lacks column {col!r}; allowed: a bits.fake_quant_table DataFrame")
+            raise ValueError(f"table lacks column {col!r}; allowed: a input_codes.fake_quant_table DataFrame")
     fig, ax = _axes(ax, (9, 0.4 * len(table) + 1.5))
     y = np.arange(len(table))
     ax.barh(y, table["max"] - table["min"], left=table["min"], color="#8172b3")
@@ -281,7 +283,7 @@ def _axes(ax, size: tuple[float, float]) -> tuple[Any, Any]:
 
 
 def _baseline(baseline: float) -> float:
-    return 100 * validate.number("baseline", baseline, low=0, high=1)
+    return 100 * checks.number("baseline", baseline, low=0, high=1)
 
 
 def _draw_baseline(ax, base_pct: float, vertical: bool = False) -> None:

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from . import artifacts, diagnose, litert, native_log, validate
+from . import artifacts, diagnose, litert, native_log, checks
 from .converters import KeepFloatError, export_saved_model, is_path, saved_model_dir
 from .data import InputSpec
 from .litert import ModelInfo
@@ -227,7 +227,7 @@ def convert(model: Any, recipe: Recipe | str = "float32", *, spec: InputSpec = I
         if representative is None:
             raise ValueError(f"representative=None for recipe {recipe.name!r}; allowed: uint8 images "
                              "(N, 28, 28, 1) with N >= 1 for calibration")
-        representative = validate.images("representative", representative)[: recipe.calibration_size]
+        representative = checks.images("representative", representative)[: recipe.calibration_size]
     if is_path(model):
         saved_model_dir(model)
     elif not hasattr(model, "layers"):

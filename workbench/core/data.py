@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import artifacts, validate
+from . import artifacts, checks
 from .stats import InputStats, stats_for_range
 
 MNIST_ENV = "WORKBENCH_MNIST"
@@ -35,7 +35,7 @@ class InputSpec:
     hi: float = 1.0
 
     def __post_init__(self) -> None:
-        validate.range_pair("InputSpec (lo, hi)", (self.lo, self.hi))
+        checks.range_pair("InputSpec (lo, hi)", (self.lo, self.hi))
         stats_for_range(self.lo, self.hi)  # must contain 0.0
 
     @property
@@ -65,7 +65,7 @@ class Mnist:
         def pick(n, images, labels, name):
             if n is None or n >= len(images):
                 return images, labels
-            validate.number(name, n, low=1, integer=True)
+            checks.number(name, n, low=1, integer=True)
             idx = np.sort(rng.permutation(len(images))[: int(n)])
             return images[idx], labels[idx]
 

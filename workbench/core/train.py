@@ -21,7 +21,7 @@ from typing import Callable
 
 import numpy as np
 
-from . import artifacts, validate
+from . import artifacts, checks
 from .data import InputSpec, Mnist
 from .keras_compat import input_layer_names, keras
 from .models import lenet
@@ -42,12 +42,12 @@ class TrainConfig:
     batchnorm: bool = False
 
     def __post_init__(self) -> None:
-        validate.number("epochs", self.epochs, low=0, integer=True)
-        validate.number("batch_size", self.batch_size, low=1, integer=True)
+        checks.number("epochs", self.epochs, low=0, integer=True)
+        checks.number("batch_size", self.batch_size, low=1, integer=True)
         if self.train_size is not None:
-            validate.number("train_size", self.train_size, low=1, integer=True)
-        validate.number("seed", self.seed, low=0, integer=True)
-        validate.number("learning_rate", self.learning_rate, low=0, low_open=True)
+            checks.number("train_size", self.train_size, low=1, integer=True)
+        checks.number("seed", self.seed, low=0, integer=True)
+        checks.number("learning_rate", self.learning_rate, low=0, low_open=True)
 
 
 @dataclass(frozen=True)
@@ -64,9 +64,9 @@ class QatConfig:
     epochs: int = 1
 
     def __post_init__(self) -> None:
-        validate.choice("scheme", self.scheme, QAT_SCHEMES)
-        validate.number("bits", self.bits, low=2, high=8, integer=True)
-        validate.number("epochs", self.epochs, low=0, integer=True)
+        checks.choice("scheme", self.scheme, QAT_SCHEMES)
+        checks.number("bits", self.bits, low=2, high=8, integer=True)
+        checks.number("epochs", self.epochs, low=0, integer=True)
 
     @property
     def input_quantizer(self) -> bool:

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import os
 
-from . import validate
-from .data import Mnist
-from .keras_compat import keras
-from .models import VARIANTS
-from .train import QatConfig, TrainConfig, trained_model
+from ..core import checks
+from ..core.data import Mnist
+from ..core.keras_compat import keras
+from ..core.models import VARIANTS
+from ..core.train import QatConfig, TrainConfig, trained_model
 
 
 def build(name: str) -> keras.Model:
@@ -26,7 +26,7 @@ def build(name: str) -> keras.Model:
     Raises:
         ValueError: unknown name.
     """
-    validate.choice("variant", name, tuple(VARIANTS))
+    checks.choice("variant", name, tuple(VARIANTS))
     return VARIANTS[name]()
 
 
@@ -47,5 +47,5 @@ def trained_variant(name: str, data: Mnist, config: TrainConfig = TrainConfig(),
     Raises:
         ValueError: unknown variant name.
     """
-    validate.choice("variant", name, tuple(VARIANTS))
+    checks.choice("variant", name, tuple(VARIANTS))
     return trained_model(VARIANTS[name], name, data, config, qat, cache)

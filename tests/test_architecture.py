@@ -1,0 +1,61 @@
+"""The package's floors: ``core`` imports nothing above it; ``explore``, ``troubleshoot`` and ``cli`` use ``core``
+and not each other. The README's architecture section names every subpackage and module that exists."""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGE = ROOT / "workbench"
+FLOORS = ("core", "explore", "troubleshoot", "cli")
+
+
+def _imported_floors(path: Path) -> set[str]:
+    """The subpackages a module imports from (relative and absolute imports, at any depth in the file)."""
+    floor = path.relative_to(PACKAGE).parts[0]
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom):
+            if node.level == 1:  # the module's own floor (or, at the top, the named subpackage)
+                found.add(floor if floor in FLOORS else (node.module or "").split(".")[0])
+            elif node.level == 2:
+                found.add((node.module or "").split(".")[0])
+            elif node.module and node.module.startswith("workbench."):
+                found.add(node.module.split(".")[1])
+        elif isinstance(node, ast.Import):
+            found |= {a.name.split(".")[1] for a in node.names if a.name.startswith("workbench.")}
+    return found & set(FLOORS)
+
+
+def test_floors_import_only_downwards():
+    wrong = []
+    for path in PACKAGE.rglob("*.py"):
+        floor = path.relative_to(PACKAGE).parts[0]
+        if floor not in FLOORS:
+            continue
+        allowed = {"core"} if floor == "core" else {"core", floor}
+        extra = _imported_floors(path) - allowed
+        if extra:
+            wrong.append(f"{path.relative_to(PACKAGE)} imports {sorted(extra)}")
+    assert not wrong, "\n".join(wrong)
+
+
+def test_readme_architecture_names_every_module():
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("## Architecture", 1)[1].split("\n## ", 1)[0]
+    for path in PACKAGE.rglob("*.py"):
+        if path.name == "__init__.py" and path.parent != PACKAGE:
+            name = path.parent.name + "/"
+        elif path.parent == PACKAGE:
+            continue
+        else:
+            name = path.stem
+        assert re.search(rf"`{re.escape(name)}`", section), f"README architecture section does not name {name}"
+
+
+def test_every_module_says_what_it_owns():
+    for path in PACKAGE.rglob("*.py"):
+        doc = ast.get_docstring(ast.parse(path.read_text()))
+        assert doc and len(doc) > 20, f"{path.relative_to(PACKAGE)} has no module docstring"

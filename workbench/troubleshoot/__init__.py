@@ -1,0 +1,1 @@
+"""The classic failures reproduced, explained and measured, and per-layer error."""
