@@ -29,7 +29,7 @@ from .diagnose import QuantizationError, explain
 
 # Training (imports TensorFlow on first use)
 _LAZY = {
-    "TrainConfig": "train", "QatConfig": "train", "train_float": "train", "train_qat": "train",
+    "TrainConfig": "train", "QatConfig": "train", "train_qat": "train",
     "quantize_model": "train", "trained_lenet": "train", "lenet": "models",
 }
 
