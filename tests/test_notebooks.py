@@ -81,6 +81,44 @@ def check_default_ranges(r: dict) -> None:
     assert r["qat"] >= max(acc.values()) - 0.01, (r["qat"], acc)
 
 
+def check_graphs(r: dict) -> None:
+    ops = r["ops"]
+    # QUANTIZE / DEQUANTIZE only at the edges of the float-I/O int8 model; the legacy uint8 model has neither
+    assert ops["int8"][0] == "QUANTIZE" and ops["int8"][-1] == "DEQUANTIZE", ops["int8"]
+    assert not {"QUANTIZE", "DEQUANTIZE"} & set(ops["int8"][1:-1] + ops["uint8"] + ops["float32"]), ops
+    int8 = {(t["role"], t["op"]): t for t in r["int8_tensors"]}
+    assert int8[("input", "QUANTIZE")]["dtype"] == "float32" and int8[("output", "DEQUANTIZE")]["dtype"] == "float32"
+    quantized_input = int8[("activation", "QUANTIZE")]
+    assert quantized_input["dtype"] == "int8" and quantized_input["zero_point"] == -128
+    assert quantized_input["scale"] == pytest.approx(1 / 255, rel=1e-4)
+    # int8 weights: symmetric (zero point 0), one scale per output channel on the convolutions
+    int8_weights = [t for t in r["int8_tensors"] if t["role"] == "weight"]
+    assert {t["dtype"] for t in int8_weights} == {"int8"}
+    assert sorted(t["channels"] for t in int8_weights if t["op"] == "CONV_2D") == [6, 16], int8_weights
+    assert all(t["zero_point"] == 0 for t in int8_weights if t["channels"] == 1), int8_weights
+    # uint8: weights asymmetric per tensor (zero point near 128); the input reads byte q as q / 255
+    uint8_weights = [t for t in r["uint8_tensors"] if t["role"] == "weight"]
+    assert uint8_weights and all(t["dtype"] == "uint8" and t["channels"] == 1 and 96 <= t["zero_point"] <= 160
+                                 for t in uint8_weights), uint8_weights
+    (uint8_input,) = [t for t in r["uint8_tensors"] if t["role"] == "input"]
+    assert uint8_input["dtype"] == "uint8" and uint8_input["zero_point"] == 0
+    assert uint8_input["scale"] == pytest.approx(1 / 255, rel=1e-4)
+    # a short QAT leaves the ReLU outputs' zero points near the middle of the uint8 codes
+    relus = [t for t in r["uint8_tensors"] if t["role"] == "activation" and t["op"] == "CONV_2D"]
+    assert relus and all(64 <= t["zero_point"] <= 192 for t in relus), relus
+    # every bias is int32 with scale = input scale x weight scale (exact in float32) on every conv / FC
+    for name, rows in r["bias"].items():
+        assert len(rows) == ops[name].count("CONV_2D") + ops[name].count("FULLY_CONNECTED") == 5, (name, rows)
+        assert all(row["bias_dtype"] == "int32" and row["max_rel_error"] < 1e-6 for row in rows), (name, rows)
+    # Conv2D on one input channel == DepthwiseConv2D with depth_multiplier = filters; today's converter keeps CONV_2D
+    check = r["depthwise"]
+    assert (check["layer"], check["in_channels"], check["depth_multiplier"]) == ("conv1", 1, 6), check
+    assert check["max_abs_output"] > 0.1 and check["max_abs_difference"] <= 1e-5 * check["max_abs_output"], check
+    assert check["equivalent"] is True
+    assert all(model_ops[0 if name != "int8" else 1] == "CONV_2D" and "DEPTHWISE_CONV_2D" not in model_ops
+               for name, model_ops in ops.items()), ops
+
+
 def check_troubleshooting(r: dict) -> None:
     assert r["keys"] == ["came-out-float", "qat-layer-unsupported", "no-quantized-kernel", "per-channel-on-uint8",
                          "dynamic-shape", "lstm-dynamic-batch", "low-bit-qat"], r["keys"]
@@ -119,7 +157,14 @@ NOTEBOOKS = [
          {"came_out_float": "came_out.came_out_float", "baseline": "baseline", "qat": "qat_accuracy",
           "ranges": "ranges[['default_max', 'accuracy', 'came_out_float']].to_dict('records')"},
          check_default_ranges),
-    Case("06_graphs.ipynb", {"epochs": TRAIN_EPOCHS, "train_size": TRAIN_SIZE, "show_netron": False}),
+    Case("06_graphs.ipynb", {"epochs": TRAIN_EPOCHS, "train_size": TRAIN_SIZE, "show_netron": False},
+         {"ops": "{name: list(m.ops) for name, m in models.items()}",
+          "int8_tensors": "int8_table.astype({'zero_point': float})[['role', 'op', 'dtype', 'scale', 'zero_point', "
+                          "'channels']].to_dict('records')",
+          "uint8_tensors": "uint8_table.astype({'zero_point': float})[['role', 'op', 'dtype', 'scale', 'zero_point', "
+                           "'channels']].to_dict('records')",
+          "bias": "{name: wb.viewer.bias_scales(m).to_dict('records') for name, m in (('int8', int8), ('uint8', uint8))}",
+          "depthwise": "{**vars(check), 'equivalent': check.equivalent}"}, check_graphs),
     Case("07_troubleshooting.ipynb", {**SMALL, "eval_size": 1000, "lstm_eval_size": 200, "layer_images": 100},
          {"keys": "[r.diagnosis.entry.key for r in (r1, r3, r4, r5, r7, r9, r10)]",
           "int8_layers": "[e.layer for e in int8_report.layers]",
