@@ -1,13 +1,17 @@
-"""Plots: ax in, figure/axes out, baseline on every accuracy plot, no global state touched."""
+"""Plots: ax in, what was drawn on out, baseline on every accuracy plot, no global state touched."""
 
 from __future__ import annotations
+
+import inspect
 
 import matplotlib
 import numpy as np
 import pandas as pd
 import pytest
 
-from workbench import InputStats, input_codes, plots
+from workbench import InputStats, graph_tables, input_codes, layer_error, plots
+from workbench.cli import demo_figure
+from workbench.troubleshoot.layer_error import LayerError, LayerReport
 
 matplotlib.use("Agg")
 
@@ -33,12 +37,12 @@ STATS = pd.DataFrame([{"mean": m, "std": s, "accuracy": 0.9 if (m, s) == (0.0, 2
 
 
 def test_accuracy_bars_draws_the_baseline_and_labels(output_dir):
-    fig, ax = plots.accuracy_bars(RECIPES, 0.97)
+    ax = plots.accuracy_bars(RECIPES, 0.97)
     assert _baseline_lines(ax) == ["float baseline 97.00 %"]
     assert ax.get_xlabel() == "test accuracy (%)"
     assert [t.get_text() for t in ax.get_yticklabels()] == list(RECIPES["recipe"])
     assert ax.get_xlim()[0] < 41.6
-    fig.savefig(output_dir / "plot_accuracy_bars.png")
+    ax.figure.savefig(output_dir / "plot_accuracy_bars.png")
 
 
 def test_plots_draw_on_a_given_axes():
@@ -46,14 +50,14 @@ def test_plots_draw_on_a_given_axes():
 
     fig = Figure()
     ax = fig.subplots()
-    got_fig, got_ax = plots.size_vs_accuracy(RECIPES, 0.97, ax=ax)
-    assert got_fig is fig and got_ax is ax
+    assert plots.size_vs_accuracy(RECIPES, 0.97, ax=ax) is ax
+    assert fig.axes == [ax]
     assert ax.get_xlabel() == "model size (KB)" and _baseline_lines(ax)
 
 
 def test_accuracy_curve_reads_fractions_and_references():
     frame = pd.DataFrame({"bits": [8, 2, 4], "accuracy": [0.98, 0.4, 0.97]})
-    fig, ax = plots.accuracy_curve(frame, "bits", 0.975, references={"QAT": 0.98}, xlabel="bits")
+    ax = plots.accuracy_curve(frame, "bits", 0.975, references={"QAT": 0.98}, xlabel="bits")
     curve = ax.get_lines()[0]
     assert list(curve.get_xdata()) == [2, 4, 8]
     assert list(curve.get_ydata()) == pytest.approx([40.0, 97.0, 98.0])
@@ -69,18 +73,18 @@ def test_baseline_must_be_a_fraction():
 
 
 def test_stats_heatmap_marks_the_correct_point(output_dir):
-    fig, ax = plots.stats_heatmap(STATS, 0.97, correct=InputStats(0, 255))
+    ax = plots.stats_heatmap(STATS, 0.97, correct=InputStats(0, 255))
     (star,) = [line for line in ax.get_lines() if line.get_marker() == "*"]
     assert (star.get_xdata()[0], star.get_ydata()[0]) == (0, 1)  # mean 0 -> column 0, std 255 -> row 1
     assert ax.images[0].get_array()[1, 0] == pytest.approx(90.0)
-    fig.savefig(output_dir / "plot_stats_heatmap.png")
+    ax.figure.savefig(output_dir / "plot_stats_heatmap.png")
 
 
 def test_confusion_pair_titles_carry_accuracy():
     a = np.eye(10, dtype=int) * 10
     b = a.copy()
     b[0, 0], b[0, 1] = 5, 5
-    fig, axes = plots.confusion_pair(a, b, titles=("float", "uint8"))
+    axes = plots.confusion_pair(a, b, titles=("float", "uint8")).axes
     assert axes[0].get_title() == "float: 100.00 % correct"
     assert axes[1].get_title() == "uint8: 95.00 % correct"
     with pytest.raises(ValueError, match="10, 10"):
@@ -89,22 +93,22 @@ def test_confusion_pair_titles_carry_accuracy():
 
 def test_input_histogram_moves_in_place(test_set, output_dir):
     images = test_set[0][:200]
-    fig, ax = plots.input_histogram(InputStats(0, 255), images, (0.0, 1.0))
+    ax = plots.input_histogram(InputStats(0, 255), images, (0.0, 1.0))
     patches = list(ax.patches)
     counts = input_codes.pixel_counts(images)
     inside = {p.get_gid(): p for p in patches}["inside"]
     assert inside.get_data().values.sum() == counts.sum()  # right stats: every pixel in range
-    plots.update_input_histogram(ax, InputStats(0, 1), counts, (0.0, 1.0))
+    assert plots.update_input_histogram(ax, InputStats(0, 1), counts, (0.0, 1.0)) is ax
     assert list(ax.patches) == patches  # the same artists, moved
     outside = {p.get_gid(): p for p in patches}["outside"]
     assert outside.get_data().values.sum() == counts[2:].sum()  # only bytes 0 and 1 stay within [0, 1]
     assert "2 codes in range" in ax.get_title()
-    fig.savefig(output_dir / "plot_input_histogram.png")
+    ax.figure.savefig(output_dir / "plot_input_histogram.png")
 
 
 def test_gauge_updates_bars():
-    fig, ax = plots.accuracy_gauge({"now": 0.5, "best": 0.9}, 0.95)
-    plots.update_gauge(ax, {"now (moved)": 0.7, "best": 0.9})
+    ax = plots.accuracy_gauge({"now": 0.5, "best": 0.9}, 0.95)
+    assert plots.update_gauge(ax, {"now (moved)": 0.7, "best": 0.9}) is ax
     assert [t.get_text() for t in ax.get_yticklabels()] == ["now (moved)", "best"]
     bars = [p for p in ax.patches if p.get_gid() == "gauge"]
     assert [b.get_width() for b in bars] == pytest.approx([70.0, 90.0])
@@ -116,7 +120,7 @@ def test_fake_quant_ranges_of_a_qat_model(qat_int8):
     assert "input" in set(table["quantizer"])
     row = table[(table["layer"] == "conv1") & (table["quantizer"] == "kernel")].iloc[0]
     assert row["channels"] == 6 and row["min"] < 0 < row["max"]
-    fig, ax = plots.fake_quant_ranges(table)
+    ax = plots.fake_quant_ranges(table)
     assert len(ax.patches) == len(table)
 
 
@@ -125,19 +129,21 @@ def test_fake_quant_table_refuses_a_float_model(float_model):
         input_codes.fake_quant_table(float_model)
 
 
-@pytest.mark.parametrize("stats, in_range, wasted, clipped_max", [
-    (InputStats(0, 255), 256, 0, 0.0),
-    (InputStats(0, 1), 2, 254, 1.0),
-    (InputStats(127.5, 127.5), 128, 128, 1.0),
+# Byte q is read as (q - mean) / std; which bytes land outside the training range [0, 1]:
+@pytest.mark.parametrize("stats, in_range, wasted, read_outside", [
+    (InputStats(0, 255), 256, 0, lambda q: np.zeros(q.shape, bool)),  # q / 255: every byte in [0, 1]
+    (InputStats(0, 1), 2, 254, lambda q: q >= 2),  # q / 1: only bytes 0 and 1
+    (InputStats(127.5, 127.5), 128, 128, lambda q: q <= 127),  # (q - 127.5) / 127.5 < 0 below byte 128
 ])
-def test_code_usage_of_known_cases(test_set, stats, in_range, wasted, clipped_max):
-    usage = input_codes.code_usage(stats, (0.0, 1.0), test_set[0])
+def test_code_usage_of_known_cases(test_set, stats, in_range, wasted, read_outside):
+    pixels = test_set[0]
+    usage = input_codes.code_usage(stats, (0.0, 1.0), pixels)
     assert (usage.codes_in_range, usage.wasted_codes) == (in_range, wasted)
-    assert usage.clipped_fraction <= clipped_max
-    if stats == InputStats(0, 255):
-        assert usage.clipped_fraction == 0 and usage.unreachable == 0
-    else:
-        assert usage.clipped_fraction > 0.05  # black or bright pixels land outside [0, 1]
+    assert usage.code_range == pytest.approx((-stats.mean / stats.std, (255 - stats.mean) / stats.std))
+    assert usage.unreachable == 0  # all three code ranges cover [0, 1]
+    assert usage.clipped_fraction == pytest.approx(np.mean(read_outside(pixels.astype(int))), abs=1e-12)
+    # black (0) and bright pixels are common in MNIST: the wrong stats clip a visible share of them
+    assert (usage.clipped_fraction > 0.05) == (stats != InputStats(0, 255))
 
 
 def test_code_usage_refuses_bad_input():
@@ -145,3 +151,89 @@ def test_code_usage_refuses_bad_input():
         input_codes.code_usage(InputStats(0, 255), (1.0, 0.0))
     with pytest.raises(ValueError, match="uint8"):
         input_codes.pixel_counts(np.zeros(4, dtype=np.float32))
+
+
+# --- one contract for every plotting function ----------------------------------------------------
+
+DEMO = pd.DataFrame({"recipe": ["float32", "int8-ptq", "legacy-uint8"], "model": ["float", "float", "qat-uint8-legacy"],
+                     "accuracy_pct": [97.0, 96.5, 96.9], "size_kb": [250.0, 68.0, 67.0],
+                     "activations": ["float32:10", "float32:1, int8:10", "uint8:9"]})
+
+
+def _layer_reports() -> dict:
+    def error(name: str, snr: float) -> LayerError:
+        return LayerError(name, f"lenet/{name}/Relu", "CONV_2D", "int8", 0.05, -128, 0.01, snr, 0.03, 0.1)
+
+    return {"int8": LayerReport((error("conv1", 30.0), error("conv2", 25.0)), count=10)}
+
+
+# Each public plotting function: how many panels it draws, and a call drawing on ``ax``.
+PLOTS = {
+    plots.accuracy_bars: (1, lambda ax, _: plots.accuracy_bars(RECIPES, 0.97, ax=ax)),
+    plots.size_vs_accuracy: (1, lambda ax, _: plots.size_vs_accuracy(RECIPES, 0.97, ax=ax)),
+    plots.confusion_pair: (2, lambda ax, _: plots.confusion_pair(np.eye(10, dtype=int), np.eye(10, dtype=int),
+                                                                 ax=ax)),
+    plots.accuracy_curve: (1, lambda ax, _: plots.accuracy_curve(STATS, "mean", 0.97, ax=ax)),
+    plots.stats_heatmap: (1, lambda ax, _: plots.stats_heatmap(STATS, 0.97, correct=InputStats(0, 255), ax=ax)),
+    plots.input_histogram: (1, lambda ax, _: plots.input_histogram(InputStats(0, 255), np.arange(256, dtype=np.uint8),
+                                                                   (0.0, 1.0), ax=ax)),
+    plots.accuracy_gauge: (1, lambda ax, _: plots.accuracy_gauge({"now": 0.5}, 0.95, ax=ax)),
+    plots.fake_quant_ranges: (1, lambda ax, _: plots.fake_quant_ranges(
+        pd.DataFrame({"layer": ["conv1"], "quantizer": ["kernel"], "min": [-0.5], "max": [0.7]}), ax=ax)),
+    layer_error.plot_layer_errors: (1, lambda ax, _: layer_error.plot_layer_errors(_layer_reports(), ax=ax)),
+    layer_error.plot_tensor_errors: (1, lambda ax, _: layer_error.plot_tensor_errors(
+        {"int8": pd.DataFrame({"tensor": ["a", "b"], "kind": ["intermediate", "output"], "op": ["CONV_2D", "SOFTMAX"],
+                               "position": [0, 5], "mse": [1e-4, 1e-5]})}, ax=ax)),
+    graph_tables.plot_op_chain: (1, lambda ax, request: graph_tables.plot_op_chain(request.getfixturevalue("float_tflite"),
+                                                                                ax=ax)),
+    demo_figure.accuracy_size_figure: (2, lambda ax, _: demo_figure.accuracy_size_figure(DEMO, ax=ax)),
+}
+UPDATERS = {plots.update_input_histogram, plots.update_gauge}
+
+
+def _public_functions(module) -> set:
+    return {f for name, f in vars(module).items()
+            if inspect.isfunction(f) and f.__module__ == module.__name__ and not name.startswith("_")}
+
+
+def test_every_public_plot_function_keeps_the_contract_test():
+    """Every public function of ``plots``, and every function taking ``ax`` elsewhere, is checked below."""
+    takes_ax = {f for module in (layer_error, graph_tables, demo_figure) for f in _public_functions(module)
+                if "ax" in inspect.signature(f).parameters}
+    assert _public_functions(plots) - UPDATERS | takes_ax == set(PLOTS)
+    for function in PLOTS:
+        assert inspect.signature(function).parameters["ax"].default is None, function.__name__
+
+
+@pytest.mark.parametrize("function", list(PLOTS), ids=lambda f: f.__name__)
+def test_plot_function_contract(function, request):
+    import matplotlib.pyplot as plt
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
+    count, draw = PLOTS[function]
+    before = plt.get_fignums()
+    fig = Figure()
+    given = fig.subplots(1, count)
+    got = draw(given, request)
+    # given axes: it draws on them and returns what it drew on, the axes (one panel) or their figure
+    assert got is (given if count == 1 else fig)
+    assert all(ax.has_data() for ax in np.ravel(given)), "nothing was drawn on the given axes"
+    assert plt.get_fignums() == before, "a pyplot figure was made although axes were given"
+    # ax=None: a new figure that pyplot never hears of, shown by Jupyter as a PNG
+    own = draw(None, request)
+    assert isinstance(own, Axes if count == 1 else Figure)
+    new = own.figure if count == 1 else own
+    drawn = [own] if count == 1 else own.axes[:count]
+    assert new is not fig and all(ax in new.axes and ax.has_data() for ax in drawn)
+    assert plt.get_fignums() == before, "ax=None registered a figure with pyplot"
+    assert new._repr_png_()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_multi_panel_plots_refuse_the_wrong_number_of_axes():
+    from matplotlib.figure import Figure
+
+    with pytest.raises(ValueError, match="ax has 1 axes; allowed: 2 axes"):
+        plots.confusion_pair(np.eye(10, dtype=int), np.eye(10, dtype=int), ax=[Figure().subplots()])
+    with pytest.raises(ValueError, match="ax has 3 axes; allowed: 2 axes"):
+        demo_figure.accuracy_size_figure(DEMO, ax=Figure().subplots(1, 3))

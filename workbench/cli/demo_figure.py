@@ -1,21 +1,25 @@
-"""The demo's figure: accuracy and size of every recipe against the float baseline."""
+"""The demo's figure: accuracy and size of every recipe against the float baseline.
+
+It keeps the plotting contract of ``plots``: ``ax=None`` draws a new figure
+(not registered with pyplot), and a drawing of several panels returns its ``Figure``.
+"""
 
 from __future__ import annotations
 
 
-def accuracy_size_figure(frame):
+def accuracy_size_figure(frame, ax=None):
     """Two panels: accuracy per recipe (float baseline drawn) and model size in KB.
 
     Args:
         frame: ``demo.results_frame`` output (columns recipe, accuracy_pct, size_kb).
+        ax: two axes to draw on (accuracy, size); ``None`` makes a new figure.
 
     Returns:
-        The matplotlib ``Figure`` (not shown, no global state touched).
+        The matplotlib ``Figure`` holding the two panels (not shown, no global state touched).
     """
-    from matplotlib.figure import Figure
+    from ..core.figures import panels
 
-    fig = Figure(figsize=(11, 4.8), layout="constrained")
-    ax_acc, ax_size = fig.subplots(1, 2)
+    ax_acc, ax_size = panels(ax, 2, (11, 4.8))
     labels = [f"{r} ({m})" if m != "float" else r for r, m in zip(frame["recipe"], frame["model"])]
     y = range(len(frame))
     base = float(frame["accuracy_pct"].iloc[0])
@@ -38,4 +42,4 @@ def accuracy_size_figure(frame):
     ax_size.set_title("Size by recipe (blue: float activations, orange: integer)")
     for i, v in enumerate(frame["size_kb"]):
         ax_size.text(v, i, f" {v:.0f}", va="center", fontsize=8)
-    return fig
+    return ax_acc.figure

@@ -80,14 +80,6 @@ def set_seed(seed: int) -> None:
     keras.utils.set_random_seed(int(seed))
 
 
-def train_float(data: Mnist, config: TrainConfig = TrainConfig(), progress: bool = False) -> keras.Model:
-    """Train LeNet in float on ``data`` and return it."""
-    set_seed(config.seed)
-    model = lenet(batchnorm=config.batchnorm)
-    fit(model, data, config, epochs=config.epochs, progress=progress, desc="float")
-    return model
-
-
 def quantize_model(float_model: keras.Model, qat: QatConfig = QatConfig()) -> keras.Model:
     """Wrap a trained float model with fake-quant for QAT (weights carried over)."""
     import tensorflow_model_optimization as tfmot

@@ -154,11 +154,11 @@ def plot_op_chain(model: Any, ax=None, title: str | None = None):
 
     Args:
         model: a ``ConvertedModel``, ``.tflite`` bytes or path.
-        ax: matplotlib axes to draw on; a new figure when ``None``.
+        ax: matplotlib axes to draw on; a new figure (not registered with pyplot) when ``None``.
         title: axes title; default: the recipe label of a ``ConvertedModel``.
 
     Returns:
-        The matplotlib ``Axes``.
+        The matplotlib ``Axes`` drawn on (``ax.figure`` shows it in a notebook).
 
     Raises:
         ValueError: see ``op_graph``.
@@ -177,9 +177,9 @@ def plot_op_chain(model: Any, ax=None, title: str | None = None):
         q = (out.scales[0], out.zero_points[0]) if len(out.scales) == 1 and out.scales[0] else None
         rows.append((node.op, out.dtype, out.shape, q, extra))
     if ax is None:
-        import matplotlib.pyplot as plt
+        from ..core.figures import new_axes
 
-        _, ax = plt.subplots(figsize=(7.5, 0.62 * len(rows) + 0.6))
+        ax = new_axes((7.5, 0.62 * len(rows) + 0.6), layout=None)
     n = len(rows)
     for i, (op, dtype, shape, q, extra) in enumerate(rows):
         y = n - 1 - i

@@ -109,17 +109,6 @@ def pixel_counts(pixels: np.ndarray) -> np.ndarray:
     return np.bincount(arr.reshape(-1), minlength=256)
 
 
-def mapped_histogram(stats: InputStats, pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The pixel histogram as the model reads it: ``(real value of each code, pixel count)``.
-
-    Raises:
-        ValueError: ``stats`` is not an ``InputStats`` or ``pixels`` is not uint8.
-    """
-    if not isinstance(stats, InputStats):
-        raise ValueError(f"stats={stats!r}; allowed: an InputStats(mean, std)")
-    return (CODES - stats.mean) / stats.std, pixel_counts(pixels)
-
-
 def fake_quant_table(model: Any):
     """The fake-quant ranges of a QAT Keras model, one row per quantizer.
 

@@ -1,11 +1,24 @@
 """Matplotlib figures for the notebooks, readable on a workshop projector.
 
-Every function takes ``ax=None`` (a new figure is made) and returns
-``(figure, axes)``; none touches global matplotlib state. Accuracy is shown
-in percent and every accuracy plot draws the float baseline, passed as a
-fraction (``EvalResult.accuracy``). Frames are the DataFrames ``sweep`` and
-``demo.results_frame`` return: an accuracy column named ``*_pct`` is read as
-percent, any other as a fraction.
+One contract for every drawing function here (and for ``layer_error.plot_layer_errors``,
+``graph_tables.plot_op_chain`` and ``demo_figure.accuracy_size_figure``):
+
+* it takes ``ax=None``; given axes it draws on them, with ``None`` it draws on a
+  new figure (``figures.new_figure``: a ``matplotlib.figure.Figure`` pyplot never
+  sees, so nothing needs closing);
+* it returns what it drew on: the ``Axes`` for a one-panel plot (its figure is
+  ``ax.figure``), the ``Figure`` for a plot of several panels (``confusion_pair``,
+  whose ``ax`` is then a pair of axes). The ``update_*`` functions move what a
+  drawing function drew, in place, and return the same ``Axes``;
+* it touches no global matplotlib state: no pyplot figure, no ``rcParams``, no
+  current axes.
+
+In a notebook, end the cell with ``ax.figure`` (or the returned figure) to show it.
+
+Accuracy is shown in percent and every accuracy plot draws the float baseline,
+passed as a fraction (``EvalResult.accuracy``). Frames are the DataFrames
+``sweep`` and ``demo.results_frame`` return: an accuracy column named ``*_pct``
+is read as percent, any other as a fraction.
 """
 
 from __future__ import annotations
@@ -18,6 +31,7 @@ from matplotlib.ticker import NullLocator
 from . import input_codes
 
 from ..core import checks
+from ..core.figures import new_axes, panels
 from ..core.stats import InputStats
 
 BASELINE_STYLE = {"color": "black", "linestyle": "--", "linewidth": 1.5}
@@ -36,7 +50,7 @@ def accuracy_bars(frame, baseline: float, *, label: str = "recipe", accuracy: st
         title: the axes title.
     """
     base = _baseline(baseline)
-    fig, ax = _axes(ax, (9, 0.5 * len(frame) + 1.8))
+    ax = _axes(ax, (9, 0.5 * len(frame) + 1.8))
     acc = _percent(frame, accuracy)
     y = np.arange(len(frame))
     ax.barh(y, acc, color=["#4c72b0" if a >= base - 0.5 else "#dd8452" for a in acc])
@@ -49,14 +63,14 @@ def accuracy_bars(frame, baseline: float, *, label: str = "recipe", accuracy: st
     ax.set_xlabel("test accuracy (%)", fontsize=FONT)
     ax.set_title(title, fontsize=FONT + 1)
     ax.legend(loc="lower left", fontsize=FONT - 2)
-    return fig, ax
+    return ax
 
 
 def size_vs_accuracy(frame, baseline: float, *, label: str = "recipe", accuracy: str = "accuracy_pct",
                      size: str = "size_kb", ax=None):
     """Model size (KB) against accuracy, one labelled point per row, float baseline drawn."""
     base = _baseline(baseline)
-    fig, ax = _axes(ax, (8, 5))
+    ax = _axes(ax, (8, 5))
     acc = _percent(frame, accuracy)
     sizes = np.asarray(frame[size], dtype=float)
     ax.scatter(sizes, acc, s=60, color="#4c72b0", zorder=3)
@@ -68,43 +82,41 @@ def size_vs_accuracy(frame, baseline: float, *, label: str = "recipe", accuracy:
     ax.set_title("Size vs accuracy (up and left is better)", fontsize=FONT + 1)
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right", fontsize=FONT - 2)
-    return fig, ax
+    return ax
 
 
 def confusion_pair(reference: np.ndarray, quantized: np.ndarray, *,
-                   titles: Sequence[str] = ("float", "uint8"), axes=None):
+                   titles: Sequence[str] = ("float", "uint8"), ax=None):
     """Two confusion matrices side by side (rows: true digit, columns: predicted), count in each cell.
 
     Args:
         reference, quantized: ``(10, 10)`` count matrices (``EvalResult.confusion``).
         titles: a title for each panel (accuracy is appended).
-        axes: two axes; ``None`` makes a new figure.
+        ax: two axes to draw on; ``None`` makes a new figure.
+
+    Returns:
+        The ``Figure`` holding the two panels.
     """
     mats = [np.asarray(reference), np.asarray(quantized)]
     for name, m in zip(("reference", "quantized"), mats):
         if m.shape != (10, 10):
             raise ValueError(f"{name} has shape {m.shape}; allowed: a (10, 10) confusion matrix")
-    if axes is None:
-        import matplotlib.pyplot as plt
-
-        fig, axes = plt.subplots(1, 2, figsize=(12, 5.4), layout="constrained")
-    else:
-        fig = axes[0].figure
+    axes = panels(ax, 2, (12, 5.4))
     top = max(m.max() for m in mats)
-    for ax, m, title in zip(axes, mats, titles):
+    for panel, m, title in zip(axes, mats, titles):
         shown = np.log1p(m)
-        ax.imshow(shown, cmap="Blues", vmin=0, vmax=np.log1p(top))
+        panel.imshow(shown, cmap="Blues", vmin=0, vmax=np.log1p(top))
         for (i, j), v in np.ndenumerate(m):
             if v:
-                ax.text(j, i, str(v), ha="center", va="center", fontsize=FONT - 4,
-                        color="white" if shown[i, j] > 0.6 * np.log1p(top) else "black")
+                panel.text(j, i, str(v), ha="center", va="center", fontsize=FONT - 4,
+                           color="white" if shown[i, j] > 0.6 * np.log1p(top) else "black")
         acc = 100 * np.trace(m) / max(m.sum(), 1)
-        ax.set_title(f"{title}: {acc:.2f} % correct", fontsize=FONT + 1)
-        ax.set_xticks(range(10))
-        ax.set_yticks(range(10))
-        ax.set_xlabel("predicted digit", fontsize=FONT)
-        ax.set_ylabel("true digit", fontsize=FONT)
-    return fig, axes
+        panel.set_title(f"{title}: {acc:.2f} % correct", fontsize=FONT + 1)
+        panel.set_xticks(range(10))
+        panel.set_yticks(range(10))
+        panel.set_xlabel("predicted digit", fontsize=FONT)
+        panel.set_ylabel("true digit", fontsize=FONT)
+    return axes[0].figure
 
 
 def accuracy_curve(frame, x: str, baseline: float, *, accuracy: str = "accuracy", ax=None,
@@ -126,7 +138,7 @@ def accuracy_curve(frame, x: str, baseline: float, *, accuracy: str = "accuracy"
     base = _baseline(baseline)
     if x not in frame:
         raise ValueError(f"x={x!r} is not a column; allowed: {list(frame.columns)}")
-    fig, ax = _axes(ax, (8, 4.8))
+    ax = _axes(ax, (8, 4.8))
     ordered = frame.sort_values(x)
     ax.plot(ordered[x], _percent(ordered, accuracy), marker="o", linewidth=2, label=label or "quantized")
     _draw_baseline(ax, base)
@@ -141,7 +153,7 @@ def accuracy_curve(frame, x: str, baseline: float, *, accuracy: str = "accuracy"
     ax.grid(alpha=0.3)
     ax.set_title(title or f"Accuracy vs {xlabel or x}", fontsize=FONT + 1)
     ax.legend(loc="lower right", fontsize=FONT - 2)
-    return fig, ax
+    return ax
 
 
 def stats_heatmap(frame, baseline: float, correct: InputStats | None = None, *, accuracy: str = "accuracy",
@@ -159,7 +171,7 @@ def stats_heatmap(frame, baseline: float, correct: InputStats | None = None, *, 
         if col not in frame:
             raise ValueError(f"frame lacks column {col!r}; allowed: a mean/std sweep DataFrame")
     table = frame.assign(_acc=_percent(frame, accuracy)).pivot_table(index="std", columns="mean", values="_acc")
-    fig, ax = _axes(ax, (9, 6))
+    ax = _axes(ax, (9, 6))
     image = ax.imshow(table.values, origin="lower", cmap="viridis", vmin=0, vmax=100, aspect="auto")
     for (i, j), v in np.ndenumerate(table.values):
         if np.isfinite(v):
@@ -169,7 +181,7 @@ def stats_heatmap(frame, baseline: float, correct: InputStats | None = None, *, 
     ax.set_yticks(range(len(table.index)), [f"{s:g}" for s in table.index])
     ax.set_xlabel("mean (input byte that stands for 0.0)", fontsize=FONT)
     ax.set_ylabel("std (bytes per unit of input)", fontsize=FONT)
-    bar = fig.colorbar(image, ax=ax)
+    bar = ax.figure.colorbar(image, ax=ax)
     bar.set_label("test accuracy (%)", fontsize=FONT)
     bar.ax.axhline(base, **BASELINE_STYLE)
     if correct is not None and correct.mean in table.columns and correct.std in table.index:
@@ -179,7 +191,7 @@ def stats_heatmap(frame, baseline: float, correct: InputStats | None = None, *, 
         ax.legend(loc="upper right", fontsize=FONT - 2)
     ax.set_title(f"Accuracy (%) over mean x std; float baseline {base:.2f} % (dashed on the colour bar)",
                  fontsize=FONT)
-    return fig, ax
+    return ax
 
 
 def input_histogram(stats: InputStats, pixels: np.ndarray, train_range: tuple[float, float], *, ax=None):
@@ -190,7 +202,7 @@ def input_histogram(stats: InputStats, pixels: np.ndarray, train_range: tuple[fl
     redraws it for new stats in place.
     """
     lo, hi = checks.range_pair("train_range", train_range)
-    fig, ax = _axes(ax, (8, 4.2))
+    ax = _axes(ax, (8, 4.2))
     ax.axvspan(lo, hi, color="#55a868", alpha=0.15, label=f"trained on [{lo:g}, {hi:g}]")
     counts = input_codes.pixel_counts(pixels)
     ax.stairs(np.zeros(256), np.arange(257.0), fill=True, color="#4c72b0", gid="inside",
@@ -204,11 +216,11 @@ def input_histogram(stats: InputStats, pixels: np.ndarray, train_range: tuple[fl
     ax.set_ylim(0.8, counts.max() * 3)  # fixed first, so the log scale never autoscales an empty bar
     ax.set_yscale("log")
     ax.yaxis.set_minor_locator(NullLocator())  # decades are enough, and redraws stay fast
-    return fig, ax
+    return ax
 
 
-def update_input_histogram(ax, stats: InputStats, counts: np.ndarray, train_range: tuple[float, float]) -> None:
-    """Move the histogram drawn by ``input_histogram`` to new stats (no new artists)."""
+def update_input_histogram(ax, stats: InputStats, counts: np.ndarray, train_range: tuple[float, float]):
+    """Move the histogram drawn by ``input_histogram`` to new stats (no new artists); returns ``ax``."""
     lo, hi = train_range
     usage = input_codes.code_usage(stats, (lo, hi))
     edges = (np.arange(257.0) - 0.5 - stats.mean) / stats.std
@@ -224,12 +236,13 @@ def update_input_histogram(ax, stats: InputStats, counts: np.ndarray, train_rang
     clipped = counts[~inside].sum() / max(counts.sum(), 1)
     ax.set_title(f"mean={stats.mean + 0.0:g}, std={stats.std:.4g}: {usage.codes_in_range} codes in range, "
                  f"{usage.wasted_codes} wasted, {100 * clipped:.1f} % of pixels clipped", fontsize=FONT)
+    return ax
 
 
 def accuracy_gauge(values: dict[str, float], baseline: float, *, ax=None, title: str = "Accuracy"):
     """A few named accuracies (fractions) as bars, the float baseline drawn; ``update_gauge`` moves them."""
     base = _baseline(baseline)
-    fig, ax = _axes(ax, (8, 0.6 * len(values) + 1.5))
+    ax = _axes(ax, (8, 0.6 * len(values) + 1.5))
     names = list(values)
     ax.barh(range(len(names)), [100 * values[n] for n in names], color="#4c72b0", gid="gauge")
     ax.set_yticks(range(len(names)), names, fontsize=FONT)
@@ -240,11 +253,11 @@ def accuracy_gauge(values: dict[str, float], baseline: float, *, ax=None, title:
     ax.set_title(title, fontsize=FONT + 1)
     ax.legend(loc="lower right", fontsize=FONT - 2)
     update_gauge(ax, values)
-    return fig, ax
+    return ax
 
 
-def update_gauge(ax, values: dict[str, float]) -> None:
-    """Set the bar lengths and value labels of an ``accuracy_gauge`` in place."""
+def update_gauge(ax, values: dict[str, float]):
+    """Set the bar lengths and value labels of an ``accuracy_gauge`` in place; returns ``ax``."""
     bars = [p for p in ax.patches if p.get_gid() == "gauge"]
     for text in [t for t in ax.texts if t.get_gid() == "gauge-label"]:
         text.remove()
@@ -255,6 +268,7 @@ def update_gauge(ax, values: dict[str, float]) -> None:
         ax.text(100 * value, bar.get_y() + bar.get_height() / 2, f" {100 * value:.2f} % " if inside
                 else f" {100 * value:.2f} %", va="center", ha="right" if inside else "left",
                 color="white" if inside else "black", fontsize=FONT, fontweight="bold", gid="gauge-label")
+    return ax
 
 
 def fake_quant_ranges(table, *, ax=None):
@@ -262,7 +276,7 @@ def fake_quant_ranges(table, *, ax=None):
     for col in ("layer", "quantizer", "min", "max"):
         if col not in table:
             raise ValueError(f"table lacks column {col!r}; allowed: a input_codes.fake_quant_table DataFrame")
-    fig, ax = _axes(ax, (9, 0.4 * len(table) + 1.5))
+    ax = _axes(ax, (9, 0.4 * len(table) + 1.5))
     y = np.arange(len(table))
     ax.barh(y, table["max"] - table["min"], left=table["min"], color="#8172b3")
     ax.set_yticks(y, [f"{l} / {q}" for l, q in zip(table["layer"], table["quantizer"])], fontsize=FONT - 2)
@@ -270,16 +284,12 @@ def fake_quant_ranges(table, *, ax=None):
     ax.axvline(0, color="grey", linewidth=0.8)
     ax.set_xlabel("learned range (real value)", fontsize=FONT)
     ax.set_title("What QAT inserted: fake-quant ranges learned in training", fontsize=FONT + 1)
-    return fig, ax
+    return ax
 
 
-def _axes(ax, size: tuple[float, float]) -> tuple[Any, Any]:
-    if ax is not None:
-        return ax.figure, ax
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=size, layout="constrained")
-    return fig, ax
+def _axes(ax, size: tuple[float, float]) -> Any:
+    """The given axes, or the axes of a new figure of ``size`` inches."""
+    return new_axes(size) if ax is None else ax
 
 
 def _baseline(baseline: float) -> float:

@@ -4,7 +4,10 @@ Every case function trains (or loads from the cache) the small models it needs,
 makes the failure happen with the real converter and runtime, applies the fix
 and returns a ``CaseResult``: the observed failure, its diagnosis from the
 catalog, one row per variant measured, and notes stating what was seen.
-Nothing here is asserted from memory: the rows are what TF 2.21 and LiteRT did.
+Nothing here is asserted from memory: the rows are what TF 2.21 and LiteRT did,
+and every note is built from values measured in the same run (op counts, the
+dtypes ops read, whether a conversion succeeded), so it cannot claim more than
+the run showed. History (what TOCO did) is labelled as such.
 """
 
 from __future__ import annotations
@@ -138,6 +141,64 @@ def _convert(model: Any, recipe: str, data: Mnist, cfg: GalleryConfig, **params:
                        spec=params.pop("spec", InputSpec()), **params)
 
 
+def _refused(error: QuantizationError | None, what: str) -> str:
+    return f"refused {what} ({error.key or 'unexplained error'})" if error else f"accepted {what}"
+
+
+def _written_dtypes(model: ConvertedModel, *ops: str) -> str:
+    """The dtypes of the tensors the named ops write (``"no such op"`` when there is none)."""
+    dtypes = {model.info.tensor(o).dtype for op in model.info.op_details if op.name in ops for o in op.outputs}
+    return " and ".join(sorted(dtypes)) or "no such op"
+
+
+def float_islands(model: ConvertedModel) -> list[tuple[str, ...]]:
+    """The runs of ops between a DEQUANTIZE and the next QUANTIZE (execution order): float math in an integer model."""
+    islands, current = [], None
+    for op in model.ops:
+        if op == "DEQUANTIZE":
+            current = []
+        elif op == "QUANTIZE" and current is not None:
+            islands.append(tuple(current))
+            current = None
+        elif current is not None:
+            current.append(op)
+    return islands
+
+
+def _islands_text(model: ConvertedModel) -> str:
+    islands = float_islands(model)
+    if not islands:
+        return "no op runs in float between a DEQUANTIZE and a QUANTIZE"
+    return "ops run in float between DEQUANTIZE and QUANTIZE: " + "; ".join(" ".join(i) for i in islands)
+
+
+def kernel_table(model) -> list[dict]:
+    """Per op: the dtype its activations arrive in and the dtype of its weights (hybrid = float + int8)."""
+    info = model.info
+    details = {t.index: t for t in info.tensors}
+    model_inputs = {io.index for io in info.inputs}
+    rows = []
+    for op in info.op_details:
+        ins = [details[i] for i in op.inputs if i >= 0]
+        acts = [t.dtype for t in ins if t.is_activation or t.index in model_inputs]
+        weights = [t.dtype for t in ins if len(t.shape) > 1 and not t.is_activation and t.index not in model_inputs]
+        act = acts[0] if acts else "-"
+        kind = ("conversion" if op.name in ("QUANTIZE", "DEQUANTIZE")
+                else "hybrid (float math, int8 weights)" if act == "float32" and "int8" in weights
+                else "float" if act == "float32" else "integer")
+        rows.append({"op": op.name, "activation": act, "weights": weights[0] if weights else "-", "kernel": kind})
+    return rows
+
+
+def ops_by_input_dtype(model) -> dict[str, list[str]]:
+    """Which ops (by name, first seen first) read activations of each dtype; QUANTIZE/DEQUANTIZE left out."""
+    found: dict[str, list[str]] = {}
+    for row in kernel_table(model):
+        if row["kernel"] != "conversion" and row["op"] not in found.setdefault(row["activation"], []):
+            found[row["activation"]].append(row["op"])
+    return found
+
+
 # --- 1. lacking min/max --------------------------------------------------------------------------
 
 def lacking_min_max(data: Mnist, cfg: GalleryConfig = GalleryConfig()) -> CaseResult:
@@ -176,9 +237,9 @@ def wrong_mean_std(data: Mnist, cfg: GalleryConfig = GalleryConfig()) -> CaseRes
                                 data, cfg, trained_on=f"[{lo:g},{hi:g}]", mean=abs(mean), std=std,
                                 correct=(s_lo, s_hi) == (lo, hi)))
     worst = min(rows, key=lambda r: r["accuracy"])
+    rule = ", ".join(f"[{r['trained_on'][1:-1]}] -> ({r['mean']:g}, {r['std']:g})" for r in rows if r["correct"])
     return CaseResult(2, "wrong mean/std", f"accuracy {worst['accuracy']:.1%} with {worst['variant']}", None,
-                      tuple(rows), ("mean = the byte that means 0.0; std = 255 / (hi - lo): [0,1] -> (0, 255), "
-                                    "[-1,1] -> (127.5, 127.5), [0,255] -> (0, 1).",))
+                      tuple(rows), (f"mean = the byte that means 0.0; std = 255 / (hi - lo): {rule}.",))
 
 
 # --- 3. BatchNorm in QAT -------------------------------------------------------------------------
@@ -194,19 +255,28 @@ def batchnorm(data: Mnist, cfg: GalleryConfig = GalleryConfig()) -> CaseResult:
         c = _convert(model, recipe, data, cfg)
         rows.append(measure(label, c, data, cfg, mul_add_ops=_count(c, "MUL", "ADD")))
     legacy_qat = trained_variant("lenet-bn", data, cfg.train(), QatConfig("uint8-legacy"))
-    c = _convert(legacy_qat, "legacy-uint8", data, cfg)
-    rows.append(measure("Conv->BN->ReLU QAT -> legacy uint8", c, data, cfg, mul_add_ops=_count(c, "MUL", "ADD")))
+    legacy = _convert(legacy_qat, "legacy-uint8", data, cfg)
+    rows.append(measure("Conv->BN->ReLU QAT -> legacy uint8", legacy, data, cfg,
+                        mul_add_ops=_count(legacy, "MUL", "ADD")))
     unfolded = trained_variant("lenet-bn-after-relu", data, cfg.train())
     rows.append(keras_row("Conv->ReLU->BN float", unfolded, data, cfg))
     _, error = attempt(lambda: trained_variant("lenet-bn-after-relu", data, cfg.train(), QatConfig("int8")))
     c = _convert(unfolded, "int8-ptq", data, cfg)
     rows.append(measure("Conv->ReLU->BN PTQ -> int8", c, data, cfg, mul_add_ops=_count(c, "MUL", "ADD")))
     failure = _failure(error, "tfmot quantized the unfoldable layout")
+    folded_qat, folded_ptq = rows[1]["mul_add_ops"], rows[2]["mul_add_ops"]
+    bn_layers = sum(1 for layer in unfolded.layers if type(layer).__name__ == "BatchNormalization")
+    muls, adds = _count(c, "MUL"), _count(c, "ADD")
     return CaseResult(3, "BatchNorm in QAT", failure, error.diagnosis if error else None, tuple(rows), (
-        "Folded: the converted model has no MUL/ADD, the BN lives inside CONV_2D's weights and bias.",
-        "Not folded: tfmot refuses QAT; PTQ keeps each BN as a MUL and an ADD (quantized, but extra ops).",
-        f"Legacy uint8 path on the folded QAT model: {rows[3]['float_activations']} activations stayed float "
-        "(the conv+BN output has no recorded range on that path).",))
+        f"Folded (Conv->BN->ReLU): {folded_qat} MUL/ADD ops after QAT -> int8, {folded_ptq} after PTQ -> int8"
+        + ("; the BN lives inside CONV_2D's weights and bias." if folded_qat == folded_ptq == 0
+           else "; some BN arithmetic stayed as separate ops."),
+        f"Not folded (Conv->ReLU->BN): tfmot {_refused(error, 'QAT')}; PTQ -> int8 keeps {muls} MUL and {adds} ADD "
+        f"ops for {bn_layers} BatchNormalization layers"
+        + (" (a MUL and an ADD per BN)" if muls == adds == bn_layers else "")
+        + f", writing {_written_dtypes(c, 'MUL', 'ADD')}.",
+        f"Legacy uint8 path on the folded QAT model: {rows[3]['float_activations']} activations stayed float; "
+        f"{_islands_text(legacy)}.",))
 
 
 def _count(model: ConvertedModel, *ops: str) -> int:
@@ -232,17 +302,20 @@ def no_quantized_kernel(data: Mnist, cfg: GalleryConfig = GalleryConfig()) -> Ca
     rows.append(keras_row("tf.cast float", cast, data, cfg))
     cast_int8 = _convert(cast, "int8-ptq", data, cfg)
     rows.append(measure("tf.cast -> int8", cast_int8, data, cfg, cast_ops=_count(cast_int8, "CAST")))
+    cast_row = rows[-1]
     cast_legacy = _convert(cast, "legacy-uint8", data, cfg, default_ranges=(0.0, 6.0))
     rows.append(measure("tf.cast -> uint8, default_ranges=(0,6)", cast_legacy, data, cfg))
     no_cast = _without(cast, "pixel_cast")
     rows.append(measure("cast removed -> int8", _convert(no_cast, "int8-ptq", data, cfg), data, cfg))
     failure = _failure(error, "the uint8 conversion of the instance norm ran")
+    reads = ops_by_input_dtype(int8)
     return CaseResult(4, "ops with no quantized kernel", failure, error.diagnosis if error else None, tuple(rows), (
         f"The converter already rewrites the block: ops {sorted(set(plain.ops))}; written with rsqrt by hand "
         f"the op list is {'identical' if plain.ops == rw.ops else 'different: ' + str(sorted(set(rw.ops)))}.",
-        "int8: MEAN, SQUARED_DIFFERENCE, RSQRT, MUL all have int8 kernels; the whole block runs int8.",
-        f"tf.cast: the int8 converter keeps CAST in float with QUANTIZE/DEQUANTIZE around it "
-        f"({rows[-3]['float_activations']} float activations) instead of refusing as TOCO did.",))
+        "int8, the dtype each op reads: " + "; ".join(f"{dtype}: {', '.join(ops)}" for dtype, ops in reads.items())
+        + ("; every op between QUANTIZE and DEQUANTIZE runs an int8 kernel." if set(reads) == {"int8"} else "."),
+        f"tf.cast: the int8 converter returned a model with {cast_row['cast_ops']} CAST ops and "
+        f"{cast_row['float_activations']} float activations; {_islands_text(cast_int8)}.",))
 
 
 def _without(model: Any, layer_name: str) -> Any:
@@ -296,6 +369,9 @@ def raw_outputs(data: Mnist, cfg: GalleryConfig = GalleryConfig(), count: int = 
                      "max_abs_error_dequantized": float(np.abs(real - reference).max()),
                      "same_argmax": bool(np.array_equal(raw.argmax(1), real.argmax(1)))})
         notes.append(f"{label}: raw {raw[0].tolist()} -> {np.round(real[0], 3).tolist()}")
-    return CaseResult(6, "uint8 outputs that look like [15 0 0 0]", rows[0]["raw_first"], None, tuple(rows), (
-        "real = scale * (q - zero_point); a softmax output has scale 1/256, so raw bytes sum to about 256.",
+    legacy = rows[0]
+    return CaseResult(6, "uint8 outputs that look like [15 0 0 0]", legacy["raw_first"], None, tuple(rows), (
+        f"real = scale * (q - zero_point); the legacy uint8 softmax output has scale {legacy['scale']:.6g} "
+        f"(1/{1 / legacy['scale']:.0f}) and zero point {legacy['zero_point']}, so its raw bytes sum to "
+        f"{legacy['raw_row_sum']:.0f} where the probabilities sum to {legacy['dequantized_row_sum']:.3f}.",
         *notes))

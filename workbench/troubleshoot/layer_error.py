@@ -150,14 +150,19 @@ def _feeds_output(index: int, ops: tuple, final: set[int]) -> bool:
 def plot_layer_errors(reports: dict[str, LayerReport], metric: str = "snr_db", ax=None):
     """Bar chart of one metric per layer for one or more models (``{"uint8": report, ...}``).
 
+    Args:
+        reports: a ``LayerReport`` per model, keyed by its legend label.
+        metric: ``snr_db``, ``rmse``, ``relative`` or ``rmse_in_steps``.
+        ax: matplotlib axes to draw on; a new figure (not registered with pyplot) when ``None``.
+
     Returns:
-        The matplotlib Axes.
+        The matplotlib ``Axes`` drawn on (``ax.figure`` shows it in a notebook).
     """
     checks.choice("metric", metric, ("snr_db", "rmse", "relative", "rmse_in_steps"))
     if ax is None:
-        from matplotlib.figure import Figure
+        from ..core.figures import new_axes
 
-        ax = Figure(figsize=(8, 3.5)).add_subplot()
+        ax = new_axes((8, 3.5), layout=None)
     layers = list(dict.fromkeys(e.layer.removeprefix("quant_") for r in reports.values() for e in r.layers))
     width = 0.8 / max(len(reports), 1)
     for i, (label, report) in enumerate(reports.items()):
@@ -199,11 +204,11 @@ def tensor_errors(model: Any, float_model: Any, images: np.ndarray, spec: InputS
 
 def plot_tensor_errors(frames: dict[str, Any], metric: str = "mse", kind: str = "intermediate", ax=None):
     """Bars of one metric per tensor of ``kind`` for several ``tensor_errors`` frames (log scale)."""
-    import matplotlib.pyplot as plt
+    from ..core.figures import new_axes
 
     checks.choice("kind", kind, ("output", "intermediate", "constant", "input"))
     if ax is None:
-        _, ax = plt.subplots(figsize=(9, 3.5))
+        ax = new_axes((9, 3.5), layout=None)
     width = 0.8 / max(len(frames), 1)
     names: list[str] = []
     for frame in frames.values():
