@@ -163,7 +163,8 @@ NOTEBOOKS = [
                           "'channels']].to_dict('records')",
           "uint8_tensors": "uint8_table.astype({'zero_point': float})[['role', 'op', 'dtype', 'scale', 'zero_point', "
                            "'channels']].to_dict('records')",
-          "bias": "{name: wb.viewer.bias_scales(m).to_dict('records') for name, m in (('int8', int8), ('uint8', uint8))}",
+          "bias": "{name: wb.viewer.bias_scales(m).to_dict('records') for name, m in [('int8', int8), "
+                  "('uint8', uint8)]}",
           "depthwise": "{**vars(check), 'equivalent': check.equivalent}"}, check_graphs),
     Case("07_troubleshooting.ipynb", {**SMALL, "eval_size": 1000, "lstm_eval_size": 200, "layer_images": 100},
          {"keys": "[r.diagnosis.entry.key for r in (r1, r3, r4, r5, r7, r9, r10)]",

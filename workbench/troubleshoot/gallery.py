@@ -141,6 +141,13 @@ def _convert(model: Any, recipe: str, data: Mnist, cfg: GalleryConfig, **params:
                        spec=params.pop("spec", InputSpec()), **params)
 
 
+def _tf_version() -> str:
+    """The installed TensorFlow's major.minor, for notes that say which converter behaved so."""
+    from ..core.keras_compat import tf
+
+    return ".".join(tf.__version__.split(".")[:2])
+
+
 def _refused(error: QuantizationError | None, what: str) -> str:
     return f"refused {what} ({error.key or 'unexplained error'})" if error else f"accepted {what}"
 
@@ -214,7 +221,7 @@ def lacking_min_max(data: Mnist, cfg: GalleryConfig = GalleryConfig()) -> CaseRe
     rows.append(measure("QAT (per-tensor) -> uint8", _convert(qat, "legacy-uint8", data, cfg), data, cfg))
     warning = plain.warnings[0] if plain.warnings else "no warning"
     return CaseResult(1, "lacking min/max data", warning, diagnose.explain(warning), tuple(rows), (
-        f"TF 2.21's v1 converter does not stop with 'lacking min/max data' as TOCO did: it returned a model "
+        f"TF {_tf_version()}'s v1 converter does not stop with 'lacking min/max data' as TOCO did: it returned a model "
         f"of {plain.size_kb:.0f} KB with {rows[1]['float_activations']} float32 activations.",))
 
 

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..core import litert, checks
+from ..core import checks, litert
 from ..core.converters import Job
 from ..core.data import InputSpec, Mnist
-from .gallery import CaseResult, GalleryConfig, _convert, _failure, attempt, kernel_table, keras_row, measure
 from ..core.train import QatConfig, TrainConfig, trained_lenet
+from .gallery import (CaseResult, GalleryConfig, _convert, _failure, _tf_version, attempt, kernel_table, keras_row,
+                      measure)
 from .variants import build, trained_variant
 
 
@@ -31,11 +32,12 @@ def dynamic_shape(data: Mnist, cfg: GalleryConfig = GalleryConfig()) -> CaseResu
             measure("fixed 28x28 -> int8", _convert(fixed, "int8-ptq", data, cfg), data, cfg)]
     failure = _failure(error, "the dynamic model converted and ran")
     if converter_error is not None:
-        where = f"the TF 2.21 converter refused the None dimensions ({converter_error.key or 'unexplained'})"
+        where = f"the TF {_tf_version()} converter refused the None dimensions ({converter_error.key or 'unexplained'})"
     else:
-        shape = litert.read_model(converted).inputs[0].shape
-        where = (f"the TF 2.21 converter accepted the None dimensions; the interpreter's default input shape is "
-                 f"{list(shape)}, and LiteRT {'failed to prepare the model at that size' if error else 'ran it'}")
+        shape = list(litert.read_model(converted).inputs[0].shape)
+        runtime = "failed to prepare the model at that size" if error else "ran it"
+        where = (f"the TF {_tf_version()} converter accepted the None dimensions; the interpreter's default input "
+                 f"shape is {shape}, and LiteRT {runtime}")
     notes = (f"{where} (TOCO, in the old threads, refused at conversion: "
              "'None is only supported in the 1st dimension').",
              f"legacy uint8 path: {legacy_error.key if legacy_error else 'ran'}")
