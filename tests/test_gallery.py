@@ -198,7 +198,7 @@ def test_gallery_config_validates():
 def test_cases_lists_every_case_function_in_number_order():
     """``CASES`` names exactly the functions that return a ``CaseResult``, ordered by their "# --- N." sections."""
     found = {}  # section number -> the case function defined under its header
-    for module in (gallery, gallery_choices):
+    for module in (gallery, model_choices):
         lines = inspect.getsource(module).splitlines()
         headers = [(i + 1, int(m.group(1))) for i, line in enumerate(lines) if (m := re.match(r"# --- (\d+)\. ", line))]
         for name, f in vars(module).items():
