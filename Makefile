@@ -16,9 +16,9 @@ demo: $(STAMP)
 test: $(STAMP) browser
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-# Everything but the real-browser tests.
+# The edit-test loop: no real-browser tests, no notebook runs, no gallery reproductions.
 test-quick: $(STAMP)
-	$(PY) -m pytest -m "not browser" $(PYTEST_ARGS)
+	$(PY) -m pytest -m "not browser and not slow" $(PYTEST_ARGS)
 
 benchmark: $(STAMP)
 	$(PY) benchmarks/run.py

@@ -14,6 +14,8 @@ import pytest
 from workbench import gallery, model_choices
 from workbench.troubleshoot.gallery import GalleryConfig
 
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def cfg(train_config):

@@ -23,6 +23,8 @@ import pytest
 
 from conftest import EVAL_SIZE, ROOT, TRAIN_EPOCHS, TRAIN_SIZE
 
+pytestmark = pytest.mark.slow
+
 NOTEBOOK_DIR = ROOT / "notebooks"
 MARKER = "<<notebook-results>>"
 # The session fixtures' training config, so notebooks reuse the cached weights.
