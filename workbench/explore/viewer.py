@@ -21,7 +21,6 @@ Where no frame can work (a static HTML export) ``tensor_table`` and
 from __future__ import annotations
 
 import atexit
-import hashlib
 import html
 import importlib.util
 import os
@@ -340,7 +339,7 @@ def _slug(text: str) -> str:
 
 
 def _write_once(folder: Path, stem: str, data: bytes) -> Path:
-    path = folder / f"{stem}-{hashlib.sha256(data).hexdigest()[:12]}.tflite"
+    path = folder / f"{stem}-{artifacts.digest(data, length=12)}.tflite"
     if not path.is_file() or path.stat().st_size != len(data):
         artifacts.write_bytes_atomic(path, data)
     return path
@@ -379,17 +378,7 @@ def _frozen_graph(model: Any, folder: Path) -> Path:
     Netron opens a ``saved_model.pb`` on its init function; the frozen graph
     shows the inference ops themselves, QAT's ``FakeQuantWithMinMaxVars`` included.
     """
-    digest = hashlib.sha256()
-    if isinstance(model, Path):
-        for file in sorted(p for p in model.rglob("*") if p.is_file()):
-            digest.update(file.relative_to(model).as_posix().encode())
-            digest.update(file.read_bytes())
-    else:
-        for layer in model.layers:
-            digest.update(type(layer).__name__.encode())
-            for weight in layer.get_weights():
-                digest.update(weight.tobytes())
-    target = folder / f"{_slug(model.name)}-frozen-{digest.hexdigest()[:12]}.pb"
+    target = folder / f"{_slug(model.name)}-frozen-{artifacts.digest(model, length=12)}.pb"
     if target.is_file():
         return target
     from ..core.keras_compat import freeze_function, tf

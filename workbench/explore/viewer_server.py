@@ -27,7 +27,6 @@ The notebook side (which model, which URL, iframes) lives in ``viewer``.
 
 from __future__ import annotations
 
-import hashlib
 import http.server
 import importlib.util
 import re
@@ -35,6 +34,8 @@ import secrets
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+
+from ..core import artifacts
 
 LOOPBACK = "127.0.0.1"
 MODEL_PREFIX = "/model/"
@@ -166,7 +167,7 @@ class ViewerServer:
         if not re.fullmatch(_FILE_NAME, file_name):
             raise ValueError(f"file_name={file_name!r}; allowed: letters, digits, '.', '_', '-' (1-100 characters, "
                              "starting with a letter or digit)")
-        digest = hashlib.sha256(data).hexdigest()
+        digest = artifacts.digest(bytes(data), length=64)
         with self._lock:
             for entry in self._models.values():
                 if entry.sha256 == digest and entry.file_name == file_name:
