@@ -59,13 +59,26 @@ def test_input_spec_changes_what_a_float_model_sees(float_tflite, test_set):
 
 
 @pytest.mark.parametrize("images, message", [
-    (np.zeros((2, 32, 32, 1), np.uint8), r"images has shape \(2, 32, 32, 1\); allowed: \(N, 28, 28, 1\)"),
+    (np.zeros((2, 32, 32, 1), np.uint8),
+     r"images has shape \(2, 32, 32, 1\): images of \(32, 32, 1\), but the model reads \(28, 28, 1\); "
+     r"allowed: \(N, 28, 28, 1\)"),
     (np.zeros((2, 28, 28, 1), np.float32), r"images has dtype float32; allowed: uint8"),
     (np.zeros((0, 28, 28, 1), np.uint8), r"images is empty"),
 ])
 def test_bad_images(float_tflite, images, message):
     with pytest.raises(ValueError, match=message):
         evaluate(float_tflite, images, np.zeros(len(images), int))
+
+
+@pytest.mark.parametrize("labels, message", [
+    ([10, 0], r"labels contains 10; allowed: class indices 0..9 \(the model has 10 classes\)"),
+    ([-1, 0], r"labels contains -1; allowed: class indices 0..9"),
+    ([0], r"labels has 1 entries for 2 images"),
+    ([0.5, 1], r"labels has dtype float64 with non-integer values"),
+])
+def test_bad_labels_are_refused_before_running(float_tflite, test_set, labels, message):
+    with pytest.raises(ValueError, match=message):
+        evaluate(float_tflite, test_set[0][:2], labels)
 
 
 def test_missing_and_corrupt_model_files(tmp_path, test_set):

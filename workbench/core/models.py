@@ -1,7 +1,8 @@
-"""LeNet-5 and the few variants the troubleshooting gallery needs.
+"""The built-in architectures (LeNet-5, a small MobileNet-style net) and the gallery's variants.
 
-All models take float images ``(N, 28, 28, 1)`` in the ``InputSpec`` range and
-end in a softmax over the ten digits. The batch dimension is the only
+LeNet and the MobileNet-style net take any ``(H, W, C)`` and class count; the
+gallery's variants take MNIST's ``(N, 28, 28, 1)``. All read float images in the
+``InputSpec`` range and end in a softmax. The batch dimension is the only
 dynamic one, as TFLite prefers, except in ``any_size_net(fixed=False)``, which
 exists to show what happens otherwise.
 """
@@ -13,18 +14,24 @@ from .keras_compat import keras
 IMAGE_SHAPE = (28, 28, 1)
 
 
-def lenet(batchnorm: bool = False, name: str = "lenet") -> keras.Model:
-    """LeNet-5: conv 5x5x6, pool, conv 5x5x16, pool, dense 120, 84, 10.
+def lenet(batchnorm: bool = False, name: str = "lenet", input_shape: tuple[int, int, int] = IMAGE_SHAPE,
+          classes: int = 10) -> keras.Model:
+    """LeNet-5: conv 5x5x6, pool, conv 5x5x16, pool, dense 120, 84, ``classes``.
 
     Args:
         batchnorm: put a BatchNormalization between each conv and its ReLU
             (Conv -> BN -> ReLU, the layout tfmot folds for QAT).
         name: the Keras model name.
+        input_shape: ``(H, W, C)``; the second conv keeps LeNet's "valid" padding when
+            the image is at least 20 pixels on each side, "same" below (8x8 digits).
+        classes: outputs of the softmax.
     """
+    input_shape, classes = _shape_and_classes(input_shape, classes)
     layers = keras.layers
-    inputs = keras.Input(IMAGE_SHAPE, name="image")
+    inputs = keras.Input(input_shape, name="image")
     x = inputs
-    for i, (filters, padding) in enumerate([(6, "same"), (16, "valid")], start=1):
+    second = "valid" if min(input_shape[:2]) >= 20 else "same"
+    for i, (filters, padding) in enumerate([(6, "same"), (16, second)], start=1):
         if batchnorm:
             x = layers.Conv2D(filters, 5, padding=padding, use_bias=False, name=f"conv{i}")(x)
             x = layers.BatchNormalization(name=f"bn{i}")(x)
@@ -35,8 +42,120 @@ def lenet(batchnorm: bool = False, name: str = "lenet") -> keras.Model:
     x = layers.Flatten(name="flatten")(x)
     x = layers.Dense(120, activation="relu", name="fc1")(x)
     x = layers.Dense(84, activation="relu", name="fc2")(x)
-    outputs = layers.Dense(10, activation="softmax", name="probs")(x)
+    outputs = layers.Dense(classes, activation="softmax", name="probs")(x)
     return keras.Model(inputs, outputs, name=name)
+
+
+def mobilenet_style(input_shape: tuple[int, int, int] = IMAGE_SHAPE, classes: int = 10, width: int = 16,
+                    name: str = "mobilenet_style") -> keras.Model:
+    """A small MobileNet-style net: a 3x3 conv, three depthwise-separable blocks, global average pooling.
+
+    Every convolution is followed by BatchNormalization and ReLU6 (Conv -> BN -> ReLU6,
+    the layout tfmot folds for QAT). Strides of 2 are used while the feature map is at
+    least 8 pixels on each side, so any ``H, W >= 1`` works.
+
+    Args:
+        input_shape: ``(H, W, C)``.
+        classes: outputs of the softmax.
+        width: filters of the first conv; the blocks use 2x, 4x and 4x as many.
+        name: the Keras model name.
+    """
+    input_shape, classes = _shape_and_classes(input_shape, classes)
+    width = int(width)
+    if width < 1:
+        raise ValueError(f"width={width!r}; allowed: a whole number >= 1")
+    layers = keras.layers
+    inputs = keras.Input(input_shape, name="image")
+    size = min(input_shape[:2])
+
+    def stride() -> int:
+        nonlocal size
+        if size >= 8:
+            size = (size + 1) // 2
+            return 2
+        return 1
+
+    x = layers.Conv2D(width, 3, strides=stride(), padding="same", use_bias=False, name="conv0")(inputs)
+    x = layers.BatchNormalization(name="bn0")(x)
+    x = layers.ReLU(6.0, name="relu0")(x)
+    for i, filters in enumerate((2 * width, 4 * width, 4 * width), start=1):
+        x = layers.DepthwiseConv2D(3, strides=stride(), padding="same", use_bias=False, name=f"dw{i}")(x)
+        x = layers.BatchNormalization(name=f"dw{i}_bn")(x)
+        x = layers.ReLU(6.0, name=f"dw{i}_relu")(x)
+        x = layers.Conv2D(filters, 1, use_bias=False, name=f"pw{i}")(x)
+        x = layers.BatchNormalization(name=f"pw{i}_bn")(x)
+        x = layers.ReLU(6.0, name=f"pw{i}_relu")(x)
+    x = layers.GlobalAveragePooling2D(name="pool")(x)
+    outputs = layers.Dense(classes, activation="softmax", name="probs")(x)
+    return keras.Model(inputs, outputs, name=name)
+
+
+def fold_batchnorm(model: keras.Model) -> keras.Model:
+    """A copy of a single-chain model with each BatchNormalization folded into the convolution before it.
+
+    ``y = gamma (conv(x) - mean) / sqrt(var + eps) + beta`` becomes a convolution with
+    weights scaled per output channel and a bias: the same function at inference, with
+    no BN layer left for the legacy uint8 converter to leave in float.
+
+    Raises:
+        ValueError: a BatchNormalization that does not directly follow a Conv2D or
+            DepthwiseConv2D, or a model that is not a single chain.
+    """
+    import numpy as np
+
+    layers = keras.layers
+    chain = model.layers[1:]
+    inputs = keras.Input(model.input_shape[1:], name=model.layers[0].name)
+    x, folded_weights = inputs, {}
+    i = 0
+    while i < len(chain):
+        layer = chain[i]
+        following = chain[i + 1] if i + 1 < len(chain) else None
+        if isinstance(layer, layers.BatchNormalization):
+            raise ValueError(f"layer {layer.name!r} is a BatchNormalization that follows "
+                             f"{type(chain[i - 1]).__name__ if i else 'the input'}; allowed: BN right after a "
+                             "Conv2D or DepthwiseConv2D")
+        if isinstance(layer, (layers.Conv2D, layers.DepthwiseConv2D)) and isinstance(following,
+                                                                                     layers.BatchNormalization):
+            config = {**layer.get_config(), "use_bias": True}
+            new = type(layer).from_config(config)
+            x = new(x)
+            kernel = layer.get_weights()[0]
+            bias = layer.get_weights()[1] if layer.use_bias else np.zeros(kernel.shape[-1] if isinstance(
+                layer, layers.Conv2D) else kernel.shape[2] * kernel.shape[3], kernel.dtype)
+            gamma, beta, mean, var = following.get_weights()
+            factor = gamma / np.sqrt(var + following.epsilon)
+            if isinstance(layer, layers.DepthwiseConv2D):
+                kernel = kernel * factor.reshape(kernel.shape[2], kernel.shape[3])
+            else:
+                kernel = kernel * factor
+            folded_weights[new.name] = [kernel.astype(np.float32), ((bias - mean) * factor + beta).astype(np.float32)]
+            i += 2
+            continue
+        new = type(layer).from_config(layer.get_config())
+        x = new(x)
+        folded_weights[new.name] = layer.get_weights()
+        i += 1
+    folded = keras.Model(inputs, x, name=f"{model.name}_bn_folded")
+    for layer in folded.layers[1:]:
+        layer.set_weights(folded_weights[layer.name])
+    return folded
+
+
+def has_batchnorm(model: keras.Model) -> bool:
+    return any(isinstance(layer, keras.layers.BatchNormalization) for layer in model.layers)
+
+
+def _shape_and_classes(input_shape, classes) -> tuple[tuple[int, int, int], int]:
+    try:
+        shape = tuple(int(d) for d in input_shape)
+    except (TypeError, ValueError):
+        shape = ()
+    if len(shape) != 3 or min(shape) < 1:
+        raise ValueError(f"input_shape={input_shape!r}; allowed: (height, width, channels), each >= 1")
+    if isinstance(classes, bool) or not isinstance(classes, int) or classes < 2:
+        raise ValueError(f"classes={classes!r}; allowed: a whole number >= 2")
+    return shape, classes
 
 
 # --- variants for the troubleshooting gallery (notebook 07) -----------------------------------

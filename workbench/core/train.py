@@ -16,6 +16,7 @@ run 8-bit.
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass
 from typing import Callable
 
@@ -24,7 +25,7 @@ import numpy as np
 from . import artifacts, checks
 from .data import InputSpec, Mnist
 from .keras_compat import input_layer_names, keras
-from .models import lenet
+from .models import fold_batchnorm, has_batchnorm, lenet, mobilenet_style
 
 QAT_SCHEMES = ("int8", "uint8-legacy")
 
@@ -130,12 +131,41 @@ def trained_lenet(data: Mnist, config: TrainConfig = TrainConfig(), qat: QatConf
     The cache key covers the training config, the QAT config and a fingerprint
     of the data, so a change in any of them trains afresh.
     """
-    return trained_model(lambda: lenet(batchnorm=config.batchnorm), "lenet", data, config, qat, cache, progress)
+    return trained_model(lambda: lenet(batchnorm=config.batchnorm, input_shape=data.image_shape,
+                                       classes=data.classes), "lenet", data, config, qat, cache, progress)
+
+
+def trained_mobilenet(data: Mnist, config: TrainConfig = TrainConfig(), qat: QatConfig | None = None,
+                      cache: str | os.PathLike | None = None, progress: bool = False) -> keras.Model:
+    """A trained float or QAT MobileNet-style net (``models.mobilenet_style``) for the data's shape and classes.
+
+    The ``int8`` scheme folds each BatchNormalization into its convolution during QAT
+    (tfmot's Conv -> BN -> ReLU6 pattern). For ``uint8-legacy`` the BatchNorms are
+    folded into the convolutions *before* QAT (``models.fold_batchnorm``), because the
+    legacy uint8 converter leaves an unfolded BatchNorm's outputs in float; a
+    ``TrainingNote`` warning says so.
+    """
+    def prepare(base: keras.Model, q: QatConfig) -> keras.Model:
+        if q.scheme != "uint8-legacy" or not has_batchnorm(base):
+            return base
+        warnings.warn("uint8-legacy QAT of the MobileNet-style net: BatchNormalization folded into the "
+                      "convolutions before QAT (the legacy uint8 converter leaves an unfolded BN in float) and "
+                      "weights quantized per tensor (its uint8 kernels refuse per-channel)", TrainingNote,
+                      stacklevel=3)
+        return fold_batchnorm(base)
+
+    return trained_model(lambda: mobilenet_style(data.image_shape, data.classes), "mobilenet", data, config, qat,
+                         cache, progress, prepare=prepare)
+
+
+class TrainingNote(UserWarning):
+    """Something the workbench did to a model so that a recipe works, said out loud."""
 
 
 def trained_model(build: Callable[[], keras.Model], name: str, data: Mnist, config: TrainConfig = TrainConfig(),
                   qat: QatConfig | None = None, cache: str | os.PathLike | None = None,
-                  progress: bool = False) -> keras.Model:
+                  progress: bool = False,
+                  prepare: Callable[[keras.Model, QatConfig], keras.Model] | None = None) -> keras.Model:
     """Train ``build()`` (and, with ``qat``, fine-tune a QAT copy of it), cached by configuration.
 
     Args:
@@ -145,6 +175,7 @@ def trained_model(build: Callable[[], keras.Model], name: str, data: Mnist, conf
         qat: fine-tune a QAT copy of the trained float model with this config.
         cache: cache folder (default ``$WORKBENCH_CACHE``).
         progress: show a progress bar while training.
+        prepare: turns the trained float model into the one QAT wraps (e.g. BatchNorm folded).
 
     Returns:
         The compiled, trained Keras model. Weights are written atomically; an
@@ -157,6 +188,8 @@ def trained_model(build: Callable[[], keras.Model], name: str, data: Mnist, conf
         model = build()
     else:
         base = trained_model(build, name, data, config, None, cache, progress)
+        if prepare is not None:
+            base = prepare(base, qat)
         model = quantize_model(base, qat)
     if weights.exists():
         try:
