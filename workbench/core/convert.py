@@ -22,6 +22,7 @@ import numpy as np
 
 from . import artifacts, diagnose, litert, native_log, checks
 from .converters import KeepFloatError, export_saved_model, is_path, saved_model_dir
+from .sources import FrozenGraph
 from .data import InputSpec
 from .litert import ModelInfo
 from .recipes import IO_TYPES, Recipe, RecipeSpec, recipe as make_recipe
@@ -227,13 +228,16 @@ def convert(model: Any, recipe: Recipe | str = "float32", *, spec: InputSpec = I
         if representative is None:
             raise ValueError(f"representative=None for recipe {recipe.name!r}; allowed: uint8 images "
                              "(N, H, W, C) of the model's input shape, N >= 1, for calibration")
-        shape = tuple(model.input_shape[1:]) if hasattr(model, "input_shape") else None
+        shape = tuple(model.input_shape[1:]) if getattr(model, "input_shape", None) else None
         representative = checks.images("representative", representative,
                                         shape=shape if shape and None not in shape else None)[: recipe.calibration_size]
-    if is_path(model):
+    if isinstance(model, FrozenGraph):
+        pass  # checked against its graph by sources.frozen_graph
+    elif is_path(model):
         saved_model_dir(model)
     elif not hasattr(model, "layers"):
-        raise ValueError(f"model={type(model).__name__}; allowed: a Keras model or a SavedModel folder path")
+        raise ValueError(f"model={type(model).__name__}; allowed: a Keras model, a SavedModel folder, or "
+                         "sources.load_source(...) of a .keras/.h5/.pb file")
     elif rspec.needs_qat and not _has_fake_quant(model):
         raise ValueError(f"recipe {recipe.name!r} needs a QAT model (train_qat / quantize_model); "
                          "for a float model use 'int8-ptq' with a representative set")

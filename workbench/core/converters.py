@@ -21,6 +21,7 @@ import numpy as np
 
 from . import artifacts
 from .data import InputSpec
+from .sources import FrozenGraph
 from .stats import InputStats
 
 
@@ -74,8 +75,11 @@ def tf2(job: Job) -> bytes:
     from .keras_compat import tf
 
     options = job.options
-    if is_path(job.model):
-        converter = tf.lite.TFLiteConverter.from_saved_model(str(saved_model_dir(job.model)))
+    if isinstance(job.model, FrozenGraph):
+        converter = _v1_from_frozen_graph(job.model)
+    elif is_path(job.model):
+        converter = tf.lite.TFLiteConverter.from_saved_model(str(saved_model_dir(job.model)),
+                                                              signature_keys=[_signature(job.model)])
     else:
         converter = tf.lite.TFLiteConverter.from_keras_model(job.model)
     if options.get("optimize"):
@@ -137,9 +141,13 @@ def legacy_uint8(job: Job) -> bytes:
     """The v1 converter with ``inference_type=uint8``, ``quantized_input_stats`` and ``default_ranges_stats``."""
     from .keras_compat import tf
 
-    folder = saved_model_dir(job.model) if is_path(job.model) else _exports.folder_for(job.model)
-    pb = folder / "saved_model.pb"
-    converter = _loaded_v1_converter(str(folder.resolve()), pb.stat().st_mtime_ns, pb.stat().st_size)
+    if isinstance(job.model, FrozenGraph):
+        converter = _v1_from_frozen_graph(job.model)
+    else:
+        folder = saved_model_dir(job.model) if is_path(job.model) else _exports.folder_for(job.model)
+        pb = folder / "saved_model.pb"
+        converter = _loaded_v1_converter(str(folder.resolve()), pb.stat().st_mtime_ns, pb.stat().st_size,
+                                         _signature(job.model))
     stats = job.stats
     converter.inference_type = tf.uint8
     converter.quantized_input_stats = {name: (stats.mean, stats.std) for name in converter.get_input_arrays()}
@@ -148,14 +156,47 @@ def legacy_uint8(job: Job) -> bytes:
 
 
 @functools.lru_cache(maxsize=8)
-def _loaded_v1_converter(folder: str, mtime_ns: int, size: int):
+def _loaded_v1_converter(folder: str, mtime_ns: int, size: int, signature: str = "serving_default"):
     """Loading the SavedModel is most of a legacy conversion's time; sliders and sweeps
     reconvert one folder many times, so the loaded converter is kept (keyed by the
     folder and its saved_model.pb's time and size) and only its settings change per call.
     The result is byte-identical to a fresh converter's."""
     from .keras_compat import quiet_v1_converter, tf
 
-    return quiet_v1_converter(tf.compat.v1.lite.TFLiteConverter.from_saved_model(folder))
+    return quiet_v1_converter(tf.compat.v1.lite.TFLiteConverter.from_saved_model(folder, signature_key=signature))
+
+
+def _v1_from_frozen_graph(graph: FrozenGraph):
+    """The v1 converter on a frozen GraphDef, as ``tflite_convert --graph_def_file`` builds it."""
+    from .keras_compat import quiet_v1_converter, tf
+
+    shapes = None if graph.input_shapes is None else {
+        name: list(shape) for name, shape in zip(graph.input_arrays, graph.input_shapes)}
+    return quiet_v1_converter(tf.compat.v1.lite.TFLiteConverter.from_frozen_graph(
+        str(graph.path), list(graph.input_arrays), list(graph.output_arrays), shapes))
+
+
+def _signature(model: Any) -> str:
+    return getattr(model, "signature", "serving_default")
+
+
+def export_frozen_graph(model: Any, path: str | os.PathLike) -> FrozenGraph:
+    """Freeze a Keras model's inference function into a TF1 GraphDef ``.pb`` (atomically), as old tools wrote them.
+
+    Returns the ``FrozenGraph`` with its input and output array names and the input shape (batch 1).
+    """
+    from .keras_compat import freeze_function, tf
+
+    shape = (1, *model.input_shape[1:])
+    function = tf.function(lambda x: model(x, training=False)).get_concrete_function(
+        tf.TensorSpec(shape, tf.float32, name="image"))
+    frozen = freeze_function(function)
+    graph = frozen.graph.as_graph_def()
+    inputs = tuple(t.name.split(":")[0] for t in frozen.inputs)
+    outputs = tuple(t.name.split(":")[0] for t in frozen.outputs)
+    target = Path(path)
+    artifacts.write_bytes_atomic(target, graph.SerializeToString())
+    return FrozenGraph(target, inputs, outputs, (shape,))
 
 
 class _ExportCache:
