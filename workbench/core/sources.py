@@ -165,15 +165,16 @@ def _arrays(flag: str, value: Any) -> tuple[str, ...]:
 def _shapes(value: Any, count: int) -> tuple[tuple[int, ...], ...] | None:
     if value is None:
         return None
+    value_shown = value
     if isinstance(value, str):
         value = [[d for d in part.split(",")] for part in value.split(":")]
     try:
         shapes = tuple(tuple(int(d) for d in shape) for shape in value)
     except (TypeError, ValueError):
-        raise ValueError(f"input_shapes={value!r}; allowed: one shape per input array, e.g. '1,28,28,1' "
+        raise ValueError(f"input_shapes={value_shown!r}; allowed: one shape per input array, e.g. '1,28,28,1' "
                          "(':' between inputs)") from None
     if len(shapes) != count or any(not s or min(s) < 1 for s in shapes):
-        raise ValueError(f"input_shapes={value!r} gives {len(shapes)} shape(s) for {count} input array(s); "
+        raise ValueError(f"input_shapes={value_shown!r} gives {len(shapes)} shape(s) for {count} input array(s); "
                          "allowed: one shape of positive sizes per input array")
     for shape in shapes:
         checks.number("input_shapes batch size", shape[0], low=1, integer=True)
