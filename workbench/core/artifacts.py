@@ -2,7 +2,11 @@
 
 Every artifact is keyed by the configuration that produced it and written to a
 temporary file that is renamed into place, so a run that is killed half way
-never leaves a partial file that a later run would trust.
+never leaves a partial file that a later run would trust. A cache entry
+(``entry``) also carries a manifest with its key and content hash: an entry
+whose bytes no longer match is rebuilt, with one warning saying so, never
+trusted; a file lock makes two processes building the same entry build it
+once. Temporaries left by killed runs are removed at the next start.
 """
 
 from __future__ import annotations
@@ -14,8 +18,9 @@ import json
 import os
 import shutil
 import tempfile
+import warnings
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 CACHE_ENV = "WORKBENCH_CACHE"
 
@@ -31,7 +36,44 @@ def cache_dir(path: str | os.PathLike | None = None) -> Path:
         path = os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "quantization-workbench"
     folder = Path(path).expanduser()
     folder.mkdir(parents=True, exist_ok=True)
+    if folder not in _cleaned:
+        _cleaned.add(folder)
+        remove_stale_temporaries(folder)
     return folder
+
+
+_cleaned: set[Path] = set()
+_TMP_MARK = ".wbtmp-"
+
+
+def remove_stale_temporaries(folder: Path) -> int:
+    """Delete temporaries under ``folder`` whose writing process is gone (a killed run); returns how many."""
+    removed = 0
+    for tmp in folder.rglob(f"*{_TMP_MARK}*"):
+        try:
+            pid = int(tmp.name.split(_TMP_MARK, 1)[1].split("-", 1)[0])
+        except (ValueError, IndexError):
+            continue
+        if _alive(pid):
+            continue
+        if tmp.is_dir():
+            shutil.rmtree(tmp, ignore_errors=True)
+        else:
+            tmp.unlink(missing_ok=True)
+        removed += 1
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def digest(*parts: Any, length: int = 16) -> str:
@@ -106,7 +148,8 @@ def atomic_path(target: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=suffix or ".tmp", dir=target.parent)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}{_TMP_MARK}{os.getpid()}-", suffix=suffix or ".tmp",
+                                    dir=target.parent)
     os.close(fd)
     tmp = Path(tmp_name)
     tmp.unlink()
@@ -132,3 +175,60 @@ def write_bytes_atomic(target: str | os.PathLike, data: bytes) -> Path:
 def write_text_atomic(target: str | os.PathLike, text: str) -> Path:
     """Write ``text`` to ``target`` atomically and return the path."""
     return write_bytes_atomic(target, text.encode())
+
+
+class CacheRebuilt(UserWarning):
+    """A cache entry whose content no longer matched its manifest was rebuilt."""
+
+
+def manifest_path(path: Path) -> Path:
+    return path.parent / f"{path.name}.manifest.json"
+
+
+def valid_entry(path: str | os.PathLike, key: Any = None) -> bool:
+    """Whether ``path`` exists with a manifest naming ``key`` and the hash of its current content."""
+    path = Path(path)
+    try:
+        manifest = json.loads(manifest_path(path).read_text())
+    except (OSError, ValueError):
+        return False
+    if not path.exists() or not isinstance(manifest, dict) or manifest.get("key") != digest("key", key):
+        return False
+    try:
+        return manifest.get("content") == digest(path, length=64)
+    except OSError:
+        return False
+
+
+def entry(path: str | os.PathLike, build: Callable[[Path], Any], key: Any = None, suffix: str = "") -> Path:
+    """A cache entry at ``path``: reused when its manifest matches, else built by ``build(tmp)`` once.
+
+    ``build`` writes the file or folder at the temporary path it is given; the
+    result is renamed into place and its content hash recorded. Two processes
+    asking for the same entry at once take a file lock: one builds, the other
+    then finds it valid. An entry that exists but does not match its manifest
+    (corrupt, truncated, edited, half-written by an older version) is rebuilt
+    with a ``CacheRebuilt`` warning.
+    """
+    from filelock import FileLock
+
+    path = Path(path)
+    if valid_entry(path, key):
+        return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(path.parent / f".{path.name}.lock")):
+        if valid_entry(path, key):
+            return path  # built by another process while this one waited
+        if path.exists() or manifest_path(path).exists():
+            warnings.warn(f"cache entry {path.name} did not match its manifest (corrupt or from another run): "
+                          "rebuilt", CacheRebuilt, stacklevel=2)
+            manifest_path(path).unlink(missing_ok=True)
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)
+            elif path.exists():
+                path.unlink()
+        with atomic_path(path, suffix) as tmp:
+            build(tmp)
+        write_text_atomic(manifest_path(path), json.dumps({"key": digest("key", key),
+                                                           "content": digest(path, length=64)}))
+    return path

@@ -242,16 +242,17 @@ def load_mnist(path: str | os.PathLike | None = None, cache: str | os.PathLike |
         return _from_npz(Path(path), "path")
     source = _hub_file()
     decoded = artifacts.cache_dir(cache) / f"mnist-{source.stat().st_size}.npz"
-    if decoded.exists():
-        try:
-            return _from_npz(decoded, "cached MNIST")
-        except ValueError:
-            decoded.unlink()
-    data = _from_hub_pickle(source)
-    with artifacts.atomic_path(decoded, suffix=".npz") as tmp:
-        np.savez(tmp, x_train=data.train_images, y_train=data.train_labels,
-                 x_test=data.test_images, y_test=data.test_labels)
-    return data
+    built = []
+
+    def decode(tmp: Path) -> None:
+        data = _from_hub_pickle(source)
+        with open(tmp, "wb") as handle:
+            np.savez(handle, x_train=data.train_images, y_train=data.train_labels,
+                     x_test=data.test_images, y_test=data.test_labels)
+        built.append(data)
+
+    artifacts.entry(decoded, decode, key=("mnist", source.stat().st_size), suffix=".npz")
+    return built[0] if built else _from_npz(decoded, "cached MNIST")
 
 
 def _hub_file() -> Path:

@@ -191,21 +191,30 @@ def trained_model(build: Callable[[], keras.Model], name: str, data: Mnist, conf
         if prepare is not None:
             base = prepare(base, qat)
         model = quantize_model(base, qat)
-    if weights.exists():
+    if artifacts.valid_entry(weights, key_parts):
         try:
             model.load_weights(str(weights))
             fit(model, data, config, epochs=0)  # compiled, ready for evaluate()
             return model
-        except Exception:  # an unreadable cache entry is retrained, never trusted
-            weights.unlink(missing_ok=True)
-    if qat is None:
-        set_seed(config.seed)
-        model = build()
-        fit(model, data, config, epochs=config.epochs, progress=progress, desc=name)
-    else:
-        model = train_qat(base, data, qat, config, progress)
-    with artifacts.atomic_path(weights, suffix=".weights.h5") as tmp:
-        model.save_weights(str(tmp))
+        except Exception:  # noqa: BLE001 - an unreadable entry is retrained, never trusted
+            artifacts.manifest_path(weights).unlink(missing_ok=True)
+    trained = []
+
+    def train_into(tmp) -> None:
+        if qat is None:
+            set_seed(config.seed)
+            fresh = build()
+            fit(fresh, data, config, epochs=config.epochs, progress=progress, desc=name)
+        else:
+            fresh = train_qat(base, data, qat, config, progress)
+        fresh.save_weights(str(tmp))
+        trained.append(fresh)
+
+    artifacts.entry(weights, train_into, key=key_parts, suffix=".weights.h5")
+    if trained:
+        return trained[0]
+    model.load_weights(str(weights))  # another process trained it while this one waited
+    fit(model, data, config, epochs=0)
     return model
 
 

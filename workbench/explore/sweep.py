@@ -196,7 +196,7 @@ def sweep(model: Any, points: Points, images: np.ndarray, labels: np.ndarray, *,
 
     def done(i: int, row: dict) -> None:
         if store is not None and not row["error"]:
-            artifacts.write_text_atomic(store / f"{keys[i]}.json", json.dumps(row))
+            _store(store, keys[i], row)
         rows[i] = {**row, "cached": False}
         bar.update(1)
 
@@ -264,7 +264,7 @@ def sweep_training(data: Mnist, points: Points, *, config: Any = None, qat: Any 
             result = evaluate_keras(model, images, labels, config.spec)
             row = {"accuracy": result.accuracy, "eval_s": round(result.seconds, 4), "error": ""}
             if store is not None:
-                artifacts.write_text_atomic(store / f"{key}.json", json.dumps(row))
+                _store(store, key, row)
             row = {**row, "cached": False}
         rows.append({"bits": q.bits, "qat_epochs": q.epochs, "scheme": q.scheme, **row})
     return pd.DataFrame(rows)
@@ -329,10 +329,9 @@ def saved_model_folder(model: Any, cache: str | os.PathLike | None = None) -> Pa
         return folder
     if not hasattr(model, "get_weights"):
         raise ValueError(f"model={type(model).__name__}; allowed: a Keras model or a SavedModel folder path")
-    folder = artifacts.cache_dir(cache) / "savedmodels" / f"model-{artifacts.weights_digest(model)}"
-    if not (folder / "saved_model.pb").is_file():
-        export_saved_model(model, folder)
-    return folder
+    digest = artifacts.weights_digest(model)
+    return artifacts.entry(artifacts.cache_dir(cache) / "savedmodels" / f"model-{digest}",
+                           lambda tmp: model.save(str(tmp), save_format="tf", include_optimizer=False), key=digest)
 
 
 def folder_fingerprint(folder: str | os.PathLike) -> str:
@@ -404,10 +403,16 @@ def _labels(labels: Any, n: int) -> np.ndarray:
     return arr.astype(np.int64)
 
 
+def _store(store: Path, key: str, row: dict) -> None:
+    artifacts.entry(store / f"{key}.json", lambda tmp: tmp.write_text(json.dumps(row)), key=key)
+
+
 def _load(store: Path | None, key: str) -> dict | None:
     if store is None:
         return None
     path = store / f"{key}.json"
+    if not artifacts.valid_entry(path, key):
+        return None  # missing, or not what its manifest recorded: recomputed
     try:
         row = json.loads(path.read_text())
     except (OSError, ValueError):

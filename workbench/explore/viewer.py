@@ -339,10 +339,8 @@ def _slug(text: str) -> str:
 
 
 def _write_once(folder: Path, stem: str, data: bytes) -> Path:
-    path = folder / f"{stem}-{artifacts.digest(data, length=12)}.tflite"
-    if not path.is_file() or path.stat().st_size != len(data):
-        artifacts.write_bytes_atomic(path, data)
-    return path
+    digest = artifacts.digest(data, length=12)
+    return artifacts.entry(folder / f"{stem}-{digest}.tflite", lambda tmp: tmp.write_bytes(data), key=digest)
 
 
 def _check_tflite(name: str, head: bytes) -> None:
@@ -378,8 +376,9 @@ def _frozen_graph(model: Any, folder: Path) -> Path:
     Netron opens a ``saved_model.pb`` on its init function; the frozen graph
     shows the inference ops themselves, QAT's ``FakeQuantWithMinMaxVars`` included.
     """
-    target = folder / f"{_slug(model.name)}-frozen-{artifacts.digest(model, length=12)}.pb"
-    if target.is_file():
+    digest = artifacts.digest(model, length=12)
+    target = folder / f"{_slug(model.name)}-frozen-{digest}.pb"
+    if artifacts.valid_entry(target, digest):
         return target
     from ..core.keras_compat import freeze_function, tf
 
@@ -402,4 +401,4 @@ def _frozen_graph(model: Any, folder: Path) -> Path:
         del node.input[:]
         node.input.extend(data_inputs)
         graph.node.append(node)
-    return artifacts.write_bytes_atomic(target, graph.SerializeToString())
+    return artifacts.entry(target, lambda tmp: tmp.write_bytes(graph.SerializeToString()), key=digest)
