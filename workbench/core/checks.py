@@ -38,14 +38,18 @@ def choice(name: str, value: Any, allowed: Iterable[Any]) -> Any:
     return value
 
 
-def range_pair(name: str, value: Any) -> tuple[float, float]:
-    """Check a ``(min, max)`` pair of finite numbers with ``min < max``."""
+def range_pair(name: str, value: Any, limit: float = 1e6) -> tuple[float, float]:
+    """Check a ``(min, max)`` pair of finite numbers with ``min < max``, each within ``[-limit, limit]``.
+
+    The limit keeps degenerate ranges (``±1e30``, where every real value lands on one
+    quantization step) out; activations and inputs of real models sit far inside it.
+    """
     try:
         lo, hi = value
     except (TypeError, ValueError):
         raise ValueError(f"{name}={value!r} is not a (min, max) pair; allowed: two finite numbers with min < max") from None
-    lo = number(f"{name}[0] (min)", lo)
-    hi = number(f"{name}[1] (max)", hi)
+    lo = number(f"{name}[0] (min)", lo, low=-limit, high=limit)
+    hi = number(f"{name}[1] (max)", hi, low=-limit, high=limit)
     if not lo < hi:
         raise ValueError(f"{name}={value!r} has min >= max; allowed: min < max")
     return lo, hi

@@ -22,7 +22,7 @@ import numpy as np
 
 from . import artifacts, diagnose, litert, native_log, checks
 from .converters import KeepFloatError, export_saved_model, is_path, saved_model_dir
-from .sources import FrozenGraph
+from .sources import FrozenGraph, check_saved_model_file
 from .data import InputSpec
 from .litert import ModelInfo
 from .recipes import IO_TYPES, Recipe, RecipeSpec, recipe as make_recipe
@@ -234,7 +234,7 @@ def convert(model: Any, recipe: Recipe | str = "float32", *, spec: InputSpec = I
     if isinstance(model, FrozenGraph):
         pass  # checked against its graph by sources.frozen_graph
     elif is_path(model):
-        saved_model_dir(model)
+        check_saved_model_file(saved_model_dir(model))
     elif not hasattr(model, "layers"):
         raise ValueError(f"model={type(model).__name__}; allowed: a Keras model, a SavedModel folder, or "
                          "sources.load_source(...) of a .keras/.h5/.pb file")

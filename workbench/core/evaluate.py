@@ -64,7 +64,7 @@ def predict(model: Any, images: np.ndarray, spec: InputSpec = InputSpec(),
     if batch_size is not None:
         batch_size = checks.number("batch_size", batch_size, low=1, integer=True)
     return litert.run(model, data, spec, batch_size=batch_size,
-                      num_threads=num_threads or default_threads()).outputs
+                      num_threads=default_threads() if num_threads is None else num_threads).outputs
 
 
 def evaluate(model: Any, images: np.ndarray, labels: np.ndarray, spec: InputSpec = InputSpec(),

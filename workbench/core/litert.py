@@ -25,12 +25,13 @@ from typing import Any
 
 import numpy as np
 
-from . import diagnose
+from . import checks, diagnose
 from .data import InputSpec
 
 # Measured on LeNet: batches of a few hundred images keep the activations in
 # cache and beat both one huge batch and one image per invoke.
 DEFAULT_BATCH = 256
+MAX_THREADS = 64  # LiteRT's thread pool is created eagerly: huge counts crash the process
 
 
 @dataclass(frozen=True)
@@ -146,14 +147,16 @@ def interpreter(model_bytes: bytes, num_threads: int | None = None, keep_tensors
     if bytes(model_bytes[4:8]) != b"TFL3":
         raise ValueError("model bytes are not a TFLite flatbuffer (no 'TFL3' identifier at byte 4); "
                          "allowed: the bytes of a .tflite file")
+    if num_threads is not None:  # LiteRT crashes the process on absurd counts; a negative one reads as a model error
+        num_threads = checks.number("num_threads", num_threads, low=1, high=MAX_THREADS, integer=True)
     kwargs = {}
     if reference_kernels:
         kwargs["experimental_op_resolver_type"] = OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
     try:
         interp = Interpreter(model_content=bytes(model_bytes), num_threads=num_threads,
                              experimental_preserve_all_tensors=keep_tensors, **kwargs)
-    except ValueError as err:
-        raise ValueError(f"model bytes could not be read as a TFLite model ({err}); "
+    except (ValueError, RuntimeError, UnicodeDecodeError) as err:
+        raise ValueError(f"model bytes could not be read as a TFLite model ({type(err).__name__}: {str(err)[:200]}); "
                          "allowed: the bytes of a valid .tflite file") from None
     from . import native_log
 
@@ -183,8 +186,18 @@ def op_details(interp: Any) -> tuple[OpInfo, ...]:
 
 
 def read_model(model: Any) -> ModelInfo:
-    """Inspect a TFLite model (``ConvertedModel``, bytes or path) without running it."""
-    return _info(interpreter(model_bytes(model)))
+    """Inspect a TFLite model (``ConvertedModel``, bytes or path) without running it.
+
+    Raises:
+        ValueError: the bytes are not a readable TFLite model (also when the flatbuffer
+            passes LiteRT's verifier but holds names or types that cannot be decoded).
+    """
+    interp = interpreter(model_bytes(model))
+    try:
+        return _info(interp)
+    except (UnicodeDecodeError, KeyError, TypeError, RuntimeError) as err:
+        raise ValueError(f"model bytes could not be read as a TFLite model ({type(err).__name__} while listing "
+                         "its tensors); allowed: the bytes of a valid .tflite file") from None
 
 
 def _info(interp: Any) -> ModelInfo:

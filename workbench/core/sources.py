@@ -120,6 +120,18 @@ def saved_model(path: Path, signature: str = "serving_default") -> SavedModel:
     return SavedModel(path, signature)
 
 
+def check_saved_model_file(path: Path) -> None:
+    """Parse a SavedModel folder's ``saved_model.pb`` (cheap, no graph loaded): a corrupt file is named as such."""
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    try:
+        saved_model_pb2.SavedModel.FromString((Path(path) / "saved_model.pb").read_bytes())
+    except Exception as err:  # noqa: BLE001 - protobuf DecodeError and friends
+        raise ValueError(f"model={str(path)!r}: saved_model.pb could not be read as a SavedModel "
+                         f"({type(err).__name__}); allowed: a folder written by tf.saved_model.save or "
+                         "model.save") from None
+
+
 def frozen_graph(path: Path, input_arrays: Any, output_arrays: Any, input_shapes: Any = None) -> FrozenGraph:
     """A frozen GraphDef whose arrays are checked against the graph's nodes."""
     from .keras_compat import tf

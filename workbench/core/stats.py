@@ -64,9 +64,10 @@ def stats_for_range(lo: float, hi: float) -> InputStats:
     """
     lo, hi = checks.range_pair("input range", (lo, hi))
     std = 255.0 / (hi - lo)
-    mean = -lo * std
+    mean = -lo * std + 0.0  # + 0.0 turns -0.0 (lo = 0) into 0.0
     if not 0 <= mean <= 255:
         raise ValueError(
-            f"input range=({lo:g}, {hi:g}) does not contain 0.0, so no byte stands for zero; "
-            "allowed: lo <= 0 <= hi")
+            f"input range=({lo:g}, {hi:g}) does not contain 0.0, so no byte can stand for the real value 0 "
+            "(a uint8 input reads byte q as (q - mean) / std with mean in 0..255); allowed: lo <= 0 <= hi, "
+            "e.g. (0, 1) or (-1, 1)")
     return InputStats(mean=float(mean), std=float(std))

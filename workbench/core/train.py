@@ -66,6 +66,9 @@ class QatConfig:
 
     def __post_init__(self) -> None:
         checks.choice("scheme", self.scheme, QAT_SCHEMES)
+        if self.learned_input_range is not None and not isinstance(self.learned_input_range, bool):
+            raise ValueError(f"learned_input_range={self.learned_input_range!r}; allowed: True, False or None "
+                             "(the scheme's default)")
         checks.number("bits", self.bits, low=2, high=8, integer=True)
         checks.number("epochs", self.epochs, low=0, integer=True)
 

@@ -1,0 +1,114 @@
+"""Bad input and bad bytes: the workbench's own clear error, never a crash or a silently wrong result."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from workbench import convert, evaluate, read_model
+from workbench.core import litert
+from workbench.core.stats import stats_for_range
+from workbench.core.train import QatConfig
+
+TRIED = {"bytes": 0, "evaluate": 0}
+
+
+@pytest.mark.parametrize("threads, message", [
+    (10**5, r"num_threads=100000 is out of range; allowed: a whole number in \[1, 64\]"),
+    (-1, r"num_threads=-1 is out of range; allowed: a whole number in \[1, 64\]"),
+    (0, r"num_threads=0 is out of range"),
+    (2.5, r"num_threads=2.5 is not a whole number"),
+])
+def test_thread_counts_are_checked_before_litert(float_tflite, test_set, threads, message):
+    with pytest.raises(ValueError, match=message):
+        evaluate(float_tflite, test_set[0][:4], test_set[1][:4], num_threads=threads)
+
+
+@pytest.mark.parametrize("value, message", [
+    ("no", r"learned_input_range='no'; allowed: True, False or None"),
+    (1, r"learned_input_range=1; allowed: True, False or None"),
+])
+def test_qat_config_takes_no_truthy_stand_ins(value, message):
+    with pytest.raises(ValueError, match=message):
+        QatConfig("uint8-legacy", learned_input_range=value)
+
+
+@pytest.mark.parametrize("ranges, message", [
+    ((3.0, 3.0), r"min >= max"),
+    ((0.0, float("nan")), r"default_ranges\[1\] \(max\)=nan is not finite"),
+    ((-1e30, 1e30), r"default_ranges\[0\] \(min\)=-1e\+30 is out of range; allowed: a finite number in \[-1e\+06, 1e\+06\]"),
+])
+def test_degenerate_default_ranges_are_refused(float_model, ranges, message):
+    with pytest.raises(ValueError, match=message):
+        convert(float_model, "legacy-uint8", default_ranges=ranges)
+
+
+def test_stats_for_range_edges():
+    assert str(stats_for_range(0, 1)) == "InputStats(mean=0.0, std=255.0)"  # not -0.0
+    with pytest.raises(ValueError, match=r"input range=\(0.5, 1\) does not contain 0.0.*allowed: lo <= 0 <= hi"):
+        stats_for_range(0.5, 1)
+
+
+def test_a_corrupt_saved_model_is_named_as_such(tmp_path):
+    from workbench.core import sources
+
+    folder = tmp_path / "sm"
+    folder.mkdir()
+    (folder / "saved_model.pb").write_bytes(b"\x08\x01garbage that is not a SavedModel proto" * 4)
+    with pytest.raises(ValueError, match=r"could not be read as a SavedModel"):
+        sources.load_source(folder)
+    with pytest.raises(ValueError, match=r"saved_model.pb could not be read as a SavedModel"):
+        convert(folder, "legacy-uint8")
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_fuzzed_tflite_bytes_give_the_workbenchs_error_or_a_result(float_tflite, data):
+    """Truncations, bit flips and random bytes of a valid model: a ValueError/QuantizationError, or a run."""
+    from workbench import QuantizationError
+
+    good = float_tflite.tflite
+    kind = data.draw(st.sampled_from(["truncate", "flip", "random", "header"]))
+    if kind == "truncate":
+        blob = good[: data.draw(st.integers(0, len(good) - 1))]
+    elif kind == "flip":
+        blob = bytearray(good)
+        for index in data.draw(st.lists(st.integers(0, len(good) - 1), min_size=1, max_size=8)):
+            blob[index] ^= 1 << data.draw(st.integers(0, 7))
+        blob = bytes(blob)
+    elif kind == "random":
+        blob = data.draw(st.binary(max_size=4096))
+    else:
+        blob = good[:4] + b"TFL3" + data.draw(st.binary(min_size=0, max_size=64))
+    TRIED["bytes"] += 1
+    try:
+        info = read_model(blob)
+        scores = litert.run(blob, np.zeros((2, *info.inputs[0].shape[1:]), np.uint8), batch_size=None).outputs
+        assert scores.shape[0] == 2
+    except (ValueError, QuantizationError):
+        pass
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(shape=st.lists(st.integers(0, 30), min_size=1, max_size=5),
+       dtype=st.sampled_from([np.uint8, np.int8, np.float32, np.float64, np.int64]),
+       nan=st.booleans(), labels_shift=st.integers(-2, 12))
+def test_fuzzed_images_and_labels_into_evaluate(float_tflite, shape, dtype, nan, labels_shift):
+    images = np.ones(shape, dtype=dtype)
+    if nan and np.issubdtype(dtype, np.floating) and images.size:
+        images.reshape(-1)[0] = np.nan
+    labels = np.full(shape[0] if shape else 0, labels_shift)
+    TRIED["evaluate"] += 1
+    try:
+        result = evaluate(float_tflite, images, labels)
+    except ValueError as err:
+        assert "allowed" in str(err) or "entries for" in str(err), err
+    else:  # only a well-formed batch gets through
+        assert images.dtype == np.uint8 and images.shape[1:] in ((28, 28, 1), (28, 28)) and 0 <= labels_shift <= 9
+        assert 0.0 <= result.accuracy <= 1.0
+
+
+def test_report_how_many_fuzz_cases_ran():
+    print(f"fuzz cases tried: {TRIED}")
