@@ -112,3 +112,18 @@ def test_fuzzed_images_and_labels_into_evaluate(float_tflite, shape, dtype, nan,
 
 def test_report_how_many_fuzz_cases_ran():
     print(f"fuzz cases tried: {TRIED}")
+
+
+def test_stats_ignored_names_qat_only_when_the_source_shows_it(qat_uint8_learned, tmp_path):
+    import warnings
+
+    from workbench import export_saved_model
+
+    folder = export_saved_model(qat_uint8_learned, tmp_path / "learned")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from_keras = convert(qat_uint8_learned, "legacy-uint8", mean=127.5, std=127.5)
+        from_folder = convert(folder, "legacy-uint8", mean=127.5, std=127.5)
+    assert from_keras.stats_ignored and from_folder.stats_ignored
+    assert "learned its input range in QAT" in from_keras.warnings[0]
+    assert "QAT" not in from_folder.warnings[0] and "fixes its own input range" in from_folder.warnings[0]

@@ -71,9 +71,11 @@ class Outcome:
     float_activations: int = 0
     activations: int = 0
     kept_float: bool = False
+    source_has_fake_quant: bool | None = None  # None: not known (a SavedModel folder or a frozen graph)
 
     @classmethod
-    def of(cls, spec: RecipeSpec, recipe: Recipe, info: ModelInfo, requested: InputStats | None) -> "Outcome":
+    def of(cls, spec: RecipeSpec, recipe: Recipe, info: ModelInfo, requested: InputStats | None,
+           source_has_fake_quant: bool | None = None) -> "Outcome":
         acts = info.dtype_counts(activations_only=True)
         came_out_float = False
         ops_left: tuple[str, ...] = ()
@@ -91,7 +93,7 @@ class Outcome:
                         or abs(effective.std - requested.std) > 1e-3 * requested.std))
         per_channel = tuple(t.name for t in info.tensors if t.per_channel and t.dtype == "uint8")
         return cls(spec.name, came_out_float, ops_left, ignored, requested, effective, per_channel,
-                   acts.get("float32", 0), sum(acts.values()), bool(recipe.keep_float))
+                   acts.get("float32", 0), sum(acts.values()), bool(recipe.keep_float), source_has_fake_quant)
 
     def sentences(self) -> tuple[str, ...]:
         """The outcome in words: one sentence per thing that did not go as asked."""
@@ -114,8 +116,9 @@ class Outcome:
             r, e = self.requested_stats, self.effective_stats
             notes.append(
                 f"mean/std ignored: asked for mean={r.mean:g}, std={r.std:g} but the model reads its input with "
-                f"mean={e.mean:g}, std={e.std:g} (scale={1 / e.std:.6g}, zero_point={round(e.mean)}) because it "
-                "learned its input range in QAT.")
+                f"mean={e.mean:g}, std={e.std:g} (scale={1 / e.std:.6g}, zero_point={round(e.mean)}) because "
+                + ("it learned its input range in QAT." if self.source_has_fake_quant else
+                   "the model fixes its own input range (a fake-quant range recorded on its input)."))
         if self.per_channel_on_uint8:
             notes.append(f"per-channel weights in a uint8 model ({', '.join(self.per_channel_on_uint8[:3])}): "
                          + diagnose.entry("per-channel-on-uint8").fix)
@@ -250,7 +253,8 @@ def convert(model: Any, recipe: Recipe | str = "float32", *, spec: InputSpec = I
         tflite = rspec.adapter(job)
     seconds = time.perf_counter() - start
     info = litert.read_model(tflite)
-    outcome = Outcome.of(rspec, recipe, info, requested)
+    outcome = Outcome.of(rspec, recipe, info, requested,
+                         _has_fake_quant(model) if hasattr(model, "layers") else None)
     _check_runs(tflite, info)
     converted = ConvertedModel(recipe, tflite, info, seconds, outcome)
     for note in converted.warnings:
