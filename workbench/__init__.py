@@ -15,7 +15,8 @@ from __future__ import annotations
 import importlib
 
 # Data and the input-stats arithmetic
-from .core.data import InputSpec, Mnist, load_mnist
+from .core.data import Dataset, InputSpec, Mnist, load_digits, load_mnist, load_npz
+from .core.sources import load_source
 from .core.stats import InputStats, stats_for_range
 
 # Conversion records and evaluation (no TensorFlow import needed)
@@ -58,7 +59,7 @@ def __getattr__(name: str):
 
 
 __all__ = [
-    "InputSpec", "Mnist", "load_mnist", "InputStats", "stats_for_range",
+    "InputSpec", "Mnist", "Dataset", "load_mnist", "load_npz", "load_digits", "load_source", "InputStats", "stats_for_range",
     "RECIPES", "Recipe", "RecipeSpec", "register_recipe", "Outcome", "ConvertedModel", "QuantizationWarning",
     "convert", "export_saved_model",
     "EvalResult", "evaluate", "evaluate_keras", "predict", "ModelInfo", "read_model",

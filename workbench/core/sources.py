@@ -91,14 +91,47 @@ def load_source(path: str | os.PathLike, *, signature: str = "serving_default",
 
 
 def keras_file(path: Path):
-    """A ``.keras`` / ``.h5`` model loaded with tf_keras (no compile state needed)."""
+    """A ``.keras`` / ``.h5`` model loaded with tf_keras (no compile state needed).
+
+    A QAT model's tfmot layers load inside tfmot's ``quantize_scope``; tfmot 0.8.1 reads
+    them back from ``.h5`` (and SavedModel) files, not from the ``.keras`` format.
+    """
     from .keras_compat import keras
 
     try:
         return keras.models.load_model(str(path), compile=False)
     except Exception as err:  # noqa: BLE001 - h5py/zip/deserialization errors all mean "not a readable model"
-        raise ValueError(f"model={str(path)!r} could not be loaded as a Keras model ({type(err).__name__}: "
-                         f"{str(err)[:200]}); allowed: a file written by model.save()") from None
+        error = err
+    if _has_tfmot_layers(path):
+        import tensorflow_model_optimization as tfmot
+
+        try:
+            with tfmot.quantization.keras.quantize_scope():
+                return keras.models.load_model(str(path), compile=False)
+        except Exception as err:  # noqa: BLE001 - as above
+            if path.suffix.lower() == ".keras":
+                raise ValueError(f"model={str(path)!r} is a QAT model in the .keras format, which tfmot cannot "
+                                 f"load back ({type(err).__name__}: {str(err)[:120]}); allowed: the QAT model "
+                                 "saved with model.save('model.h5') or as a SavedModel folder") from None
+            error = err
+    raise ValueError(f"model={str(path)!r} could not be loaded as a Keras model ({type(error).__name__}: "
+                     f"{str(error)[:200]}); allowed: a file written by model.save()") from None
+
+
+def _has_tfmot_layers(path: Path) -> bool:
+    """Whether a Keras file's configuration names tfmot's QAT layers (``.keras``: its config.json; ``.h5``: raw)."""
+    names = (b"QuantizeWrapper", b"QuantizeLayer")
+    import zipfile
+
+    try:
+        if path.suffix.lower() == ".keras":
+            with zipfile.ZipFile(path) as archive:
+                data = archive.read("config.json")
+        else:
+            data = path.read_bytes()
+    except (OSError, KeyError, zipfile.BadZipFile):  # not a readable file: the caller's first error stands
+        return False
+    return any(name in data for name in names)
 
 
 def saved_model(path: Path, signature: str = "serving_default") -> SavedModel:
@@ -152,6 +185,16 @@ def frozen_graph(path: Path, input_arrays: Any, output_arrays: Any, input_shapes
                 raise ValueError(f"{flag}: {name!r} is not a node of {path.name}; allowed: "
                                  f"{', '.join(map(repr, candidates)) or 'a node name of the graph'}")
     shapes = _shapes(input_shapes, len(inputs))
+    for name, shape in zip(inputs, shapes or ()):
+        graph_dims = nodes[name].attr["shape"].shape
+        fixed = [int(d.size) for d in graph_dims.dim]
+        if graph_dims.unknown_rank or not fixed:
+            continue
+        if len(fixed) != len(shape) or any(f >= 0 and f != s for f, s in zip(fixed[1:], shape[1:])):
+            wanted = ",".join("?" if f < 0 else str(f) for f in fixed)
+            raise ValueError(f"input_shapes={','.join(map(str, shape))} does not match input {name!r} of "
+                             f"{path.name}, which is {wanted}; allowed: that shape (any batch size "
+                             f"first), e.g. '{','.join('1' if f < 0 else str(f) for f in [1, *fixed[1:]])}'")
     if shapes is None:
         found = []
         for name in inputs:
