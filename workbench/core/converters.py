@@ -106,7 +106,10 @@ def tf2(job: Job) -> bytes:
         converter.inference_output_type = io
     if job.recipe.keep_float:
         return _selective(converter, dataset, job.recipe.keep_float)
-    return converter.convert()
+    result = converter.convert()
+    if not options and not job.recipe.spec.calibrated and job.recipe.io_type == "float32":
+        _floats.put(job.model, result)  # the plain float model: what the AEQ recipes start from
+    return result
 
 
 def _selective(converter: Any, dataset: Any, keep_float: tuple[str, ...]) -> bytes:
@@ -234,10 +237,61 @@ _exports = _ExportCache()
 # --- ai-edge-quantizer -----------------------------------------------------------------------------
 
 def _float_tflite(job: Job) -> bytes:
-    """The model through the plain TF2 converter: what AEQ quantizes."""
+    """The model through the plain TF2 converter: what AEQ quantizes (reused while the model is unchanged)."""
     from .recipes import Recipe
 
-    return tf2(Job(job.model, Recipe("float32"), job.input))
+    return _floats.get(job.model, lambda: tf2(Job(job.model, Recipe("float32"), job.input)))
+
+
+class _FloatCache:
+    """The plain float ``.tflite`` of recent models, for the AEQ recipes that start from it.
+
+    A report or a notebook runs both AEQ recipes on one model; each would convert it
+    to float again (seconds for a Keras model). The key is the model's identity and a
+    digest of its weights (a Keras model), or the file's path, size and time (a SavedModel
+    folder, a frozen graph), so a retrained or rewritten model converts afresh. The float
+    conversion does not depend on the input range, so that is not part of the key.
+    """
+
+    def __init__(self, size: int = 4) -> None:
+        self._size = size
+        self._entries: dict[tuple, bytes] = {}
+
+    @staticmethod
+    def key(model: Any) -> tuple | None:
+        if isinstance(model, FrozenGraph):
+            stat = Path(model.path).stat()
+            return ("graph", model, stat.st_size, stat.st_mtime_ns)
+        if is_path(model):
+            pb = Path(model) / "saved_model.pb"
+            if not pb.is_file():
+                return None
+            stat = pb.stat()
+            return ("saved", str(Path(model).resolve()), _signature(model), stat.st_size, stat.st_mtime_ns)
+        if hasattr(model, "layers"):
+            return ("keras", id(model), artifacts.weights_digest(model))
+        return None
+
+    def get(self, model: Any, make: Any) -> bytes:
+        """The cached float bytes of ``model``, else ``make()`` (kept for next time)."""
+        key = self.key(model)
+        data = None if key is None else self._entries.pop(key, None)
+        if data is None:
+            data = make()
+        self.put(model, data, key)
+        return data
+
+    def put(self, model: Any, data: bytes, key: tuple | None = None) -> None:
+        key = key or self.key(model)
+        if key is None:
+            return
+        self._entries.pop(key, None)
+        self._entries[key] = data  # most recently used last
+        while len(self._entries) > self._size:
+            self._entries.pop(next(iter(self._entries)))
+
+
+_floats = _FloatCache()
 
 
 def aeq_int4_weights(job: Job) -> bytes:
