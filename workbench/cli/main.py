@@ -1,4 +1,11 @@
-"""The command line: ``python -m workbench demo | info MODEL.tflite | explain MESSAGE``."""
+"""The command line: ``python -m workbench demo | convert | info | explain``.
+
+This module owns the parser and the dispatch: ``demo`` (``demo``), ``convert``
+with the ``tflite_convert`` flags (``toco``), ``info`` and ``explain``. Every argument error is one
+line, ``error: ...``, naming the flag, the value and what is allowed, with exit
+code 2 and no traceback; a model the converter or LiteRT refuses is explained
+(cause and fix) with exit code 1.
+"""
 
 from __future__ import annotations
 
@@ -9,10 +16,16 @@ import time
 from ..core import recipes as registry
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with its errors as one line, ``error: ...`` (no usage block), exit code 2."""
+
+    def error(self, message: str):  # noqa: D102 - argparse's hook
+        self.exit(2, f"error: {self.prog}: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command line; recipe choices come from the registry at the time of the call."""
-    parser = argparse.ArgumentParser(prog="python -m workbench",
-                                     description="Quantization Workbench: TFLite quantization, measured.")
+    parser = _Parser(prog="python -m workbench", description="Quantization Workbench: TFLite quantization, measured.")
     sub = parser.add_subparsers(dest="command", required=True)
     demo = sub.add_parser("demo", help="train float + QAT LeNet, convert every recipe, evaluate, report")
     demo.add_argument("--out", default="out", help="output folder for results.csv, the PNG and .tflite files")
@@ -26,6 +39,15 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--no-progress", action="store_true", help="no progress bars")
     demo.add_argument("--recipes", nargs="+", metavar="RECIPE", choices=registry.names(), default=None,
                       help="only these recipes (default: all): " + ", ".join(registry.names()))
+    from . import toco
+
+    convert = sub.add_parser("convert", allow_abbrev=False,
+                             help="convert with the tflite_convert/toco flags (mapped to a recipe)",
+                             description="Convert a model with the tflite_convert / toco flags. Each combination "
+                                         "maps to a recipe of the registry; the command says what happened and "
+                                         "prints the equivalent Python call. Flags that no longer exist are "
+                                         "named with what replaced them.")
+    toco.add_arguments(convert)
     info = sub.add_parser("info", help="dtypes, quantization and ops of a .tflite file")
     info.add_argument("model")
     explain = sub.add_parser("explain", help="explain a converter or interpreter error message")
@@ -34,12 +56,26 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    try:
+        args, unknown = parser.parse_known_args(argv)
+    except SystemExit as stop:
+        return int(stop.code or 0)
+    if unknown and args.command != "convert":
+        print(f"error: python -m workbench {args.command}: unrecognized arguments: {' '.join(unknown)} "
+              f"(see python -m workbench {args.command} --help)", file=sys.stderr)
+        return 2
     if args.command == "demo" and args.recipes is not None:
         args.recipes = tuple(args.recipes)
+    from ..core.diagnose import QuantizationError
+
     try:
         if args.command == "demo":
             return _demo(args)
+        if args.command == "convert":
+            from .toco import run
+
+            return run(args, unknown)
         if args.command == "info":
             return _info(args.model)
         from ..core.diagnose import explain as explain_message
@@ -47,8 +83,11 @@ def main(argv: list[str] | None = None) -> int:
         print(explain_message(" ".join(args.message)))
         return 0
     except ValueError as err:
-        print(f"error: {err}", file=sys.stderr)
+        print("error: " + " ".join(str(err).split()), file=sys.stderr)
         return 2
+    except QuantizationError as err:
+        print(f"error: the converter or LiteRT refused the model:\n{err}", file=sys.stderr)
+        return 1
 
 
 def _demo(args) -> int:
