@@ -1,7 +1,8 @@
-"""The command line: ``python -m workbench demo | convert | info | explain``.
+"""The command line: ``python -m workbench demo | convert | evaluate | info | explain``.
 
 This module owns the parser and the dispatch: ``demo`` (``demo``), ``convert``
-with the ``tflite_convert`` flags (``toco``), ``info`` and ``explain``. Every argument error is one
+with the ``tflite_convert`` flags (``toco``), ``evaluate`` (``evaluation``),
+``info`` and ``explain``. Every argument error is one
 line, ``error: ...``, naming the flag, the value and what is allowed, with exit
 code 2 and no traceback; a model the converter or LiteRT refuses is explained
 (cause and fix) with exit code 1.
@@ -39,7 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--no-progress", action="store_true", help="no progress bars")
     demo.add_argument("--recipes", nargs="+", metavar="RECIPE", choices=registry.names(), default=None,
                       help="only these recipes (default: all): " + ", ".join(registry.names()))
-    from . import toco
+    from . import evaluation, toco
 
     convert = sub.add_parser("convert", allow_abbrev=False,
                              help="convert with the tflite_convert/toco flags (mapped to a recipe)",
@@ -48,6 +49,11 @@ def build_parser() -> argparse.ArgumentParser:
                                          "prints the equivalent Python call. Flags that no longer exist are "
                                          "named with what replaced them.")
     toco.add_arguments(convert)
+    evaluate = sub.add_parser("evaluate", help="accuracy, per-class accuracy, size and speed on an .npz",
+                              description="Accuracy of a model on every image of an .npz. A float input is fed "
+                                          "pixels mapped from [0, 255] to --input-range, a uint8 input the raw "
+                                          "bytes, an int8 input its own scale and zero point.")
+    evaluation.add_arguments(evaluate)
     info = sub.add_parser("info", help="dtypes, quantization and ops of a .tflite file")
     info.add_argument("model")
     explain = sub.add_parser("explain", help="explain a converter or interpreter error message")
@@ -76,6 +82,10 @@ def main(argv: list[str] | None = None) -> int:
             from .toco import run
 
             return run(args, unknown)
+        if args.command == "evaluate":
+            from .evaluation import run
+
+            return run(args)
         if args.command == "info":
             return _info(args.model)
         from ..core.diagnose import explain as explain_message
