@@ -1,8 +1,8 @@
-"""The command line: ``python -m workbench demo | convert | evaluate | info | explain``.
+"""The command line: ``python -m workbench demo | convert | evaluate | report | info | explain``.
 
 This module owns the parser and the dispatch: ``demo`` (``demo``), ``convert``
 with the ``tflite_convert`` flags (``toco``), ``evaluate`` (``evaluation``),
-``info`` and ``explain``. Every argument error is one
+``report`` (``report``), ``info`` and ``explain``. Every argument error is one
 line, ``error: ...``, naming the flag, the value and what is allowed, with exit
 code 2 and no traceback; a model the converter or LiteRT refuses is explained
 (cause and fix) with exit code 1.
@@ -40,7 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--no-progress", action="store_true", help="no progress bars")
     demo.add_argument("--recipes", nargs="+", metavar="RECIPE", choices=registry.names(), default=None,
                       help="only these recipes (default: all): " + ", ".join(registry.names()))
-    from . import evaluation, toco
+    from . import evaluation, report, toco
 
     convert = sub.add_parser("convert", allow_abbrev=False,
                              help="convert with the tflite_convert/toco flags (mapped to a recipe)",
@@ -54,6 +54,10 @@ def build_parser() -> argparse.ArgumentParser:
                                           "pixels mapped from [0, 255] to --input-range, a uint8 input the raw "
                                           "bytes, an int8 input its own scale and zero point.")
     evaluation.add_arguments(evaluate)
+    compare = sub.add_parser("report", help="every recipe on your model and data: table, CSV and PNG",
+                             description="Convert a model with every registered recipe and evaluate each on "
+                                         "an .npz: the one-command quick comparison.")
+    report.add_arguments(compare)
     info = sub.add_parser("info", help="dtypes, quantization and ops of a .tflite file")
     info.add_argument("model")
     explain = sub.add_parser("explain", help="explain a converter or interpreter error message")
@@ -84,6 +88,10 @@ def main(argv: list[str] | None = None) -> int:
             return run(args, unknown)
         if args.command == "evaluate":
             from .evaluation import run
+
+            return run(args)
+        if args.command == "report":
+            from .report import run
 
             return run(args)
         if args.command == "info":

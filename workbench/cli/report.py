@@ -1,0 +1,233 @@
+"""``python -m workbench report SOURCE --data FILE.npz``: every registered recipe on a user's model, one table.
+
+This module owns the one-command quick comparison. It converts the model with
+every recipe of the registry (the parameters come from each spec: its demo
+row for a float or a QAT model, calibration from ``--calibration`` or the
+data's first images, the uint8 input stats from ``--input-range``),
+evaluates every result on all images of ``--data``, and prints and writes the
+table (accuracy, size, images/s, the outcome in words) as ``report.csv`` and
+``report.png`` with each ``.tflite`` in ``models/``. A recipe that needs a QAT
+model is skipped on a float model, with a note; a recipe the converter or
+LiteRT refuses is a row that says why.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from ..core import recipes as registry
+from ..core.data import InputSpec
+from . import evaluation, inputs
+
+DEFAULT_RANGES = (0.0, 6.0)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("model", metavar="SOURCE", help="a .keras/.h5 file, a SavedModel folder or a frozen .pb")
+    parser.add_argument("--data", required=True, metavar="FILE.npz",
+                        help="uint8 images and integer labels to evaluate on (all of them)")
+    parser.add_argument("--calibration", default=None, metavar="FILE.npz",
+                        help="calibration images (array images or x_train; default: the first images of --data)")
+    parser.add_argument("--calibration-size", "--calibration_size", dest="calibration_size", type=int, default=500,
+                        metavar="N", help="calibration images per calibrated recipe (default 500)")
+    parser.add_argument("--default-ranges", "--default_ranges", dest="default_ranges", nargs=2, type=float,
+                        default=None, metavar=("MIN", "MAX"),
+                        help=f"legacy-uint8 on a float model: the range for activations without one "
+                             f"(default {DEFAULT_RANGES[0]:g} {DEFAULT_RANGES[1]:g})")
+    parser.add_argument("--recipes", nargs="+", metavar="RECIPE", choices=registry.names(), default=None,
+                        help="only these recipes (default: all): " + ", ".join(registry.names()))
+    parser.add_argument("--out", default=None, metavar="DIR",
+                        help="folder for report.csv, report.png and models/ (default out/report-SOURCE)")
+    evaluation.add_data_arguments(parser)
+
+
+@dataclass(frozen=True)
+class Choice:
+    """What the report runs for one recipe: the parameters, or why it is skipped, and what it used in words."""
+
+    name: str
+    params: dict[str, Any] | None  # None: skipped
+    note: str
+
+
+def choose(spec: registry.RecipeSpec, qat: bool, stats: Any, calibration_size: int,
+           default_ranges: tuple[float, float], calibration_from: str) -> Choice:
+    """The parameters of ``spec`` for a float or QAT model: its demo row for that kind of model, else its defaults."""
+    if spec.needs_qat and not qat:
+        return Choice(spec.name, None, "skipped: needs a model trained with quantization-aware training (the "
+                                        "source has no fake-quant layers)")
+    rows = [dict(v) for s, v in spec.demo if (s.startswith("qat") if qat else s == "float")]
+    rows = rows or [dict(v) for s, v in spec.demo if s == "float"]
+    params = rows[0] if rows else {}
+    notes = []
+    if spec.calibrated:
+        params["calibration_size"] = calibration_size
+        notes.append(f"calibrated on {calibration_from}")
+    if spec.takes("mean"):
+        params.update(mean=float(stats.mean) + 0.0, std=float(stats.std))  # + 0.0: no "-0" for a range from 0
+        notes.append(f"mean/std ({params['mean']:g}, {params['std']:g}) from the input range")
+    if spec.takes("default_ranges") and not qat:
+        params["default_ranges"] = tuple(default_ranges)
+        notes.append(f"float model: default_ranges ({default_ranges[0]:g}, {default_ranges[1]:g}) for every "
+                     "activation without a learned range")
+    if params.get("io_type", "float32") != "float32":
+        notes.append(f"{params['io_type']} input and output")
+    return Choice(spec.name, params, "; ".join(notes))
+
+
+def run(args: argparse.Namespace, out: Callable[[str], None] = print) -> int:
+    """Check everything, then convert and evaluate every recipe; print the table and write CSV, PNG, models."""
+    start = time.perf_counter()
+    spec = inputs.input_spec("--input-range", args.input_range) if args.input_range is not None else InputSpec()
+    from ..core import checks
+
+    checks.number("--calibration-size", args.calibration_size, low=1, integer=True)
+    ranges = DEFAULT_RANGES
+    if args.default_ranges is not None:
+        try:
+            ranges = checks.range_pair("ranges", args.default_ranges)
+        except ValueError as err:
+            raise ValueError(f"--default-ranges {' '.join(f'{v:g}' for v in args.default_ranges)}: {err}") from None
+    if Path(args.model).suffix.lower() == ".tflite":
+        raise ValueError(f"SOURCE={args.model!r} is a .tflite, already converted; allowed: a .keras/.h5 file, a "
+                         "SavedModel folder or a frozen .pb (to measure a .tflite: python -m workbench evaluate)")
+    data = inputs.labelled("--data", args.data, args.images, args.labels)
+    if args.calibration is not None:
+        calibration, key = inputs.calibration_images("--calibration", args.calibration, args.images)
+        calibration_from = f"{len(calibration[:args.calibration_size])} images of {Path(args.calibration).name}"
+    else:
+        calibration = data.images
+        calibration_from = (f"the first {min(args.calibration_size, len(data.images))} images of "
+                            f"{Path(args.data).name} (also evaluated: pass --calibration for a separate set)")
+    out_dir = Path(args.out) if args.out else Path("out") / f"report-{Path(args.model).stem or 'model'}"
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ValueError(f"--out={str(out_dir)!r} is a file; allowed: a folder (created if missing)")
+
+    model = evaluation.load(args, "SOURCE")
+    shape, classes = inputs.model_shape(model)
+    inputs.check_images_fit(f"--data={args.data!r}", data.images, shape)
+    inputs.check_labels_fit("--data", data, classes)
+    if args.calibration is not None:
+        inputs.check_images_fit(f"--calibration={args.calibration!r}", calibration, shape)
+    qat = inputs.is_qat(model)
+    names = args.recipes or registry.names()
+    choices = [choose(registry.get(n), qat, spec.stats, args.calibration_size, ranges, calibration_from)
+               for n in names]
+    out(f"report: {args.model} ({'QAT' if qat else 'float'} model) on {data.describe()}; "
+        f"input range [{spec.lo:g}, {spec.hi:g}]; {len(choices)} recipes")
+    rows = compare(model, choices, data, calibration, spec, progress=out)
+    paths = write(rows, out_dir, title=f"{Path(args.model).name} on {Path(args.data).name}")
+    frame = table(rows)
+    out("")
+    out(format_table(frame))
+    out("")
+    for row in rows:
+        out(f"{row['recipe']}: {row['outcome']}" + (f" ({row['note']})" if row["note"] else ""))
+    out("")
+    png = f", {paths['png']}" if paths["png"] else " (no PNG: no recipe converted)"
+    out(f"wrote {paths['csv']}{png} and {paths['count']} models in {paths['models']}")
+    out(f"report finished in {time.perf_counter() - start:.1f} s")
+    return 0
+
+
+def compare(model: Any, choices: list[Choice], data: inputs.Labelled, calibration: np.ndarray, spec: InputSpec,
+            progress: Callable[[str], None] | None = None) -> list[dict[str, Any]]:
+    """Convert and evaluate every chosen recipe; one row each (skipped and refused recipes included)."""
+    from ..core.convert import QuantizationWarning, convert
+    from ..core.evaluate import evaluate
+
+    rows, reference, base = [], None, None
+    for choice in choices:
+        row = {"recipe": choice.name, "status": "skipped", "accuracy": None, "accuracy_pct": None,
+               "delta_vs_float_pts": None, "size_kb": None, "images_per_s": None, "agreement": None,
+               "input": "", "activations": "", "convert_s": None, "outcome": choice.note, "note": "",
+               "converted": None}
+        if choice.params is None:
+            rows.append(row)
+            continue
+        row["note"] = choice.note
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", QuantizationWarning)  # on the record: the outcome column
+                converted = convert(model, choice.name, spec=spec, representative=calibration, **choice.params)
+            result = evaluate(converted, data.images, data.labels, spec, reference=reference)
+        except (RuntimeError, ValueError) as err:  # QuantizationError is a RuntimeError: explained, one row
+            row.update(status="failed", outcome="failed: " + failure(err))
+            rows.append(row)
+            if progress:
+                progress(f"  {choice.name}: failed")
+            continue
+        if reference is None and choice.name == "float32":
+            reference, base = result, result.accuracy
+        from .toco import as_asked
+
+        row.update(
+            recipe=converted.recipe.label(), status="ok", accuracy=round(result.accuracy, 6),
+            accuracy_pct=round(100 * result.accuracy, 2),
+            delta_vs_float_pts=None if base is None else round(100 * (result.accuracy - base), 2),
+            size_kb=round(converted.size_kb, 1), images_per_s=round(result.images_per_second),
+            agreement=None if result.agreement is None else round(result.agreement, 4),
+            input=converted.input.dtype, activations="/".join(sorted(converted.activation_dtypes)),
+            convert_s=round(converted.seconds, 2),
+            outcome=" ".join(converted.warnings) or as_asked(converted), converted=converted)
+        rows.append(row)
+        if progress:
+            progress(f"  {converted.recipe.label()}: {100 * result.accuracy:.2f} % in {converted.seconds:.1f} s")
+    return rows
+
+
+def failure(err: BaseException) -> str:
+    """A refused conversion in one line: the diagnosis's title and fix, else the start of the original message."""
+    diagnosis = getattr(err, "diagnosis", None)
+    if diagnosis is not None and diagnosis.entry is not None:
+        return f"{diagnosis.entry.title} Fix: {diagnosis.entry.fix}"
+    text = diagnosis.original if diagnosis is not None else str(err)
+    text = " ".join(text.split())
+    return text if len(text) <= 300 else text[:297] + "..."
+
+
+def table(rows: list[dict[str, Any]]):
+    """The rows as a DataFrame (the CSV's columns)."""
+    import pandas as pd
+
+    return pd.DataFrame([{k: v for k, v in row.items() if k != "converted"} for row in rows])
+
+
+def format_table(frame) -> str:
+    """The console table: recipe, accuracy, delta vs float, size, images/s, input, status."""
+    cols = ["recipe", "accuracy", "delta_vs_float_pts", "size_kb", "images_per_s", "input", "status"]
+    shown = frame[cols].rename(columns={"delta_vs_float_pts": "Δ vs float (pts)", "size_kb": "size KB",
+                                        "images_per_s": "images/s"})
+    return shown.to_string(index=False, na_rep="-")
+
+
+def write(rows: list[dict[str, Any]], out: str | Path, title: str = "") -> dict[str, Any]:
+    """``report.csv`` (every row), ``report.png`` (the evaluated rows) and ``models/*.tflite``, written atomically."""
+    from ..core import artifacts
+    from .demo_figure import accuracy_size_figure
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    frame = table(rows)
+    csv = artifacts.write_text_atomic(out / "report.csv", frame.to_csv(index=False))
+    done = frame[frame["status"] == "ok"].assign(model="float")
+    png = out / "report.png" if len(done) else None
+    if png is not None:
+        fig = accuracy_size_figure(done.reset_index(drop=True))
+        if title:
+            fig.suptitle(title)
+        with artifacts.atomic_path(png, suffix=".png") as tmp:
+            fig.savefig(tmp, dpi=120, bbox_inches="tight", format="png")
+    count = 0
+    for row in rows:
+        if row["converted"] is not None:
+            row["converted"].save(out / "models" / f"{row['converted'].recipe.name}.tflite")
+            count += 1
+    return {"csv": csv, "png": png, "models": out / "models", "count": count}
