@@ -89,7 +89,7 @@ def test_blockwise_quantizes_the_fully_connected_weights_the_block_divides(tmp_p
     x = keras.layers.Dense(64, activation="relu", name="fc_a")(x)  # weight (64, 144)
     x = keras.layers.Dense(32, activation="relu", name="fc_b")(x)  # weight (32, 64)
     out = keras.layers.Dense(10, name="fc_c")(x)  # weight (10, 32)
-    model = tf.lite.TFLiteConverter.from_keras_model(keras.Model(inp, out)).convert()
+    model = tf.lite.TFLiteConverter.from_keras_model(keras.Model(inp, out, name="model")).convert()
 
     r32 = quantize_int4_weights(model, "blockwise", 32)
     assert r32.recipe_name == "dynamic_wi4b32_afp32"
