@@ -164,14 +164,15 @@ CATALOG: tuple[Entry, ...] = (
     ),
     Entry(
         key="low-bit-qat",
-        title="A QAT model with fewer than 8 bits does not convert.",
+        title="The converter's integer passes met an op whose input and output types disagree.",
         patterns=(r"op failed to verify that input and output must have same element type",
                   r"num_bits.*(must be|not supported)"),
-        cause=("Fake-quant at 4 (or 2..7) bits is simulated in training only. TFLite's integer kernels are "
-               "8-bit (int8/uint8, int16 activations); the converter's int8 passes do not accept the n-bit "
-               "fake-quant ranges and stop at the first op whose input and output types disagree."),
-        fix=("Train with bits=8 for deployment. Lower bits can only be studied in simulation (the Keras "
-             "model's accuracy)."),
+        cause=("Two common ways in: (1) a QAT model with fewer than 8 bits: fake-quant at 2..7 bits is simulated "
+               "in training only, TFLite's integer kernels are 8-bit, and the int8 passes do not accept the n-bit "
+               "ranges; (2) the int16x8 recipe on a QAT model (its fake-quant ranges are int8) or on ops without "
+               "int16 kernels. The converter stops at the first op whose input and output types differ."),
+        fix=("For (1) train with bits=8 for deployment (lower bits can only be studied in simulation, the Keras "
+             "model's accuracy); for (2) convert the QAT model with qat-int8, or run int16x8 on the float model."),
         examples=("'tfl.softmax' op failed to verify that input and output must have same element type",),
     ),
     Entry(
