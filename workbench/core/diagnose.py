@@ -141,6 +141,29 @@ CATALOG: tuple[Entry, ...] = (
                   "prepare."),
     ),
     Entry(
+        key="input-shape-mismatch",
+        title="The input shape given does not match the graph's input.",
+        patterns=(r"The shape of tensor '[^']*' cannot be changed from",),
+        cause=("A frozen graph's input placeholder has a fixed shape (its height, width, channels and often a "
+               "batch of 1). --input_shapes (input_shapes=) may fill in unknown dimensions but cannot change "
+               "known ones."),
+        fix=("Give the shape the graph was built for, e.g. the placeholder's own (load_source without "
+             "input_shapes reads it), or re-export the model for the new shape."),
+        examples=("ValueError: The shape of tensor 'image' cannot be changed from (1, 8, 8, 1) to [1, 28, 28, 1]. "
+                  "Dimension 1 in both shapes must be equal, but are 8 and 28.",),
+    ),
+    Entry(
+        key="unknown-array",
+        title="An input or output array name is not in the graph.",
+        patterns=(r"Invalid tensors '[^']*' were found",),
+        cause=("--input_arrays / --output_arrays (input_arrays=, output_arrays=) name tensors of the frozen "
+               "GraphDef; a name that no node has (a typo, a ':0' suffix, a scope prefix) matches nothing."),
+        fix=("Use the node names of the graph: the input is usually a Placeholder, the output the last "
+             "Identity or Softmax; load_source(path, input_arrays=..., output_arrays=...) checks them and "
+             "lists the candidates, and Netron (wb.viewer.show) shows every node's name."),
+        examples=("ValueError: Invalid tensors 'foo' were found.",),
+    ),
+    Entry(
         key="lstm-dynamic-batch",
         title="The LSTM cannot be converted with a dynamic batch size.",
         patterns=(r"TensorListReserve.*element_shape to be static", r"failed to legalize operation 'tf\.TensorList"),
