@@ -107,7 +107,8 @@ def tf2(job: Job) -> bytes:
     if job.recipe.keep_float:
         return _selective(converter, dataset, job.recipe.keep_float)
     result = converter.convert()
-    if not options and not job.recipe.spec.calibrated and job.recipe.io_type == "float32":
+    if not options and not job.recipe.spec.calibrated and job.recipe.io_type == "float32" and \
+            not isinstance(job.model, FrozenGraph):  # a frozen graph's v1 conversion has no signature for AEQ
         _floats.put(job.model, result)  # the plain float model: what the AEQ recipes start from
     return result
 
@@ -237,9 +238,15 @@ _exports = _ExportCache()
 # --- ai-edge-quantizer -----------------------------------------------------------------------------
 
 def _float_tflite(job: Job) -> bytes:
-    """The model through the plain TF2 converter: what AEQ quantizes (reused while the model is unchanged)."""
+    """The model through the plain TF2 converter: what AEQ quantizes (reused while the model is unchanged).
+
+    AEQ runs a model through its signature; the v1 converter writes none for a frozen
+    GraphDef, so a frozen graph is first wrapped in a function with one.
+    """
     from .recipes import Recipe
 
+    if isinstance(job.model, FrozenGraph):
+        return _floats.get(job.model, lambda: _frozen_graph_with_signature(job.model))
     return _floats.get(job.model, lambda: tf2(Job(job.model, Recipe("float32"), job.input)))
 
 
@@ -292,6 +299,29 @@ class _FloatCache:
 
 
 _floats = _FloatCache()
+
+
+def _frozen_graph_with_signature(graph: FrozenGraph) -> bytes:
+    """The float ``.tflite`` of a frozen GraphDef (its first input array) with a ``serving_default`` signature."""
+    from .keras_compat import tf
+
+    graph_def = tf.compat.v1.GraphDef.FromString(Path(graph.path).read_bytes())
+    wrapped = tf.compat.v1.wrap_function(lambda: tf.compat.v1.import_graph_def(graph_def, name=""), [])
+    placeholder = wrapped.graph.get_tensor_by_name(f"{graph.input_arrays[0]}:0")
+    pruned = wrapped.prune(feeds=[placeholder],
+                           fetches=[wrapped.graph.get_tensor_by_name(f"{n}:0") for n in graph.output_arrays])
+    shape = graph.input_shapes[0] if graph.input_shapes else placeholder.shape
+    module = tf.Module()
+    module.graph = wrapped
+
+    def serve(x):
+        outputs = pruned(x)
+        return {f"output_{i}": y for i, y in enumerate(outputs if isinstance(outputs, (list, tuple)) else [outputs])}
+
+    module.serve = tf.function(serve, input_signature=[tf.TensorSpec(shape, placeholder.dtype,
+                                                                     name=graph.input_arrays[0])])
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([module.serve.get_concrete_function()], module)
+    return converter.convert()
 
 
 def aeq_int4_weights(job: Job) -> bytes:
