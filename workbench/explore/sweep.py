@@ -3,13 +3,16 @@
 Two kinds of sweep:
 
 * ``sweep`` — conversion parameters (``mean``, ``std``, ``default_ranges``,
-  ``calibration_size``, ``io_type``): each point converts a SavedModel folder
-  and evaluates it with LiteRT. Points run in parallel through any
+  ``calibration_size``, ``io_type``): each point converts the model (a Keras
+  model exported once to a SavedModel folder, a SavedModel with its signature, a
+  frozen ``.pb`` with its arrays: any image shape and class count) and evaluates
+  it with LiteRT. Points run in parallel through any
   ``concurrent.futures.Executor`` (a process pool by default on a multi-core
   machine; a dask ``Client.get_executor()`` works unchanged).
 * ``sweep_training`` — training parameters (``bits``, ``qat_epochs``): each
-  point trains (or loads from the cache) a QAT model and evaluates its
-  fake-quant simulation; these run one after another in this process.
+  point trains (or loads from the cache) a QAT model (LeNet, the MobileNet-style
+  net, or any model a build function returns) and evaluates its fake-quant
+  simulation; these run one after another in this process.
 
 Every finished point is cached as a small JSON file keyed by the model, the
 recipe and the evaluation set, written atomically, so an interrupted sweep
@@ -26,16 +29,18 @@ import warnings
 from concurrent.futures import Executor, ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 import numpy as np
 
 from ..core import artifacts, checks
-from ..core.convert import Recipe, export_saved_model
-from ..core.data import InputSpec, Mnist
+from ..core.convert import Recipe
+from ..core.data import Dataset, InputSpec
+from ..core.sources import KERAS_SUFFIXES, FrozenGraph, SavedModel
 
 CONVERT_KEYS = ("mean", "std", "default_ranges", "calibration_size", "io_type")
 TRAIN_KEYS = ("bits", "qat_epochs", "scheme", "learned_input_range")
+ARCHITECTURES = ("lenet", "mobilenet")
 Points = Mapping[str, Iterable[Any]] | Iterable[Mapping[str, Any]]
 
 
@@ -75,9 +80,13 @@ def stats_grid(spec: InputSpec = InputSpec(), size: int = 7) -> list[dict[str, f
 
 @dataclass(frozen=True)
 class PointTask:
-    """Everything a worker needs for one conversion point (picklable: paths and arrays only)."""
+    """Everything a worker needs for one conversion point (picklable: paths and arrays only).
 
-    model_dir: str
+    ``model`` is what ``sweep_source`` returns: a SavedModel folder path, a ``SavedModel``
+    (folder and signature) or a ``FrozenGraph`` (file, arrays, shapes).
+    """
+
+    model: Any
     recipe: Recipe
     spec: InputSpec
     images: np.ndarray
@@ -105,7 +114,7 @@ def run_point(task: PointTask) -> dict[str, Any]:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", QuantizationWarning)  # kept as columns
-            converted = convert(task.model_dir, task.recipe, spec=task.spec, representative=task.representative)
+            converted = convert(task.model, task.recipe, spec=task.spec, representative=task.representative)
         result = evaluate(converted, task.images, task.labels, task.spec, reference=task.reference,
                           num_threads=task.num_threads)
     except QuantizationError as err:
@@ -129,14 +138,18 @@ def sweep(model: Any, points: Points, images: np.ndarray, labels: np.ndarray, *,
     """Convert and evaluate ``model`` at every point of a grid.
 
     Args:
-        model: a SavedModel folder (``export_saved_model``) or a Keras model
-            (exported once into the cache, keyed by its weights).
+        model: a Keras model (exported once into the cache, keyed by its weights), a
+            SavedModel folder or ``sources.SavedModel`` (its signature is kept), a
+            ``sources.FrozenGraph`` (a frozen ``.pb`` with its arrays), or the path of a
+            ``.keras``/``.h5`` file (see ``sweep_source``).
         points: ``{"mean": [...], "std": [...]}`` (every combination) or a list of
             dicts. Keys: ``mean``, ``std`` (a missing one takes the ``spec``'s correct
             value), ``default_ranges`` (``(min, max)`` pairs), ``calibration_size``, ``io_type``.
-        images, labels: the uint8 evaluation set.
+        images, labels: the uint8 evaluation set, images of the shape the model reads
+            and labels ``0..K-1`` (checked before any work where the model's shape and
+            class count are known, and by every point's evaluation otherwise).
         recipe: the base recipe the points override (default ``legacy-uint8``).
-        spec: the float range the model was trained on.
+        spec: the float range the model was trained on (``Dataset.spec``).
         representative: uint8 calibration images (``int8-ptq`` / ``int16x8``).
         reference: predictions (or an ``EvalResult``) to report agreement with.
         executor: ``"auto"`` (a process pool when there are several cores and
@@ -152,7 +165,8 @@ def sweep(model: Any, points: Points, images: np.ndarray, labels: np.ndarray, *,
         ``eval_s``, ``error`` and ``cached``.
 
     Raises:
-        ValueError: an unknown key, a bad parameter value, bad images or labels.
+        ValueError: an unknown key, a bad parameter value, a ``.tflite`` (nothing to
+            convert), images of another shape than the model reads, labels out of range.
     """
     import pandas as pd
     from tqdm.auto import tqdm
@@ -164,16 +178,17 @@ def sweep(model: Any, points: Points, images: np.ndarray, labels: np.ndarray, *,
     if not isinstance(base, Recipe):
         raise ValueError(f"recipe={recipe!r}; allowed: a Recipe or a recipe name")
     recipes = [_recipe_for(base, p, spec) for p in pts]
-    images = checks.images("images", images)
-    labels = _labels(labels, len(images))
+    shape, classes = model_io(model)
+    images = checks.images("images", images, shape=shape)
+    labels = checks.labels("labels", labels, len(images), classes)
     ref = None if reference is None else np.asarray(getattr(reference, "predictions", reference)).reshape(-1)
     if ref is not None and len(ref) != len(images):
         raise ValueError(f"reference has {len(ref)} predictions for {len(images)} images")
     if representative is not None:
-        representative = checks.images("representative", representative)
-    folder = saved_model_folder(model, None if cache is False else cache)
+        representative = checks.images("representative", representative, shape=shape)
+    source = sweep_source(model, None if cache is False else cache)
     store = None if cache is False else artifacts.cache_dir(cache) / "sweeps"
-    model_fp = folder_fingerprint(folder)
+    model_fp = source_fingerprint(source)
     eval_fp = array_fingerprint(images, labels, ref)
     rep_fp = None if representative is None else array_fingerprint(representative)
     keys = [artifacts.config_key("sweep-point", model_fp, r, spec, eval_fp,
@@ -192,7 +207,7 @@ def sweep(model: Any, points: Points, images: np.ndarray, labels: np.ndarray, *,
         rep = None
         if representative is not None and recipes[i].spec.calibrated:
             rep = representative[: recipes[i].calibration_size]
-        return PointTask(str(folder), recipes[i], spec, images, labels, rep, ref, threads)
+        return PointTask(source, recipes[i], spec, images, labels, rep, ref, threads)
 
     def done(i: int, row: dict) -> None:
         if store is not None and not row["error"]:
@@ -218,15 +233,22 @@ def sweep(model: Any, points: Points, images: np.ndarray, labels: np.ndarray, *,
     return pd.DataFrame([{**_point_columns(p, r), **row} for p, r, row in zip(pts, recipes, rows)])
 
 
-def sweep_training(data: Mnist, points: Points, *, config: Any = None, qat: Any = None,
+def sweep_training(data: Dataset, points: Points, *, model: str | Callable[[], Any] = "lenet",
+                   name: str | None = None, config: Any = None, qat: Any = None,
                    images: np.ndarray | None = None, labels: np.ndarray | None = None,
                    cache: str | os.PathLike | bool | None = None, progress: bool = True,
                    desc: str = "training sweep"):
     """Train (or load) a QAT model per point and evaluate its fake-quant simulation.
 
     Args:
-        data: MNIST; trained weights are cached per (config, QAT config, data).
+        data: the training data (any image shape and class count); trained weights are
+            cached per (model, config, QAT config, data).
         points: keys ``bits`` (2..8), ``qat_epochs``, ``scheme``, ``learned_input_range``.
+        model: ``"lenet"``, ``"mobilenet"`` (``train.trained_mobilenet``: BatchNorm folded
+            before ``uint8-legacy`` QAT) or a function returning a fresh, untrained Keras
+            model for ``data`` (your architecture; it is trained float first, then QAT).
+        name: what to call a built model in the cache and the table (default: the
+            function's name); the cache key also covers its layer types and weight shapes.
         config: the ``TrainConfig`` of the float model (default ``TrainConfig()``).
         qat: the base ``QatConfig`` the points override (default ``QatConfig()``).
         images, labels: the uint8 evaluation set (default: ``data``'s test set).
@@ -235,39 +257,69 @@ def sweep_training(data: Mnist, points: Points, *, config: Any = None, qat: Any 
         desc: the progress bar's label.
 
     Returns:
-        A pandas DataFrame, one row per point: its parameters, ``accuracy``
+        A pandas DataFrame, one row per point: ``model``, its parameters, ``accuracy``
         (the Keras model with fake-quant, i.e. simulated ``bits``), ``eval_s``, ``cached``.
 
     Raises:
-        ValueError: an unknown key or a bad parameter value.
+        ValueError: an unknown key, a bad parameter value, an unknown ``model``, a built
+            model whose input or output does not fit ``data``.
     """
     import pandas as pd
     from tqdm.auto import tqdm
 
     from ..core.evaluate import evaluate_keras
-    from ..core.train import QatConfig, TrainConfig, data_fingerprint, trained_lenet
+    from ..core.train import QatConfig, TrainConfig, data_fingerprint
 
     config = TrainConfig() if config is None else config
     qat = QatConfig() if qat is None else qat
     pts = _as_points(points, TRAIN_KEYS, "sweep")
     qats = [replace(qat, **{("epochs" if k == "qat_epochs" else k): v for k, v in p.items()}) for p in pts]
-    images = data.test_images if images is None else checks.images("images", images)
-    labels = _labels(data.test_labels if labels is None else labels, len(images))
+    label, train = _trainer(model, name, data)
+    images = data.test_images if images is None else checks.images("images", images, shape=data.image_shape)
+    labels = checks.labels("labels", data.test_labels if labels is None else labels, len(images), data.classes)
     store = None if cache is False else artifacts.cache_dir(cache) / "sweeps"
     eval_fp = array_fingerprint(images, labels)
     rows = []
     for q in tqdm(qats, desc=desc, unit="point", disable=not progress):
-        key = artifacts.config_key("train-point", config, q, data_fingerprint(data), eval_fp)
+        parts = ("train-point", config, q, data_fingerprint(data), eval_fp)
+        key = artifacts.config_key(*parts) if label == "lenet" else artifacts.config_key(label, *parts)
         row = _load(store, key)
         if row is None:
-            model = trained_lenet(data, config, q, None if cache is False else cache)
-            result = evaluate_keras(model, images, labels, config.spec)
+            trained = train(config, q, None if cache is False else cache)
+            result = evaluate_keras(trained, images, labels, config.spec)
             row = {"accuracy": result.accuracy, "eval_s": round(result.seconds, 4), "error": ""}
             if store is not None:
                 _store(store, key, row)
             row = {**row, "cached": False}
-        rows.append({"bits": q.bits, "qat_epochs": q.epochs, "scheme": q.scheme, **row})
+        rows.append({"model": label, "bits": q.bits, "qat_epochs": q.epochs, "scheme": q.scheme, **row})
     return pd.DataFrame(rows)
+
+
+def _trainer(model: Any, name: str | None, data: Dataset) -> tuple[str, Callable[..., Any]]:
+    """``(label, train(config, qat, cache))`` for a built-in architecture name or a build function."""
+    from ..core import train
+
+    if isinstance(model, str):
+        checks.choice("model", model, ARCHITECTURES)
+        trained = {"lenet": train.trained_lenet, "mobilenet": train.trained_mobilenet}[model]
+        return model, lambda config, q, cache: trained(data, config, q, cache)
+    if not callable(model):
+        raise ValueError(f"model={model!r}; allowed: {', '.join(map(repr, ARCHITECTURES))} or a function "
+                         "returning an untrained Keras model")
+    built = model()
+    if not hasattr(built, "layers") or not hasattr(built, "input_shape"):
+        raise ValueError(f"model() returned {type(built).__name__}; allowed: a function returning a Keras model")
+    shape, classes = tuple(built.input_shape[1:]), int(built.output_shape[-1])
+    if shape != data.image_shape or classes != data.classes:
+        raise ValueError(f"model() reads {shape} and has {classes} outputs, but data={data.name!r} has images of "
+                         f"{data.image_shape} and {data.classes} classes; allowed: a model built for the data")
+    if name is not None and (not isinstance(name, str) or not name.replace("-", "").replace("_", "").isalnum()):
+        raise ValueError(f"name={name!r}; allowed: letters, digits, '-' and '_'")
+    architecture = artifacts.digest([type(layer).__name__ for layer in built.layers],
+                                    [list(w.shape) for w in built.weights], length=8)
+    label = name or getattr(model, "__name__", "model").strip("<>") or "model"
+    key = f"{label}-{architecture}"
+    return label, lambda config, q, cache: train.trained_model(model, key, data, config, q, cache)
 
 
 @dataclass(frozen=True)
@@ -334,6 +386,60 @@ def saved_model_folder(model: Any, cache: str | os.PathLike | None = None) -> Pa
                            lambda tmp: model.save(str(tmp), save_format="tf", include_optimizer=False), key=digest)
 
 
+def sweep_source(model: Any, cache: str | os.PathLike | None = None) -> Path | SavedModel | FrozenGraph:
+    """What every point of a sweep (and every slider move) converts, picklable for worker processes.
+
+    Args:
+        model: a Keras model (exported once to a SavedModel folder in the cache), a
+            SavedModel folder, a ``sources.SavedModel`` (kept with its signature), a
+            ``sources.FrozenGraph``, or the path of a ``.keras``/``.h5`` file (loaded, then exported).
+
+    Returns:
+        The folder ``Path``, the ``SavedModel`` of a signature other than ``serving_default``,
+        or the ``FrozenGraph``.
+
+    Raises:
+        ValueError: a ``.tflite`` (bytes, a ``ConvertedModel`` or a file: there is nothing left
+            to convert), a frozen ``.pb`` path without its arrays, or anything that is not a model.
+    """
+    if isinstance(model, FrozenGraph):
+        return model
+    if isinstance(model, SavedModel):
+        folder = saved_model_folder(model.path)
+        return folder if model.signature == "serving_default" else SavedModel(folder, model.signature)
+    if isinstance(model, (bytes, bytearray)) or hasattr(model, "tflite") or (
+            isinstance(model, (str, os.PathLike)) and Path(model).suffix.lower() == ".tflite"):
+        raise ValueError("model is a .tflite: it has nothing left to convert; allowed: the model it was converted "
+                         "from (a Keras model or .keras/.h5 file, a SavedModel folder, a frozen .pb as "
+                         "sources.load_source(path, input_arrays=..., output_arrays=...))")
+    if isinstance(model, (str, os.PathLike)) and Path(model).suffix.lower() in (*KERAS_SUFFIXES, ".pb") \
+            and Path(model).is_file() and Path(model).name != "saved_model.pb":
+        from ..core.sources import load_source
+
+        return sweep_source(load_source(model), cache)  # a frozen .pb without arrays: load_source says so
+    return saved_model_folder(model, cache)
+
+
+def source_fingerprint(source: Any) -> str:
+    """A content hash of what ``sweep_source`` returned (files, signature, arrays and shapes)."""
+    if isinstance(source, FrozenGraph):
+        return artifacts.digest(Path(source.path), source.input_arrays, source.output_arrays, source.input_shapes)
+    if isinstance(source, SavedModel):
+        return artifacts.digest(folder_fingerprint(source.path), source.signature)
+    return folder_fingerprint(source)
+
+
+def model_io(model: Any) -> tuple[tuple[int, ...] | None, int | None]:
+    """The ``(H, W, C)`` a model reads and its class count, where known without converting it (else ``None``)."""
+    shape = None
+    input_shape = getattr(model, "input_shape", None)  # Keras models and frozen graphs with shapes
+    if isinstance(input_shape, tuple) and len(input_shape) == 4 and None not in input_shape[1:]:
+        shape = tuple(int(d) for d in input_shape[1:])
+    output_shape = getattr(model, "output_shape", None)
+    classes = int(output_shape[-1]) if isinstance(output_shape, tuple) and output_shape[-1] else None
+    return shape, classes
+
+
 def folder_fingerprint(folder: str | os.PathLike) -> str:
     """A content hash of every file in a folder (a SavedModel is a few hundred KB)."""
     return artifacts.digest(Path(folder))
@@ -394,13 +500,6 @@ def _point_columns(point: dict[str, Any], recipe: Recipe) -> dict[str, Any]:
     if recipe.default_ranges is not None and "default_ranges" in point:
         cols["default_min"], cols["default_max"] = recipe.default_ranges
     return cols
-
-
-def _labels(labels: Any, n: int) -> np.ndarray:
-    arr = np.asarray(labels).reshape(-1)
-    if len(arr) != n:
-        raise ValueError(f"labels has {len(arr)} entries for {n} images; allowed: one label per image")
-    return arr.astype(np.int64)
 
 
 def _store(store: Path, key: str, row: dict) -> None:

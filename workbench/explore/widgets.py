@@ -2,9 +2,11 @@
 
 The work is done by plain objects that tests drive without a browser:
 ``StatsExplorer.update(mean, std)`` reconverts the ``legacy-uint8`` model
-from its SavedModel folder, evaluates a fixed live subset and moves the
-figure's artists in place; ``RangeExplorer.update(lo, hi)`` does the same for
-``default_ranges``. ``stats_explorer`` / ``range_explorer`` wrap them in
+from its source (a Keras model exported once to a SavedModel folder, a
+SavedModel, a frozen ``.pb``: ``sweep.sweep_source``), evaluates a fixed live
+subset and moves the figure's artists in place; ``RangeExplorer.update(lo, hi)``
+does the same for ``default_ranges``. Any image shape and class count works: the
+images and labels are checked against the model before the first conversion. ``stats_explorer`` / ``range_explorer`` wrap them in
 ipywidgets (imported only there): sliders, an accuracy readout, the figure as
 a PNG, and a button that evaluates the full test set.
 """
@@ -28,7 +30,7 @@ from ..core.convert import ConvertedModel, QuantizationWarning, convert
 from ..core.data import InputSpec
 from ..core.evaluate import evaluate
 from ..core.stats import InputStats, stats_for_range
-from .sweep import saved_model_folder
+from .sweep import model_io, sweep_source
 
 LIVE_SIZE = 2000
 
@@ -106,9 +108,10 @@ class _LiveFigure:
         """Check the arguments, export the model once and pick the live subset."""
         self.recipe = checks.choice("recipe", recipe, recipe_options(parameter))
         live_size = checks.number("live_size", live_size, low=1, integer=True)
-        self.folder = saved_model_folder(model, cache)
-        self.images = checks.images("images", images)
-        self.labels = np.asarray(labels).reshape(-1)
+        shape, classes = model_io(model)
+        self.images = checks.images("images", images, shape=shape)
+        self.labels = checks.labels("labels", labels, len(self.images), classes)
+        self.folder = sweep_source(model, cache)  # a SavedModel folder, a SavedModel or a FrozenGraph
         self.live_images, self.live_labels = self.images[:live_size], self.labels[:live_size]
         self.spec = spec
 
@@ -117,7 +120,8 @@ class StatsExplorer(_LiveFigure):
     """The mean/std explorer's state and figure, without any widget.
 
     Args:
-        model: a trained model (exported once to a SavedModel folder) or the folder.
+        model: a trained Keras model (exported once to a SavedModel folder), the folder, or any
+            source ``sweep.sweep_source`` takes (a SavedModel with its signature, a frozen ``.pb``).
         images, labels: the test set; the first ``live_size`` images are the live subset.
         spec: the range the model was trained on (the correct stats follow from it).
         baseline: the float model's accuracy (fraction), drawn on the figure.
@@ -175,7 +179,8 @@ class RangeExplorer(_LiveFigure):
     """The default-range explorer's state and figure, without any widget.
 
     Args:
-        model: a float model (or its SavedModel folder) without fake-quant ranges.
+        model: a float model without fake-quant ranges, or its SavedModel folder, or any source
+            ``sweep.sweep_source`` takes (a frozen ``.pb``).
         images, labels: the test set; the first ``live_size`` images are the live subset.
         spec: the range the model was trained on.
         baseline: the float model's accuracy (fraction).
@@ -258,8 +263,9 @@ def stats_explorer(model: Any, images: np.ndarray, labels: np.ndarray, spec: Inp
                          continuous_update=False, readout_format=".1f")
     std = w.FloatLogSlider(value=right.std, base=10, min=0, max=3, step=0.01, description="std",
                            continuous_update=False, readout_format=".4g")
-    span = w.FloatRangeSlider(value=(spec.lo, spec.hi), min=-2, max=2, step=0.05, description="trained on",
-                              continuous_update=False, readout_format=".2f")
+    low, high = min(-2.0, spec.lo), max(2.0, spec.hi)  # a model trained on [0, 255] gets a slider that reaches it
+    span = w.FloatRangeSlider(value=(spec.lo, spec.hi), min=low, max=high, step=0.05 if high - low <= 4 else 0.5,
+                              description="trained on", continuous_update=False, readout_format=".2f")
     readout = w.HTML(engine.readout())
     image = w.Image(value=engine.png(), format="png")
     full = w.Button(description=f"Evaluate all {len(engine.images):,} images", layout=w.Layout(width="260px"))
