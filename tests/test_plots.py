@@ -87,8 +87,20 @@ def test_confusion_pair_titles_carry_accuracy():
     axes = plots.confusion_pair(a, b, titles=("float", "uint8")).axes
     assert axes[0].get_title() == "float: 100.00 % correct"
     assert axes[1].get_title() == "uint8: 95.00 % correct"
-    with pytest.raises(ValueError, match="10, 10"):
+    with pytest.raises(ValueError, match=r"\(5, 10\); allowed: a square \(K, K\)"):
         plots.confusion_pair(a[:5], b)
+
+
+def test_confusion_pair_any_class_count_with_names():
+    a = np.eye(5, dtype=int) * 4
+    names = ("hstripes", "vstripes", "diagonal", "disc", "band")
+    figure = plots.confusion_pair(a, a, class_names=names)
+    assert [t.get_text() for t in figure.axes[0].get_xticklabels()] == list(names)
+    assert figure.axes[0].get_xlabel() == "predicted class" and figure.axes[0].images[0].get_array().shape == (5, 5)
+    with pytest.raises(ValueError, match="reference is \\(5, 5\\) but quantized is \\(10, 10\\)"):
+        plots.confusion_pair(a, np.eye(10, dtype=int))
+    with pytest.raises(ValueError, match="class_names has 2 names for 5 classes"):
+        plots.confusion_pair(a, a, class_names=("a", "b"))
 
 
 def test_input_histogram_moves_in_place(test_set, output_dir):

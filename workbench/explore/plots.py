@@ -86,12 +86,15 @@ def size_vs_accuracy(frame, baseline: float, *, label: str = "recipe", accuracy:
 
 
 def confusion_pair(reference: np.ndarray, quantized: np.ndarray, *,
-                   titles: Sequence[str] = ("float", "uint8"), ax=None):
-    """Two confusion matrices side by side (rows: true digit, columns: predicted), count in each cell.
+                   titles: Sequence[str] = ("float", "uint8"), class_names: Sequence[str] | None = None, ax=None):
+    """Two confusion matrices side by side (rows: true class, columns: predicted), count in each cell.
 
     Args:
-        reference, quantized: ``(10, 10)`` count matrices (``EvalResult.confusion``).
+        reference, quantized: ``(K, K)`` count matrices of the same size (``EvalResult.confusion``), any
+            class count ``K >= 2``.
         titles: a title for each panel (accuracy is appended).
+        class_names: ``K`` tick labels (``Dataset.class_names``); default ``0..K-1``. Beyond 20
+            classes the counts are left out of the cells and every ``K // 20 + 1``-th class is labelled.
         ax: two axes to draw on; ``None`` makes a new figure.
 
     Returns:
@@ -99,23 +102,34 @@ def confusion_pair(reference: np.ndarray, quantized: np.ndarray, *,
     """
     mats = [np.asarray(reference), np.asarray(quantized)]
     for name, m in zip(("reference", "quantized"), mats):
-        if m.shape != (10, 10):
-            raise ValueError(f"{name} has shape {m.shape}; allowed: a (10, 10) confusion matrix")
-    axes = panels(ax, 2, (12, 5.4))
+        if m.ndim != 2 or m.shape[0] != m.shape[1] or m.shape[0] < 2:
+            raise ValueError(f"{name} has shape {m.shape}; allowed: a square (K, K) confusion matrix, K >= 2")
+    if mats[0].shape != mats[1].shape:
+        raise ValueError(f"reference is {mats[0].shape} but quantized is {mats[1].shape}; allowed: the same "
+                         "classes in both")
+    k = mats[0].shape[0]
+    names = [str(i) for i in range(k)] if class_names is None else [str(n) for n in class_names]
+    if len(names) != k:
+        raise ValueError(f"class_names has {len(names)} names for {k} classes; allowed: one name per class")
+    axes = panels(ax, 2, (12, 5.4) if k <= 12 else (16, 7.5))
     top = max(m.max() for m in mats)
+    every = k // 20 + 1
     for panel, m, title in zip(axes, mats, titles):
         shown = np.log1p(m)
-        panel.imshow(shown, cmap="Blues", vmin=0, vmax=np.log1p(top))
-        for (i, j), v in np.ndenumerate(m):
-            if v:
-                panel.text(j, i, str(v), ha="center", va="center", fontsize=FONT - 4,
-                           color="white" if shown[i, j] > 0.6 * np.log1p(top) else "black")
+        panel.imshow(shown, cmap="Blues", vmin=0, vmax=np.log1p(max(top, 1)))
+        if k <= 20:
+            for (i, j), v in np.ndenumerate(m):
+                if v:
+                    panel.text(j, i, str(v), ha="center", va="center", fontsize=FONT - 4 if k <= 12 else FONT - 6,
+                               color="white" if shown[i, j] > 0.6 * np.log1p(top) else "black")
         acc = 100 * np.trace(m) / max(m.sum(), 1)
         panel.set_title(f"{title}: {acc:.2f} % correct", fontsize=FONT + 1)
-        panel.set_xticks(range(10))
-        panel.set_yticks(range(10))
-        panel.set_xlabel("predicted digit", fontsize=FONT)
-        panel.set_ylabel("true digit", fontsize=FONT)
+        ticks = list(range(0, k, every))
+        rotate = 45 if max(len(names[t]) for t in ticks) > 2 else 0
+        panel.set_xticks(ticks, [names[t] for t in ticks], rotation=rotate, fontsize=FONT - 2)
+        panel.set_yticks(ticks, [names[t] for t in ticks], fontsize=FONT - 2)
+        panel.set_xlabel("predicted class", fontsize=FONT)
+        panel.set_ylabel("true class", fontsize=FONT)
     return axes[0].figure
 
 
