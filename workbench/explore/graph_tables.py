@@ -222,32 +222,43 @@ class DepthwiseCheck:
         return self.max_abs_difference <= 1e-5 * max(1.0, self.max_abs_output)
 
 
-def depthwise_equivalence(model: Any, images: np.ndarray, layer: str = "conv1", spec: Any = None) -> DepthwiseCheck:
+def depthwise_equivalence(model: Any, images: np.ndarray, layer: str | None = None,
+                          spec: Any = None) -> DepthwiseCheck:
     """Run a Keras ``Conv2D`` layer both as a convolution and as a depthwise convolution with the same kernel.
 
     With one input channel, a Conv2D with ``k`` filters is exactly a
     DepthwiseConv2D with ``depth_multiplier=k`` (the kernel shape
     ``(h, w, 1, k)`` even reads the same), which is why converters may emit
-    ``DEPTHWISE_CONV_2D`` for LeNet's first layer.
+    ``DEPTHWISE_CONV_2D`` for the first layer of a grayscale model (LeNet's
+    ``conv1``, the MobileNet-style net's ``conv0``). On a colour image the first
+    Conv2D reads 3 channels and the equivalence does not hold.
 
     Args:
         model: a Keras model (float or QAT; ``quant_<layer>`` wrappers are unwrapped).
-        images: raw uint8 images ``(N, 28, 28, 1)``.
-        layer: the Conv2D layer's name.
+        images: raw uint8 images of the shape the model reads.
+        layer: the Conv2D layer's name; default: the model's first Conv2D.
         spec: the ``InputSpec`` that normalizes ``images`` (default ``InputSpec()``).
 
     Returns:
         ``DepthwiseCheck`` with the largest absolute difference between the two outputs.
 
     Raises:
-        ValueError: no such layer, not a Conv2D, more than one input channel, bad images.
+        ValueError: no such layer (or no Conv2D at all), not a Conv2D, more than one input
+            channel, bad images.
     """
     from ..core import checks
     from ..core.data import InputSpec
     from ..core.keras_compat import tf
 
-    x = (spec or InputSpec()).normalize(checks.images("images", images))
+    shape = tuple(model.input_shape[1:])
+    images = checks.images("images", images, shape=shape if None not in shape else None)
     names = [lyr.name for lyr in model.layers]
+    if layer is None:
+        convs = [lyr.name for lyr in model.layers if type(getattr(lyr, "layer", lyr)).__name__ == "Conv2D"]
+        if not convs:
+            raise ValueError(f"model {model.name!r} has no Conv2D layer; allowed: a model with a Conv2D "
+                             f"(layers: {names})")
+        layer = convs[0].removeprefix("quant_")
     name = layer if layer in names else f"quant_{layer}"
     if name not in names:
         raise ValueError(f"layer={layer!r} is not in the model; allowed: one of {names}")
@@ -258,7 +269,9 @@ def depthwise_equivalence(model: Any, images: np.ndarray, layer: str = "conv1", 
     # The variable itself: a QAT wrapper replaces the inner layer's .kernel by a fake-quantized graph tensor.
     kernel = tf.constant(next(w for w in wrapper.weights if w.name.endswith("kernel:0")).numpy())
     if kernel.shape[2] != 1:
-        raise ValueError(f"layer={layer!r} reads {kernel.shape[2]} channels; allowed: a Conv2D on a 1-channel input")
+        raise ValueError(f"layer={layer!r} reads {kernel.shape[2]} channels; allowed: a Conv2D on a 1-channel input "
+                         "(on several channels a Conv2D sums over them, a DepthwiseConv2D does not)")
+    x = (spec or InputSpec()).normalize(images)  # any 1-channel input shows it; the images are one
     strides = (1, *conv.strides, 1)
     padding = conv.padding.upper()
     as_conv = tf.nn.conv2d(x, kernel, strides=strides, padding=padding).numpy()

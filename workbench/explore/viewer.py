@@ -32,6 +32,7 @@ from typing import Any
 from urllib.parse import quote
 
 from ..core import artifacts
+from ..core.sources import FrozenGraph, SavedModel
 from .graph_tables import DepthwiseCheck, bias_scales, depthwise_equivalence, op_graph, plot_op_chain, tensor_table
 from .viewer_server import LOOPBACK, MODEL_PREFIX, NetronChanged, ViewerServer
 
@@ -90,8 +91,10 @@ def model_file(model: Any) -> Path:
 
     Args:
         model: a ``ConvertedModel`` (its bytes are written once, named by recipe
-            and content hash), ``.tflite`` bytes, the path of a model file, a
-            SavedModel folder, or a Keras model.
+            and content hash), ``.tflite`` bytes, the path of a model file (``.tflite``,
+            ``.keras``, ``.h5``, a frozen ``.pb``: Netron reads them as they are), a
+            SavedModel folder, a Keras model, or what ``sources.load_source`` returns
+            (a ``SavedModel`` is frozen from its own signature, a ``FrozenGraph`` is its ``.pb``).
 
     Returns:
         The path of an existing, readable model file.
@@ -107,6 +110,10 @@ def model_file(model: Any) -> Path:
     function); pass the ``saved_model.pb`` file itself to see it raw.
     """
     folder = artifacts.cache_dir() / "netron"
+    if isinstance(model, FrozenGraph):
+        return _existing_file(Path(model.path))
+    if isinstance(model, SavedModel):
+        return _frozen_graph(_existing_file(Path(model.path)), folder, model.signature)
     if _is_converted(model):
         return _write_once(folder, _slug(model.recipe.label()), model.tflite)
     if isinstance(model, (bytes, bytearray)):
@@ -118,7 +125,7 @@ def model_file(model: Any) -> Path:
     if _is_keras(model):
         return _frozen_graph(model, folder)
     raise ValueError(f"model={type(model).__name__}; allowed: a ConvertedModel, .tflite bytes, a model file path, "
-                     "a SavedModel folder or a Keras model")
+                     "a SavedModel folder, a Keras model or sources.load_source(...)")
 
 
 def serve(model: Any, name: str | None = None) -> ServedModel:
@@ -370,24 +377,27 @@ def _existing_file(path: Path) -> Path:
     return path
 
 
-def _frozen_graph(model: Any, folder: Path) -> Path:
-    """Freeze a Keras model or a SavedModel's serving function into one GraphDef Netron draws in full.
+def _frozen_graph(model: Any, folder: Path, signature: str = "serving_default") -> Path:
+    """Freeze a Keras model or a SavedModel's ``signature`` function into one GraphDef Netron draws in full.
 
     Netron opens a ``saved_model.pb`` on its init function; the frozen graph
     shows the inference ops themselves, QAT's ``FakeQuantWithMinMaxVars`` included.
     """
-    digest = artifacts.digest(model, length=12)
-    target = folder / f"{_slug(model.name)}-frozen-{digest}.pb"
+    default = signature == "serving_default"
+    tag, digest = ("", artifacts.digest(model, length=12)) if default else \
+        (f"-{_slug(signature)}", artifacts.digest(model, signature, length=12))
+    target = folder / f"{_slug(model.name)}{tag}-frozen-{digest}.pb"
     if artifacts.valid_entry(target, digest):
         return target
     from ..core.keras_compat import freeze_function, tf
 
     if isinstance(model, Path):
         loaded = tf.saved_model.load(str(model))
-        if "serving_default" not in loaded.signatures:
-            raise ValueError(f"model={str(model)!r} has no 'serving_default' signature; allowed: a SavedModel "
-                             "written by export_saved_model (or pass its saved_model.pb to see the raw file)")
-        function = loaded.signatures["serving_default"]
+        if signature not in loaded.signatures:
+            raise ValueError(f"model={str(model)!r} has no {signature!r} signature; allowed: a SavedModel with it, "
+                             f"e.g. sources.load_source(path, signature=...) of one of {sorted(loaded.signatures)} "
+                             "(or pass its saved_model.pb to see the raw file)")
+        function = loaded.signatures[signature]
     else:
         spec = [tf.TensorSpec((1, *x.shape[1:]), x.dtype) for x in model.inputs]
         function = tf.function(lambda *x: model(x[0] if len(x) == 1 else list(x), training=False)
