@@ -5,7 +5,14 @@ quantized activation with its own scale and zero point, and compares it with
 the matching Keras layer output of the reference model on the same images.
 TFLite tensor names carry the Keras layer names (``lenet/conv1/Relu;...``), so
 a tensor belongs to the latest Keras layer named in it; for fused ops (conv +
-ReLU) that is the layer whose output already includes the activation.
+ReLU, or the MobileNet-style ``conv -> BN -> ReLU6`` fused into one
+``CONV_2D`` / ``DEPTHWISE_CONV_2D``) that is the layer whose output already
+includes the activation (``relu0``, ``dw1_relu``, ``pw1_relu``). Tensors are
+taken in execution order, so a later op of the same layer (the ``SOFTMAX`` after
+a dense layer's ``FULLY_CONNECTED``) replaces an earlier one; the tensor that
+becomes the model output (through a final ``DEQUANTIZE`` or ``QUANTIZE``) is the
+last layer's. Any input shape and class count works; the reference may be the
+Keras model itself or the ``.keras``/``.h5``/SavedModel file it was saved to.
 
 For int8 models the TFLite QuantizationDebugger gives its own per-layer
 statistics (``debugger_statistics``); it does not cover the uint8 path.
@@ -85,8 +92,10 @@ def layer_errors(model: Any, keras_model: Any, images: np.ndarray, spec: InputSp
 
     Args:
         model: the converted model (``ConvertedModel``, bytes or path), uint8 or int8.
-        keras_model: its Keras source (the float model, or the QAT model for QAT conversions).
-        images: raw uint8 images ``(N, 28, 28, 1)`` (a few hundred are plenty).
+        keras_model: its Keras source (the float model, or the QAT model for QAT conversions):
+            the model, or a ``.keras``/``.h5`` file or SavedModel folder written by Keras
+            (``reference_model``).
+        images: raw uint8 images of the shape the model reads (a few hundred are plenty).
         spec: the float range the Keras model was trained on.
         keep_values: also keep each pair of arrays (``report.values[layer]``).
 
@@ -94,19 +103,23 @@ def layer_errors(model: Any, keras_model: Any, images: np.ndarray, spec: InputSp
         ``LayerReport`` with one ``LayerError`` per matched layer, in execution order.
 
     Raises:
-        ValueError: bad images, or no quantized activation matched any Keras layer.
+        ValueError: bad images, a reference that is not a Keras model, or no quantized
+            activation matched any Keras layer.
     """
     from ..core.keras_compat import keras
 
-    data = checks.images("images", images)
+    keras_model = reference_model(keras_model)
+    shape = tuple(keras_model.input_shape[1:])
+    data = checks.images("images", images, shape=shape if None not in shape else None)
     info = litert.read_model(model)
     # Reference kernels: XNNPack may fuse ops and leave their intermediate tensors unwritten.
     outcome = litert.run(model, data, spec, keep_tensors=True, reference_kernels=True)
 
     order = [layer.name for layer in keras_model.layers]
     final = {io.index for io in info.outputs}
+    step = {out: op.index for op in info.op_details for out in op.outputs}  # execution order
     matched: dict[str, litert.TensorInfo] = {}
-    for t in info.tensors:
+    for t in sorted(info.tensors, key=lambda t: step.get(t.index, -1)):
         if not t.is_activation or len(t.scales) != 1 or t.producer == "QUANTIZE":
             continue
         layer = _layer_of(t.name, order) or (order[-1] if _feeds_output(t.index, info.op_details, final) else None)
@@ -138,13 +151,59 @@ def _layer_of(tensor_name: str, order: list[str]) -> str | None:
 
 
 def _feeds_output(index: int, ops: tuple, final: set[int]) -> bool:
-    """The tensor is the model output, or the input of the DEQUANTIZE that makes it."""
+    """The tensor is the model output, or the input of the DEQUANTIZE (float output) or QUANTIZE
+    (int8 computed, uint8 output) that makes it."""
     if index in final:
         return True
     for op in ops:
-        if op.name == "DEQUANTIZE" and index in op.inputs:
-            return bool(final & set(op.outputs))
+        if op.name in ("DEQUANTIZE", "QUANTIZE") and index in op.inputs and final & set(op.outputs):
+            return True
     return False
+
+
+def reference_model(model: Any) -> Any:
+    """The Keras model to compare against: the model itself, or loaded from a Keras-written file or folder.
+
+    Args:
+        model: a Keras model, a ``.keras``/``.h5`` path, a SavedModel folder written by Keras
+            (``model.save``, ``export_saved_model``), or ``sources.SavedModel``.
+
+    Raises:
+        ValueError: a frozen graph or ``.tflite`` (no Keras layers to compare with), or a file
+            or folder Keras cannot load.
+    """
+    import os
+    from pathlib import Path
+
+    from ..core import sources
+
+    if hasattr(model, "layers") and hasattr(model, "input_shape"):
+        return model
+    if isinstance(model, sources.FrozenGraph) or isinstance(model, (bytes, bytearray)) or hasattr(model, "tflite"):
+        raise ValueError(f"keras_model={type(model).__name__}: it has no Keras layers to compare with; allowed: the "
+                         "Keras model (or its .keras/.h5 file or Keras SavedModel); for a model known only as a "
+                         ".pb or .tflite compare against its float .tflite with tensor_errors")
+    if not isinstance(model, (str, os.PathLike)):
+        raise ValueError(f"keras_model={type(model).__name__}; allowed: a Keras model, a .keras/.h5 file or a "
+                         "SavedModel folder written by Keras")
+    path = Path(model)
+    if path.is_file() and path.suffix.lower() in sources.KERAS_SUFFIXES:
+        return sources.keras_file(path)
+    sources.saved_model(path)  # a clear error for a missing folder or one without saved_model.pb
+    from ..core.keras_compat import keras
+
+    try:
+        import tensorflow_model_optimization as tfmot
+
+        with tfmot.quantization.keras.quantize_scope():  # QAT models need tfmot's layers
+            loaded = keras.models.load_model(str(path), compile=False)
+    except Exception as err:  # noqa: BLE001 - anything Keras cannot revive
+        raise ValueError(f"keras_model={str(path)!r} could not be loaded as a Keras model ({type(err).__name__}: "
+                         f"{str(err)[:200]}); allowed: a SavedModel written by Keras (model.save)") from None
+    if not hasattr(loaded, "layers") or not getattr(loaded, "layers", None):
+        raise ValueError(f"keras_model={str(path)!r} is a SavedModel without Keras layers; allowed: one written by "
+                         "Keras (model.save), or compare .tflite models with tensor_errors")
+    return loaded
 
 
 def plot_layer_errors(reports: dict[str, LayerReport], metric: str = "snr_db", ax=None):
@@ -159,11 +218,11 @@ def plot_layer_errors(reports: dict[str, LayerReport], metric: str = "snr_db", a
         The matplotlib ``Axes`` drawn on (``ax.figure`` shows it in a notebook).
     """
     checks.choice("metric", metric, ("snr_db", "rmse", "relative", "rmse_in_steps"))
+    layers = list(dict.fromkeys(e.layer.removeprefix("quant_") for r in reports.values() for e in r.layers))
     if ax is None:
         from ..core.figures import new_axes
 
-        ax = new_axes((8, 3.5), layout=None)
-    layers = list(dict.fromkeys(e.layer.removeprefix("quant_") for r in reports.values() for e in r.layers))
+        ax = new_axes((max(8.0, 0.55 * len(layers) + 2), 3.5), layout=None)  # MobileNet: ~10 layers
     width = 0.8 / max(len(reports), 1)
     for i, (label, report) in enumerate(reports.items()):
         by_name = {e.layer.removeprefix("quant_"): e for e in report.layers}
