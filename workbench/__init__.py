@@ -15,7 +15,7 @@ from __future__ import annotations
 import importlib
 
 # Data and the input-stats arithmetic
-from .core.data import Dataset, InputSpec, Mnist, load_digits, load_mnist, load_npz
+from .core.data import Dataset, InputSpec, Mnist, load_digits, load_image_folder, load_mnist, load_npz
 from .core.sources import load_source
 from .core.stats import InputStats, stats_for_range
 
@@ -32,6 +32,7 @@ from .core.diagnose import QuantizationError, explain
 _LAZY = {
     "TrainConfig": "core.train", "QatConfig": "core.train", "train_qat": "core.train",
     "quantize_model": "core.train", "trained_lenet": "core.train", "lenet": "core.models",
+    "trained_mobilenet": "core.train", "mobilenet_style": "core.models",
 }
 
 # Modules reachable as ``wb.<name>``, imported on first use: the notebook tools (sweeps,
@@ -42,7 +43,7 @@ _SUBMODULES = {
     "input_codes": "explore.input_codes", "viewer": "explore.viewer", "graph_tables": "explore.graph_tables",
     "gallery": "troubleshoot.gallery", "model_choices": "troubleshoot.model_choices",
     "layer_error": "troubleshoot.layer_error", "diagnose": "core.diagnose", "recipes": "core.recipes",
-    "litert": "core.litert", "aeq": "core.aeq", "demo": "cli.demo",
+    "litert": "core.litert", "aeq": "core.aeq", "demo": "cli.demo", "recipe_table": "core.recipe_table",
 }
 
 
@@ -59,7 +60,8 @@ def __getattr__(name: str):
 
 
 __all__ = [
-    "InputSpec", "Mnist", "Dataset", "load_mnist", "load_npz", "load_digits", "load_source", "InputStats", "stats_for_range",
+    "Dataset", "InputSpec", "Mnist", "load_mnist", "load_digits", "load_npz", "load_image_folder", "load_source",
+    "InputStats", "stats_for_range",
     "RECIPES", "Recipe", "RecipeSpec", "register_recipe", "Outcome", "ConvertedModel", "QuantizationWarning",
     "convert", "export_saved_model",
     "EvalResult", "evaluate", "evaluate_keras", "predict", "ModelInfo", "read_model",

@@ -1,0 +1,178 @@
+"""Every registered recipe on one model: the quick comparison (accuracy, size, images/s, what happened).
+
+``run_recipes`` converts one model (a Keras model, a SavedModel, a frozen ``.pb``,
+any image shape and class count) with each recipe of the registry and evaluates
+it on labelled images; ``recipe_table`` turns the runs into a DataFrame, the
+``float32`` row first as the reference. The registry's ``demo`` rows say which
+kind of model each recipe is for (float or QAT) and with what parameters (a float
+model's uint8 path uses ``default_ranges=(0, 6)``, the int8 recipes uint8 I/O); a
+recipe meant for the other kind (``qat-int8`` on a float model; the float recipes
+on a QAT model, whose fake-quant would make them int8 anyway) or that the
+converter or runtime refuses is a row with its reason in ``outcome``, never an
+exception. A ``.tflite``
+(nothing to convert) gives one row for the model as it is.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from . import checks, litert
+from . import recipes as registry
+from .data import InputSpec
+from .sources import FrozenGraph, SavedModel
+
+KINDS = ("float", "qat")
+
+
+@dataclass(frozen=True, eq=False)
+class RecipeRun:
+    """One recipe on the model: the recipe with its parameters, what it gave, and in words what happened.
+
+    ``converted`` and ``result`` are ``None`` when the recipe did not run or failed; ``outcome``
+    is ``"ok"``, the conversion's warnings (came out float, stats ignored, ops left float),
+    ``"not run: ..."`` or ``"failed: ..."`` (the first line of the explanation).
+    """
+
+    name: str
+    label: str
+    outcome: str
+    converted: Any = field(default=None, repr=False)
+    result: Any = field(default=None, repr=False)
+
+    @property
+    def ok(self) -> bool:
+        return self.result is not None
+
+
+def model_kind(model: Any) -> str:
+    """``"qat"`` when the model carries fake-quant (tfmot layers or ``FakeQuant*`` ops), else ``"float"``."""
+    if hasattr(model, "layers"):
+        names = {type(layer).__name__ for layer in model.layers}
+        return "qat" if names & {"QuantizeWrapperV2", "QuantizeWrapper", "QuantizeLayer"} else "float"
+    if isinstance(model, FrozenGraph):
+        return "qat" if b"FakeQuantWithMinMaxVars" in Path(model.path).read_bytes() else "float"
+    if isinstance(model, (SavedModel, str, Path)):
+        pb = Path(model) / "saved_model.pb"
+        return "qat" if pb.is_file() and b"FakeQuantWithMinMaxVars" in pb.read_bytes() else "float"
+    return "float"
+
+
+def recipe_parameters(name: str, kind: str, calibration_size: int = 500) -> dict[str, Any] | None:
+    """The parameters a recipe gets for a ``kind`` of model, from its ``demo`` rows.
+
+    ``None`` when its demo rows are all for the other kind (the recipe is not for this model);
+    a recipe without demo rows runs with its defaults.
+    """
+    checks.choice("kind", kind, KINDS)
+    spec = registry.get(name)
+    params: dict[str, Any] | None = None if spec.demo else {}
+    for source, values in spec.demo:
+        if (source == "float") == (kind == "float"):
+            params = dict(values)
+            break
+    if params is not None and spec.takes("calibration_size"):
+        params.setdefault("calibration_size", calibration_size)
+    return params
+
+
+def run_recipes(model: Any, images: np.ndarray, labels: np.ndarray, *, spec: InputSpec = InputSpec(),
+                representative: np.ndarray | None = None, recipes: Sequence[str] | None = None,
+                calibration_size: int = 500, kind: str | None = None) -> list[RecipeRun]:
+    """Convert ``model`` with every registered recipe (or ``recipes``) and evaluate each on ``images``.
+
+    Args:
+        model: a Keras model, a SavedModel folder or ``sources.SavedModel``, a ``sources.FrozenGraph``,
+            the path of a ``.keras``/``.h5``/``.tflite`` file (``sources.load_source``), or ``.tflite``
+            bytes / a ``ConvertedModel``.
+        images, labels: raw uint8 test images of the shape the model reads, labels ``0..K-1``.
+        spec: the float range the model was trained on (``Dataset.spec``).
+        representative: raw uint8 calibration images for the calibrated recipes (without them
+            those recipes are rows saying so).
+        recipes: recipe names, in order (default: the whole registry, ``float32`` first).
+        calibration_size: calibration images the calibrated recipes use.
+        kind: ``"float"`` or ``"qat"`` (default: read off the model, ``model_kind``).
+
+    Returns:
+        One ``RecipeRun`` per recipe.
+
+    Raises:
+        ValueError: bad images or labels (checked once, against the first model that converts),
+            an unknown recipe or kind.
+    """
+    from .convert import QuantizationWarning, convert
+    from .diagnose import QuantizationError
+    from .evaluate import evaluate
+
+    if isinstance(model, (str, os.PathLike)) and Path(model).is_file():
+        from .sources import load_source
+
+        model = load_source(model)  # a frozen .pb needs its arrays: load_source(path, input_arrays=...) says so
+    shape = tuple(model.input_shape[1:]) if isinstance(getattr(model, "input_shape", None), tuple) else None
+    images = checks.images("images", images, shape=shape if shape and None not in shape else None)
+    labels = checks.labels("labels", labels, len(images))
+    calibration_size = checks.number("calibration_size", calibration_size, low=1, integer=True)
+    if representative is not None:
+        representative = checks.images("representative", representative, shape=images.shape[1:])
+    if isinstance(model, (bytes, bytearray)) or hasattr(model, "tflite"):
+        result = evaluate(model, images, labels, spec)
+        return [RecipeRun("tflite", "the .tflite as given", "ok", model, result)]
+    names = list(registry.names()) if recipes is None else [checks.choice("recipe", r, registry.names())
+                                                             for r in recipes]
+    kind = model_kind(model) if kind is None else checks.choice("kind", kind, KINDS)
+    runs: list[RecipeRun] = []
+    reference = None
+    for name in names:
+        rspec = registry.get(name)
+        params = recipe_parameters(name, kind, calibration_size)
+        if params is None or (rspec.needs_qat and kind == "float"):
+            reason = ("needs a QAT model (train with QAT, then convert)" if kind == "float" else
+                      "a recipe for float models; this model was trained with QAT (its fake-quant ranges would "
+                      "be used as they are)")
+            runs.append(RecipeRun(name, name, f"not run: {reason}"))
+            continue
+        recipe = registry.recipe(name, **params)
+        if rspec.calibrated and representative is None:
+            runs.append(RecipeRun(name, recipe.label(), "not run: needs representative images for calibration"))
+            continue
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", QuantizationWarning)  # the sentences go in the outcome column
+                converted = convert(model, recipe, spec=spec,
+                                    representative=representative if rspec.calibrated else None)
+            result = evaluate(converted, images, labels, spec, reference=reference)
+        except QuantizationError as err:
+            runs.append(RecipeRun(name, recipe.label(), "failed: " + str(err).strip().splitlines()[0]))
+            continue
+        if reference is None and name == "float32":
+            reference = result
+        runs.append(RecipeRun(name, recipe.label(), " ".join(converted.warnings) or "ok", converted, result))
+    return runs
+
+
+def recipe_table(runs: Sequence[RecipeRun]):
+    """The runs as a DataFrame: ``recipe``, ``accuracy_pct``, ``delta_vs_float_pts`` (against the
+    ``float32`` row, when there is one), ``size_kb``, ``images_per_s``, ``input`` (dtype), ``outcome``."""
+    import pandas as pd
+
+    base = next((r.result.accuracy for r in runs if r.name == "float32" and r.ok), None)
+    rows = []
+    for r in runs:
+        info = litert.read_model(r.converted) if r.ok else None
+        rows.append({
+            "recipe": r.label,
+            "accuracy_pct": round(100 * r.result.accuracy, 2) if r.ok else np.nan,
+            "delta_vs_float_pts": round(100 * (r.result.accuracy - base), 2) if r.ok and base is not None else np.nan,
+            "size_kb": round(len(litert.model_bytes(r.converted)) / 1024, 1) if r.ok else np.nan,
+            "images_per_s": round(r.result.images_per_second) if r.ok else np.nan,
+            "input": info.inputs[0].dtype if info is not None else "",
+            "outcome": r.outcome,
+        })
+    return pd.DataFrame(rows, columns=["recipe", "accuracy_pct", "delta_vs_float_pts", "size_kb", "images_per_s",
+                                       "input", "outcome"])
