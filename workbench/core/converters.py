@@ -75,7 +75,11 @@ def tf2(job: Job) -> bytes:
     from .keras_compat import tf
 
     options = job.options
-    if isinstance(job.model, FrozenGraph):
+    if isinstance(job.model, FrozenGraph) and job.recipe.spec.needs_qat:
+        # The v1 converter reads a frozen QAT graph's fake-quant only with inference_type=int8 (int8 or float
+        # I/O, never uint8); the TF2 converter on the graph wrapped in a function handles every io_type.
+        converter = _frozen_graph_tf2_converter(job.model)
+    elif isinstance(job.model, FrozenGraph):
         converter = _v1_from_frozen_graph(job.model)
     elif is_path(job.model):
         converter = tf.lite.TFLiteConverter.from_saved_model(str(saved_model_dir(job.model)),
@@ -180,6 +184,29 @@ def _v1_from_frozen_graph(graph: FrozenGraph):
         str(graph.path), list(graph.input_arrays), list(graph.output_arrays), shapes))
 
 
+def _frozen_graph_tf2_converter(graph: FrozenGraph):
+    """The TF2 converter on a frozen GraphDef wrapped in a function (its first input array), so the
+    ``.tflite`` gets a ``serving_default`` signature as a SavedModel's does."""
+    from .keras_compat import tf
+
+    graph_def = tf.compat.v1.GraphDef.FromString(Path(graph.path).read_bytes())
+    wrapped = tf.compat.v1.wrap_function(lambda: tf.compat.v1.import_graph_def(graph_def, name=""), [])
+    placeholder = wrapped.graph.get_tensor_by_name(f"{graph.input_arrays[0]}:0")
+    pruned = wrapped.prune(feeds=[placeholder],
+                           fetches=[wrapped.graph.get_tensor_by_name(f"{n}:0") for n in graph.output_arrays])
+    shape = graph.input_shapes[0] if graph.input_shapes else placeholder.shape
+    module = tf.Module()
+    module.graph = wrapped
+
+    def serve(x):
+        outputs = pruned(x)
+        return {f"output_{i}": y for i, y in enumerate(outputs if isinstance(outputs, (list, tuple)) else [outputs])}
+
+    module.serve = tf.function(serve, input_signature=[tf.TensorSpec(shape, placeholder.dtype,
+                                                                     name=graph.input_arrays[0])])
+    return tf.lite.TFLiteConverter.from_concrete_functions([module.serve.get_concrete_function()], module)
+
+
 def _signature(model: Any) -> str:
     return getattr(model, "signature", "serving_default")
 
@@ -246,7 +273,7 @@ def _float_tflite(job: Job) -> bytes:
     from .recipes import Recipe
 
     if isinstance(job.model, FrozenGraph):
-        return _floats.get(job.model, lambda: _frozen_graph_with_signature(job.model))
+        return _floats.get(job.model, lambda: _frozen_graph_tf2_converter(job.model).convert())
     return _floats.get(job.model, lambda: tf2(Job(job.model, Recipe("float32"), job.input)))
 
 
@@ -299,29 +326,6 @@ class _FloatCache:
 
 
 _floats = _FloatCache()
-
-
-def _frozen_graph_with_signature(graph: FrozenGraph) -> bytes:
-    """The float ``.tflite`` of a frozen GraphDef (its first input array) with a ``serving_default`` signature."""
-    from .keras_compat import tf
-
-    graph_def = tf.compat.v1.GraphDef.FromString(Path(graph.path).read_bytes())
-    wrapped = tf.compat.v1.wrap_function(lambda: tf.compat.v1.import_graph_def(graph_def, name=""), [])
-    placeholder = wrapped.graph.get_tensor_by_name(f"{graph.input_arrays[0]}:0")
-    pruned = wrapped.prune(feeds=[placeholder],
-                           fetches=[wrapped.graph.get_tensor_by_name(f"{n}:0") for n in graph.output_arrays])
-    shape = graph.input_shapes[0] if graph.input_shapes else placeholder.shape
-    module = tf.Module()
-    module.graph = wrapped
-
-    def serve(x):
-        outputs = pruned(x)
-        return {f"output_{i}": y for i, y in enumerate(outputs if isinstance(outputs, (list, tuple)) else [outputs])}
-
-    module.serve = tf.function(serve, input_signature=[tf.TensorSpec(shape, placeholder.dtype,
-                                                                     name=graph.input_arrays[0])])
-    converter = tf.lite.TFLiteConverter.from_concrete_functions([module.serve.get_concrete_function()], module)
-    return converter.convert()
 
 
 def aeq_int4_weights(job: Job) -> bytes:

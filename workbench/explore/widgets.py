@@ -6,9 +6,10 @@ from its source (a Keras model exported once to a SavedModel folder, a
 SavedModel, a frozen ``.pb``: ``sweep.sweep_source``), evaluates a fixed live
 subset and moves the figure's artists in place; ``RangeExplorer.update(lo, hi)``
 does the same for ``default_ranges``. Any image shape and class count works: the
-images and labels are checked against the model before the first conversion. ``stats_explorer`` / ``range_explorer`` wrap them in
-ipywidgets (imported only there): sliders, an accuracy readout, the figure as
-a PNG, and a button that evaluates the full test set.
+images and labels are checked against the model before the first conversion.
+``stats_explorer`` / ``range_explorer`` wrap them in ipywidgets (imported only
+there): sliders, an accuracy readout, the figure as a PNG, and a button that
+evaluates the full test set.
 """
 
 from __future__ import annotations

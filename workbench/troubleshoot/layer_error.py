@@ -222,7 +222,7 @@ def plot_layer_errors(reports: dict[str, LayerReport], metric: str = "snr_db", a
     if ax is None:
         from ..core.figures import new_axes
 
-        ax = new_axes((max(8.0, 0.55 * len(layers) + 2), 3.5), layout=None)  # MobileNet: ~10 layers
+        ax = new_axes((max(8.0, 0.8 * len(layers) + 1), 3.5), layout=None)  # MobileNet: 9 layers
     width = 0.8 / max(len(reports), 1)
     for i, (label, report) in enumerate(reports.items()):
         by_name = {e.layer.removeprefix("quant_"): e for e in report.layers}
