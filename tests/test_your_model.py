@@ -411,6 +411,15 @@ def test_explorer_engines_on_both_models(digits, shapes, digits_float, shapes_qa
                                 spec=wb.InputSpec(0.0, 1.0), live_size=live)
     ui.controls["mean"].value = 127.5
     assert ui.engine.view.requested.mean == 127.5
+    # a float model: the stats define its input once default ranges fill in the activations
+    float_stats = widgets.StatsExplorer(digits_float, digits.test_images, digits.test_labels, live_size=live,
+                                        default_ranges=(0.0, 6.0))
+    direct = wb.evaluate(wb.convert(sw.sweep_source(digits_float), "legacy-uint8", mean=0, std=255,
+                                    default_ranges=(0.0, 6.0)), digits.test_images[:live], digits.test_labels[:live])
+    assert float_stats.best.accuracy == direct.accuracy and not float_stats.best.converted.came_out_float
+    assert float_stats.update(0.0, 1.0).accuracy <= float_stats.best.accuracy - 0.3
+    no_ranges = widgets.StatsExplorer(digits_float, digits.test_images, digits.test_labels, live_size=live)
+    assert no_ranges.best.converted.came_out_float and "came out float" in no_ranges.readout()
 
 
 # --- per-layer error, plots, graphs ---------------------------------------------------------------------

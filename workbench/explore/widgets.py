@@ -66,14 +66,20 @@ def recipe_options(parameter: str) -> tuple[str, ...]:
 
 
 def stats_view(model_dir: Any, images: np.ndarray, labels: np.ndarray, mean: float, std: float,
-               spec: InputSpec = InputSpec(), recipe: str = "legacy-uint8") -> StatsView:
+               spec: InputSpec = InputSpec(), recipe: str = "legacy-uint8",
+               default_ranges: tuple[float, float] | None = None) -> StatsView:
     """Convert with ``(mean, std)``, evaluate on ``images``, and measure the input-code usage.
+
+    ``default_ranges`` goes along for a float model (no QAT ranges), which would otherwise
+    come out float and ignore the stats; recipes that do not take it get none.
 
     Raises:
         ValueError: mean outside [0, 255], std <= 0, or bad images/labels.
     """
     requested = InputStats(mean, std)
-    converted = _convert(model_dir, recipe, spec, "mean", mean=requested.mean, std=requested.std)
+    extra = {"default_ranges": default_ranges} if default_ranges is not None and \
+        registry.get(recipe).takes("default_ranges") else {}
+    converted = _convert(model_dir, recipe, spec, "mean", mean=requested.mean, std=requested.std, **extra)
     result = evaluate(converted, images, labels, spec)
     effective = converted.effective_stats or requested
     usage = code_usage(effective, (spec.lo, spec.hi), images)
@@ -129,16 +135,19 @@ class StatsExplorer(_LiveFigure):
         live_size: images evaluated on every slider change.
         cache: the artifact folder for the exported model.
         recipe: a registered recipe taking mean/std (``recipe_options("mean")``).
+        default_ranges: ``(min, max)`` for activations without a learned range: give it for a
+            float model (e.g. ``(0, 6)``), whose uint8 conversion would otherwise come out float.
     """
 
     def __init__(self, model: Any, images: np.ndarray, labels: np.ndarray, spec: InputSpec = InputSpec(),
                  baseline: float | None = None, live_size: int = LIVE_SIZE, cache: Any = None,
-                 recipe: str = "legacy-uint8") -> None:
+                 recipe: str = "legacy-uint8", default_ranges: tuple[float, float] | None = None) -> None:
         from matplotlib.figure import Figure
 
         self._setup(model, images, labels, spec, live_size, cache, recipe, "mean")
+        self.default_ranges = None if default_ranges is None else checks.range_pair("default_ranges", default_ranges)
         self.best = stats_view(self.folder, self.live_images, self.live_labels, spec.stats.mean,
-                               spec.stats.std, spec, self.recipe)
+                               spec.stats.std, spec, self.recipe, self.default_ranges)
         self.baseline = self.best.accuracy if baseline is None else baseline
         self.view = self.best
         self.seconds = 0.0
@@ -153,7 +162,8 @@ class StatsExplorer(_LiveFigure):
     def update(self, mean: float, std: float) -> StatsView:
         """Reconvert with ``(mean, std)``, re-evaluate the live subset, move the artists."""
         start = time.perf_counter()
-        self.view = stats_view(self.folder, self.live_images, self.live_labels, mean, std, self.spec, self.recipe)
+        self.view = stats_view(self.folder, self.live_images, self.live_labels, mean, std, self.spec, self.recipe,
+                               self.default_ranges)
         plots.update_gauge(self._gauge, self._values(self.view))
         plots.update_input_histogram(self._hist, self.view.effective, self._counts, (self.spec.lo, self.spec.hi))
         self.seconds = time.perf_counter() - start
@@ -170,6 +180,9 @@ class StatsExplorer(_LiveFigure):
         if v.stats_ignored:
             text += (f"<br><b>These stats are ignored:</b> the model learned its input range in QAT and reads "
                      f"bytes with mean={v.effective.mean + 0.0:g}, std={v.effective.std:.4g} whatever you ask for.")
+        if v.converted.came_out_float:
+            text += ("<br><b>The model came out float</b>: it has no ranges for its activations, so the stats do "
+                     "nothing; give default_ranges (a float model) or use a QAT model.")
         return text
 
     def _values(self, view: StatsView) -> dict[str, float]:
@@ -248,7 +261,7 @@ class Explorer:
 
 def stats_explorer(model: Any, images: np.ndarray, labels: np.ndarray, spec: InputSpec = InputSpec(),
                    baseline: float | None = None, live_size: int = LIVE_SIZE, cache: Any = None,
-                   recipe: str = "legacy-uint8") -> Explorer:
+                   recipe: str = "legacy-uint8", default_ranges: tuple[float, float] | None = None) -> Explorer:
     """Sliders for mean (0-255), std (log, 1-1000) and an assumed training range, with live accuracy.
 
     Moving ``mean`` or ``std`` reconverts and re-evaluates ``live_size`` images;
@@ -257,7 +270,7 @@ def stats_explorer(model: Any, images: np.ndarray, labels: np.ndarray, spec: Inp
     """
     import ipywidgets as w
 
-    engine = StatsExplorer(model, images, labels, spec, baseline, live_size, cache, recipe)
+    engine = StatsExplorer(model, images, labels, spec, baseline, live_size, cache, recipe, default_ranges)
     chooser = _recipe_chooser(w, engine, "mean")
     right = spec.stats
     mean = w.FloatSlider(value=right.mean, min=0, max=255, step=0.5, description="mean",
