@@ -470,3 +470,15 @@ def test_graph_views_of_the_users_files(digits, shapes, digits_float, shapes_flo
         wb.viewer.model_file(SavedModel(files["digits"]["folder"] / "saved_model", "other"))
     table = wb.viewer.tensor_table(wb.convert(digits_float, "int8-ptq", representative=digits.train_images[:50]))
     assert {"CONV_2D", "DEPTHWISE_CONV_2D", "MEAN", "FULLY_CONNECTED"} <= set(table["op"])
+
+
+def test_the_offline_example_files_load_back_as_a_user_would(digits, digits_float, tmp_path):
+    from workbench.core.examples import digits_example
+
+    files = digits_example(tmp_path)
+    assert files.model.suffix == ".keras" and files.data.suffix == ".npz"
+    model, data = load_source(files.model), load_npz(files.data)
+    assert np.array_equal(data.test_images, digits.test_images) and data.class_names == digits.class_names
+    assert wb.evaluate_keras(model, data.test_images, data.test_labels).accuracy == \
+        wb.evaluate_keras(digits_float, digits.test_images, digits.test_labels).accuracy
+    assert digits_example(tmp_path) == files  # reused, not rewritten

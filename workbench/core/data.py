@@ -174,12 +174,20 @@ def load_digits(test_fraction: float = 0.2, seed: int = 0) -> Dataset:
 
     Its pixels are 0..16; they are scaled to 0..255 (``round(v * 255 / 16)``).
     """
+    images, labels, names = digits_arrays()
+    return split(images, labels, test_fraction, seed, class_names=names, name="digits")
+
+
+def digits_arrays() -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
+    """All of ``digits`` in scikit-learn's order, unsplit: uint8 images ``(1797, 8, 8, 1)``, labels, class names.
+
+    ``split`` (and ``load_npz`` of these arrays) with the same seed gives ``load_digits``'s split.
+    """
     from sklearn.datasets import load_digits as sklearn_digits
 
     bunch = sklearn_digits()
     images = np.round(bunch.images * (255.0 / 16.0)).astype(np.uint8)[..., None]
-    return split(images, bunch.target, test_fraction, seed, class_names=tuple(str(n) for n in bunch.target_names),
-                 name="digits")
+    return images, bunch.target.astype(np.int64), tuple(str(n) for n in bunch.target_names)
 
 
 def load_image_folder(path: str | os.PathLike, size: tuple[int, int] | None = None, color: str | None = None,
