@@ -128,6 +128,30 @@ def check_troubleshooting(r: dict) -> None:
         assert {"conv1", "conv2", "fc1", "fc2", "probs"} <= {n.removeprefix("quant_") for n in names}, names
 
 
+def check_your_model(r: dict) -> None:
+    assert r["kind"] == "float" and r["same_split"] is True
+    table = {row["recipe"].split(" ")[0]: row for row in r["table"]}
+    assert list(table) == r["recipes"], list(table)
+    assert table["qat-int8"]["outcome"].startswith("not run: needs a QAT model"), table["qat-int8"]
+    float_row = table["float32"]
+    assert float_row["accuracy_pct"] == pytest.approx(100 * r["baseline"], abs=0.005)
+    for name in ("int8-ptq", "legacy-uint8"):
+        row = table[name]
+        assert row["outcome"] == "ok" and row["accuracy_pct"] >= float_row["accuracy_pct"] - 3.0, row
+        assert row["size_kb"] < 2 / 3 * float_row["size_kb"], (row, float_row)
+    grid = r["grid"]
+    best = max(row["accuracy"] for row in grid)
+    correct = [row["accuracy"] for row in grid if (row["mean"], row["std"]) == (0, 255)]
+    wrong = [row["accuracy"] for row in grid if (row["mean"], row["std"]) == (0, 1)]
+    assert correct and correct[0] >= best - 0.005, (correct, best)
+    assert wrong and wrong[0] <= best - 0.30, (wrong, best)
+    ranges = {row["default_max"]: row["accuracy"] for row in r["ranges"]}
+    assert not any(row["came_out_float"] for row in r["ranges"])
+    assert ranges[0.5] <= ranges[6] - 0.05 and ranges[6] >= r["baseline"] - 0.01, ranges
+    layers, snr = r["int8_layers"], r["int8_snr"]
+    assert layers[0] == "relu0" and snr[0] > snr[layers.index("pw3_relu")], dict(zip(layers, snr))
+
+
 @dataclass(frozen=True)
 class Case:
     """One notebook: file name, test parameters, values to read back, and the check on them."""
@@ -172,6 +196,16 @@ NOTEBOOKS = [
          {"keys": "[r.diagnosis.entry.key for r in (r1, r3, r4, r5, r7, r9, r10)]",
           "int8_layers": "[e.layer for e in int8_report.layers]",
           "uint8_layers": "[e.layer for e in uint8_report.layers]"}, check_troubleshooting),
+    # epochs=30: the digits stand-in the tests' fixtures train (cached); the default ranges swept are the claims'.
+    Case("08_your_model.ipynb", {"epochs": 30, "calibration_size": 300, "live_size": 100, "grid_size": 3,
+                                 "range_maxes": [0.5, 6], "layer_images": 100, "show_widgets": False,
+                                 "show_netron": False},
+         {"table": "table.to_dict('records')", "recipes": "list(wb.RECIPES)", "kind": "kind", "baseline": "baseline",
+          "same_split": "bool(__import__('numpy').array_equal(data.test_images, wb.load_digits().test_images))",
+          "grid": "grid[['mean', 'std', 'accuracy']].to_dict('records')",
+          "ranges": "default_ranges[['default_max', 'accuracy', 'came_out_float']].to_dict('records')",
+          "int8_layers": "[e.layer for e in reports['int8-ptq'].layers]",
+          "int8_snr": "[e.snr_db for e in reports['int8-ptq'].layers]"}, check_your_model),
 ]
 
 
