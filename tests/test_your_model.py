@@ -457,6 +457,16 @@ def test_plots_for_five_classes_and_colour_pixels(shapes, shapes_float, shapes_u
     assert "0 wasted" in ax.get_title() and "0.0 % of pixels clipped" in ax.get_title()
 
 
+def test_fake_quant_ranges_and_input_codes_of_the_mobilenet(digits, digits_qat_int8):
+    table = wb.input_codes.fake_quant_table(digits_qat_int8)
+    rows = {(row.layer, row.quantizer): row for row in table.itertuples()}
+    assert rows[("quantize_layer", "input")].min == pytest.approx(0.0, abs=0.02)
+    assert rows[("conv0", "kernel")].channels == 16 and rows[("pw3", "kernel")].channels == 64  # per channel
+    assert rows[("dw1", "depthwise_kernel")].channels == 1 and ("dw1_relu", "output") in rows
+    usage = wb.input_codes.code_usage(wb.InputStats(127.5, 127.5), (0.0, 1.0), digits.test_images)
+    assert usage.wasted_codes == 128 and usage.clipped_fraction > 0.5  # the black background reads as -1
+
+
 def test_graph_views_of_the_users_files(digits, shapes, digits_float, shapes_float, files):
     check = wb.viewer.depthwise_equivalence(digits_float, digits.test_images[:20])
     assert check.layer == "conv0" and check.depth_multiplier == 16 and check.equivalent

@@ -17,7 +17,10 @@ go wrong when the stats do not match that range:
   input is squashed into a corner of what the model expects).
 
 With the right stats all 256 codes span ``[lo, hi]`` exactly: nothing is
-clipped, wasted or unreachable.
+clipped, wasted or unreachable. Pixels of any image shape count alike (grayscale or
+colour, every channel read with the same stats), and ``fake_quant_table`` reads any
+tfmot QAT model (LeNet, the MobileNet-style net's per-channel ``kernel`` and
+``depthwise_kernel`` quantizers, a user's own).
 """
 
 from __future__ import annotations
@@ -113,7 +116,8 @@ def fake_quant_table(model: Any):
     """The fake-quant ranges of a QAT Keras model, one row per quantizer.
 
     Args:
-        model: a model from ``train_qat`` / ``quantize_model`` / ``trained_lenet(..., qat=...)``.
+        model: a QAT model (``train_qat`` / ``quantize_model`` / ``trained_lenet`` or ``trained_mobilenet``
+            with ``qat=...``, or a user's tfmot model loaded with ``load_source``).
 
     Returns:
         A pandas DataFrame with ``layer``, ``quantizer`` (``kernel``,
