@@ -42,7 +42,8 @@ def digits_example(folder: str | os.PathLike | None = None, epochs: int = DIGITS
         progress: show a progress bar while training.
 
     Returns:
-        ``ExampleFiles``; the file names carry a content hash, and files already written are reused.
+        ``ExampleFiles``; the file names carry a content hash, and files already written (cache entries
+        with a manifest, see ``artifacts.entry``) are reused.
     """
     from .data import digits_arrays, load_digits
     from .train import TrainConfig, trained_mobilenet
@@ -50,13 +51,16 @@ def digits_example(folder: str | os.PathLike | None = None, epochs: int = DIGITS
     target = Path(folder) if folder is not None else artifacts.cache_dir(cache) / "examples"
     model = trained_mobilenet(load_digits(), TrainConfig(epochs=epochs, batch_size=DIGITS_BATCH), cache=cache,
                               progress=progress)
-    model_path = target / f"mobilenet-digits-{artifacts.digest(model, length=12)}.keras"
-    if not model_path.is_file():
-        with artifacts.atomic_path(model_path, suffix=".keras") as tmp:
-            model.save(str(tmp))
+    weights = artifacts.digest(model, length=12)
+    model_path = artifacts.entry(target / f"mobilenet-digits-{weights}.keras", lambda tmp: model.save(str(tmp)),
+                                 key=("example-model", weights), suffix=".keras")
     images, labels, names = digits_arrays()
-    data_path = target / f"digits-{artifacts.digest(images, labels, length=12)}.npz"
-    if not data_path.is_file():
-        with artifacts.atomic_path(data_path, suffix=".npz") as tmp:
-            np.savez(tmp, images=images, labels=labels, class_names=np.array(names))
+    content = artifacts.digest(images, labels, length=12)
+
+    def write_data(tmp: Path) -> None:
+        with open(tmp, "wb") as handle:  # a handle: np.savez would add ".npz" to a temporary name
+            np.savez(handle, images=images, labels=labels, class_names=np.array(names))
+
+    data_path = artifacts.entry(target / f"digits-{content}.npz", write_data, key=("example-data", content),
+                                suffix=".npz")
     return ExampleFiles(model_path, data_path)

@@ -3,13 +3,12 @@
 ``run_recipes`` converts one model (a Keras model, a SavedModel, a frozen ``.pb``,
 any image shape and class count) with each recipe of the registry and evaluates
 it on labelled images; ``recipe_table`` turns the runs into a DataFrame, the
-``float32`` row first as the reference. The registry's ``demo`` rows say which
-kind of model each recipe is for (float or QAT) and with what parameters (a float
-model's uint8 path uses ``default_ranges=(0, 6)``, the int8 recipes uint8 I/O); a
-recipe meant for the other kind (``qat-int8`` on a float model; the float recipes
-on a QAT model, whose fake-quant would make them int8 anyway) or that the
-converter or runtime refuses is a row with its reason in ``outcome``, never an
-exception. A ``.tflite``
+``float32`` row first as the reference. Each recipe gets the parameters of its
+registry ``demo`` row for this kind of model (float or QAT; a QAT model falls back
+to the float row), as ``python -m workbench report`` chooses them: a float model's
+uint8 path uses ``default_ranges=(0, 6)``, ``int8-ptq`` uint8 I/O. A recipe that
+needs a QAT model is not run on a float model, and one the converter or runtime
+refuses is a row with its reason in ``outcome``, never an exception. A ``.tflite``
 (nothing to convert) gives one row for the model as it is.
 """
 
@@ -67,17 +66,17 @@ def model_kind(model: Any) -> str:
 def recipe_parameters(name: str, kind: str, calibration_size: int = 500) -> dict[str, Any] | None:
     """The parameters a recipe gets for a ``kind`` of model, from its ``demo`` rows.
 
-    ``None`` when its demo rows are all for the other kind (the recipe is not for this model);
-    a recipe without demo rows runs with its defaults.
+    A QAT model takes the recipe's QAT row, else its float row; a recipe without demo rows runs
+    with its defaults. ``None``: the recipe needs a QAT model and this one is float.
     """
     checks.choice("kind", kind, KINDS)
     spec = registry.get(name)
-    params: dict[str, Any] | None = None if spec.demo else {}
-    for source, values in spec.demo:
-        if (source == "float") == (kind == "float"):
-            params = dict(values)
-            break
-    if params is not None and spec.takes("calibration_size"):
+    if spec.needs_qat and kind == "float":
+        return None
+    rows = [dict(v) for s, v in spec.demo if (s.startswith("qat") if kind == "qat" else s == "float")]
+    rows = rows or [dict(v) for s, v in spec.demo if s == "float"]
+    params = rows[0] if rows else {}
+    if spec.takes("calibration_size"):
         params.setdefault("calibration_size", calibration_size)
     return params
 
@@ -131,11 +130,8 @@ def run_recipes(model: Any, images: np.ndarray, labels: np.ndarray, *, spec: Inp
     for name in names:
         rspec = registry.get(name)
         params = recipe_parameters(name, kind, calibration_size)
-        if params is None or (rspec.needs_qat and kind == "float"):
-            reason = ("needs a QAT model (train with QAT, then convert)" if kind == "float" else
-                      "a recipe for float models; this model was trained with QAT (its fake-quant ranges would "
-                      "be used as they are)")
-            runs.append(RecipeRun(name, name, f"not run: {reason}"))
+        if params is None:
+            runs.append(RecipeRun(name, name, "not run: needs a QAT model (train with QAT, then convert)"))
             continue
         recipe = registry.recipe(name, **params)
         if rspec.calibrated and representative is None:
