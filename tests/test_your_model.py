@@ -12,7 +12,6 @@ clear error at every entry point. Trained weights are cached in ``$WORKBENCH_CAC
 
 from __future__ import annotations
 
-import math
 import warnings
 
 import matplotlib
