@@ -10,6 +10,8 @@ import pytest
 
 from cli_support import DIGITS_CONFIG, MOBILENET_CONFIG, all_images, digits, run_cli, save_npz
 
+pytestmark = pytest.mark.slow  # trains and converts whole models: make test runs it, test-quick skips it
+
 
 @pytest.fixture(scope="module")
 def data():

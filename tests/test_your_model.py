@@ -29,6 +29,8 @@ from workbench.core.sources import FrozenGraph, SavedModel, load_source
 from workbench.core.train import QatConfig, TrainConfig, TrainingNote, trained_model, trained_mobilenet
 from workbench.troubleshoot.layer_error import layer_errors
 
+pytestmark = pytest.mark.slow  # trains and converts whole models: make test runs it, test-quick skips it
+
 matplotlib.use("Agg")
 
 SHAPE_CLASSES = ("hstripes", "vstripes", "diagonal", "disc", "band")
@@ -207,7 +209,6 @@ def test_every_loader_format_gives_the_same_float_model(cases, files, name):
         assert wb.read_model(converted).outputs[0].shape[-1] == data.classes
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("name, fmt", [("digits", "keras"), ("shapes", "frozen_pb")])
 def test_every_registered_recipe(cases, files, name, fmt):
     data, _ = cases[name]
@@ -228,7 +229,6 @@ def test_every_registered_recipe(cases, files, name, fmt):
     assert table.loc["int8-ptq [n=200; io=uint8]", "size_kb"] < 0.7 * table.loc["float32", "size_kb"]
 
 
-@pytest.mark.slow
 def test_qat_models_through_h5_saved_model_and_frozen_pb(digits, shapes, digits_qat_int8, digits_qat_uint8,
                                                          shapes_qat_uint8, tmp_path):
     for tag, (data, model, recipe) in {"digits-int8": (digits, digits_qat_int8, "qat-int8"),
@@ -379,7 +379,6 @@ def test_calibration_size_sweep_on_digits(digits, digits_float, tmp_path):
     assert frame.loc[1, "accuracy"] >= 0.9
 
 
-@pytest.mark.slow
 def test_bits_sweep_on_the_mobilenet_and_on_a_build_function(digits, shapes, digits_qat_int8):
     frame = sw.sweep_training(digits, {"bits": [8]}, model="mobilenet", config=DIGITS_CONFIG,
                               qat=QatConfig(scheme="int8"), progress=False)
