@@ -230,6 +230,43 @@ def data_fingerprint(data: Mnist) -> str:
     return artifacts.digest("train-data", data.train_images, data.train_labels)
 
 
+def fine_tuned_lenet(data: Mnist, config: TrainConfig = TrainConfig(), epochs: int = 1,
+                     cache: str | os.PathLike | None = None, progress: bool = False) -> keras.Model:
+    """The trained float LeNet fine-tuned ``epochs`` more epochs in float: QAT's equal-budget reference."""
+    return fine_tuned_model(lambda: lenet(batchnorm=config.batchnorm), "lenet", data, config, epochs, cache, progress)
+
+
+def fine_tuned_model(build: Callable[[], keras.Model], name: str, data: Mnist, config: TrainConfig = TrainConfig(),
+                     epochs: int = 1, cache: str | os.PathLike | None = None, progress: bool = False) -> keras.Model:
+    """The float model of ``trained_model(build, name, data, config)`` trained ``epochs`` more epochs, in float.
+
+    A QAT model is that float model plus ``qat.epochs`` epochs with fake-quant. This one starts from the
+    same float weights and trains the same number of extra epochs with the same optimizer, batch size and
+    seed as ``train_qat``, without fake-quant: the two spend the same training budget (epochs, images
+    seen) and differ only in the fake-quant, so it is the float model a QAT model is compared with.
+    Cached by configuration like ``trained_model``.
+    """
+    epochs = checks.number("epochs", epochs, low=1, integer=True)
+    key = artifacts.config_key("float-fine-tuned", name, config, epochs, data_fingerprint(data))
+    weights = artifacts.cache_dir(cache) / "models" / f"{name}-float-plus{epochs}-{key}.weights.h5"
+    base = trained_model(build, name, data, config, None, cache, progress)
+    model = build()
+    model.set_weights(base.get_weights())
+    if weights.exists():
+        try:
+            model.load_weights(str(weights))
+            fit(model, data, config, epochs=0)
+            return model
+        except Exception:  # an unreadable cache entry is retrained, never trusted
+            weights.unlink(missing_ok=True)
+            model.set_weights(base.get_weights())
+    set_seed(config.seed + 1)  # as train_qat
+    fit(model, data, config, epochs=epochs, progress=progress, desc=f"{name} float +{epochs}")
+    with artifacts.atomic_path(weights, suffix=".weights.h5") as tmp:
+        model.save_weights(str(tmp))
+    return model
+
+
 class _WithoutInputQuantizer:
     """A tfmot scheme minus the ``QuantizeLayer`` it would put after each model input.
 
