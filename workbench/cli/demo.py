@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import time
 import warnings
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -161,27 +162,47 @@ def run_demo(config: DemoConfig = DemoConfig(), data: Mnist | None = None,
                 models[f"qat-{scheme}"] = trained_lenet(data, train_cfg, qat, cache, progress)
         log(f"seed {seed}: trained {len(models)} models in {time.perf_counter() - t0:.1f} s")
 
-        references: dict[str, EvalResult] = {}
+        # LiteRT releases the GIL while it runs: each evaluation runs on one interpreter thread in one worker
+        # while the next conversion runs here (the int16x8 reference kernels alone take seconds), so
+        # images_per_s is a one-core figure. One worker, first in first out: a reference row is evaluated
+        # before the rows compared with it.
+        pending: list[tuple[str, ConvertedModel, Future]] = []
+        references: dict[str, Future] = {}
         bar = tqdm(steps, desc=f"convert + evaluate (seed {seed})", unit="recipe", disable=not progress,
                    leave=False)
-        for source, recipe in bar:
-            bar.set_postfix_str(recipe.label())
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", QuantizationWarning)  # kept on the record, reported below
-                converted = convert(models[source], recipe, spec=config.spec, representative=data.train_images)
-            ref_source = reference_source(source)
-            is_reference = source == ref_source and recipe.name == "float32"
-            reference = None if is_reference else references[ref_source]
-            result = evaluate(converted, data.test_images, data.test_labels, config.spec, reference=reference)
-            if is_reference:
-                references[source] = result
-            comparison = None if is_reference else paired(reference, result, data.test_labels)
-            runs.append(DemoRun(source, converted, result, seed, config.budget(source), ref_source, comparison))
-            if seed == config.seed:
-                for note in converted.warnings:
-                    log(f"  note [{recipe.label()}]: {note}")
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            for source, recipe in bar:
+                bar.set_postfix_str(recipe.label())
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", QuantizationWarning)  # kept on the record, reported below
+                    converted = convert(models[source], recipe, spec=config.spec, representative=data.train_images)
+                ref_future = None if _is_reference(source, recipe) else references[reference_source(source)]
+                future = pool.submit(_evaluate, converted, data, config.spec, ref_future)
+                if ref_future is None:
+                    references[source] = future
+                pending.append((source, converted, future))
+                if seed == config.seed:
+                    for note in converted.warnings:
+                        log(f"  note [{recipe.label()}]: {note}")
+        for source, converted, future in pending:
+            result = future.result()
+            if _is_reference(source, converted.recipe):
+                comparison = None
+            else:
+                comparison = paired(references[reference_source(source)].result(), result, data.test_labels)
+            runs.append(DemoRun(source, converted, result, seed, config.budget(source), reference_source(source),
+                                comparison))
         bar.close()
     return runs
+
+
+def _is_reference(source: str, recipe: Recipe) -> bool:
+    return source == reference_source(source) and recipe.name == "float32"
+
+
+def _evaluate(converted: ConvertedModel, data: Mnist, spec: InputSpec, reference: Future | None) -> EvalResult:
+    return evaluate(converted, data.test_images, data.test_labels, spec,
+                    reference=None if reference is None else reference.result(), num_threads=1)
 
 
 def _groups(runs: list[DemoRun]) -> list[list[DemoRun]]:

@@ -65,10 +65,9 @@ def accuracy_size_figure(frame, ax=None):
 
 def _within_noise(frame) -> list[bool]:
     """Rows whose difference from their reference is not significant (reference rows are not)."""
-    if "significant" not in frame:
-        return [False] * len(frame)
-    return [value is not None and not (isinstance(value, float) and np.isnan(value)) and not bool(value)
-            for value in frame["significant"]]
+    from ..core.compare import within_noise
+
+    return within_noise(frame["significant"]) if "significant" in frame else [False] * len(frame)
 
 
 def _references(frame) -> dict[str, float]:

@@ -213,6 +213,16 @@ def across_seeds(comparisons: Sequence[PairedComparison]) -> dict[str, Any]:
             "verdict": verdict}
 
 
+def is_reference(significant: Any) -> bool:
+    """A table's ``significant`` cell is empty (None, NaN, ""): the row is a reference, compared with nothing."""
+    return significant is None or significant == "" or (isinstance(significant, float) and math.isnan(significant))
+
+
+def within_noise(significant: Iterable[Any]) -> list[bool]:
+    """Per row of a table's ``significant`` column: compared with a reference and not significantly different."""
+    return [not is_reference(v) and not bool(v) for v in significant]
+
+
 def format_p(p: float) -> str:
     """``"p < 0.001"``, ``"p = 0.032"`` or ``"p = 1"``; ``"–"`` for a missing value."""
     if p is None or not np.isfinite(p):
