@@ -38,6 +38,14 @@ def test_a_large_one_sided_difference_is_significant():
     assert row["delta_pts"] == pytest.approx(-29.5) and row["significant"] is True
 
 
+def test_a_borderline_case_follows_the_exact_test():
+    """14 discordant pairs, 11 against 3: the Wald interval excludes 0, the exact test does not reject."""
+    c = paired_correct(*_pairs(960, 11, 3, 26))
+    assert c.p_value == pytest.approx(binomtest(3, 14, 0.5).pvalue) and c.p_value > 0.05
+    assert c.ci_high < 0 and c.borderline and not c.significant
+    assert c.verdict == "no significant difference (borderline)"
+
+
 def test_models_that_never_disagree():
     ref, _ = _pairs(90, 0, 0, 10)
     c = paired_correct(ref, ref)

@@ -310,7 +310,7 @@ def format_table(frame) -> str:
             return "(reference)"
         if row["verdict"].startswith("significantly"):
             return row["verdict"].replace("significantly ", "")
-        return "n.s."
+        return "n.s. (borderline)" if "borderline" in row["verdict"] else "n.s."
 
     shown = pd.DataFrame({
         "recipe": frame["recipe"], "model": frame["model"], "epochs": frame["epochs"],

@@ -10,8 +10,10 @@ This module owns the statistics behind every "model B is better than model A" th
   differences (``scipy.stats.ttest_rel(...).confidence_interval``), which for 0/1 outcomes is the Wald
   interval for the difference of paired proportions (Newcombe's method 1) with a t quantile. Both come from
   scipy; nothing here re-derives a distribution. The decision (``significant``) is the exact test's
-  ``p < alpha``; the interval describes the size. With very few discordant pairs (under ~10) the Wald
-  interval is too narrow; with none it is ``[0, 0]`` and ``p = 1``: the two models never disagreed.
+  ``p < alpha``; the interval describes the size. The Wald interval is a little narrower than the exact
+  test when there are few discordant pairs, so near ``p = alpha`` it can exclude 0 while the exact test
+  does not reject: the verdict then reads "no significant difference (borderline)". With no discordant
+  pair at all the interval is ``[0, 0]`` and ``p = 1``: the two models never disagreed.
 * ``spread(values)`` — mean, standard deviation (``ddof=1``), min and max over training seeds.
 * ``across_seeds(comparisons)`` — one verdict for N seeds, each compared on its own pair of models: the
   largest p-value, and "significant" only when every seed's difference is significant in the same direction.
@@ -71,10 +73,16 @@ class PairedComparison:
         return self.p_value < self.alpha
 
     @property
+    def borderline(self) -> bool:
+        """Not significant by the exact test, although the (approximate) interval excludes 0."""
+        return not self.significant and (self.ci_low > 0 or self.ci_high < 0)
+
+    @property
     def verdict(self) -> str:
-        """``"no significant difference"``, ``"significantly better"`` or ``"significantly worse"``."""
+        """``"no significant difference"`` (``" (borderline)"`` when the interval excludes 0 but the exact
+        test does not reject), ``"significantly better"`` or ``"significantly worse"``."""
         if not self.significant:
-            return NOT_SIGNIFICANT
+            return NOT_SIGNIFICANT + (" (borderline)" if self.borderline else "")
         return "significantly better" if self.difference > 0 else "significantly worse"
 
     def summary(self) -> str:
