@@ -92,7 +92,10 @@ def test_spread_and_seed_verdicts():
     mixed = across_seeds([worse, noise])
     assert not mixed["significant"] and mixed["significant_seeds"] == "1/2"
     assert mixed["p_value"] == noise.p_value and mixed["ci_high_pts"] == round(100 * noise.ci_high, 2)
-    assert mixed["verdict"].startswith(NOT_SIGNIFICANT)
+    assert mixed["verdict"] == "no significant difference across seeds (significant in 1/2 seeds)"
+    better = paired_correct(*_pairs(6500, 50, 3000, 450))
+    assert across_seeds([worse, better])["verdict"] == (
+        "no significant difference across seeds (significant in 2/2 seeds, in both directions)")
 
 
 def test_format_p():

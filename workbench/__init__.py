@@ -32,6 +32,7 @@ from .core.diagnose import QuantizationError, explain
 _LAZY = {
     "TrainConfig": "core.train", "QatConfig": "core.train", "train_qat": "core.train",
     "quantize_model": "core.train", "trained_lenet": "core.train", "lenet": "core.models",
+    "fine_tuned_lenet": "core.train",
 }
 
 # Modules reachable as ``wb.<name>``, imported on first use: the notebook tools (sweeps,
@@ -42,7 +43,7 @@ _SUBMODULES = {
     "input_codes": "explore.input_codes", "viewer": "explore.viewer", "graph_tables": "explore.graph_tables",
     "gallery": "troubleshoot.gallery", "model_choices": "troubleshoot.model_choices",
     "layer_error": "troubleshoot.layer_error", "diagnose": "core.diagnose", "recipes": "core.recipes",
-    "litert": "core.litert", "aeq": "core.aeq", "demo": "cli.demo",
+    "litert": "core.litert", "aeq": "core.aeq", "demo": "cli.demo", "compare": "core.compare",
 }
 
 

@@ -343,6 +343,27 @@ def legend(frame) -> str:
     return "\n".join(lines)
 
 
+def findings(frame) -> list[str]:
+    """What the table shows, one sentence per compared row, made only from its numbers.
+
+    E.g. ``"legacy-uint8 [ranges=(0,6)] (float): -2.79 points against float (1 epochs each), 95 % CI
+    [-3.17, -2.41], p < 0.001: significantly worse"``; over seeds the difference is mean ± std.
+    """
+    lines = []
+    for _, row in frame.iterrows():
+        if row["verdict"] == "reference":
+            continue
+        delta = f"{row['delta_pts']:+.2f}"
+        if row["seeds"] > 1:
+            delta += f" ± {row['delta_std_pts']:.2f} (over {row['seeds']} seeds)"
+        p = format_p(row["p_value"]) + ("" if row["seeds"] == 1 else f", significant in {row['significant_seeds']}"
+                                                                       " seeds")
+        epochs = f"{row['epochs']} epoch{'s' if row['epochs'] != 1 else ''}"
+        lines.append(f"{row['recipe']} ({row['model']}): {delta} points against {row['reference']} ({epochs} each), "
+                     f"95 % CI [{row['ci_low_pts']:+.2f}, {row['ci_high_pts']:+.2f}], {p}: {row['verdict']}")
+    return lines
+
+
 def write_report(runs: list[DemoRun], out: str | os.PathLike) -> dict[str, Path]:
     """Write ``results.csv`` (a row per recipe, every seed's accuracy as a column), ``results_by_seed.csv``,
     ``accuracy_size.png`` and every ``.tflite`` (first seed) into ``out``, atomically."""

@@ -211,13 +211,16 @@ def across_seeds(comparisons: Sequence[PairedComparison]) -> dict[str, Any]:
     elif k == 0:
         verdict = NOT_SIGNIFICANT
     else:
-        verdict = f"{NOT_SIGNIFICANT} in every seed ({k}/{len(comps)} significant)"
+        directions = {math.copysign(1, c.difference) for c in comps if c.significant}
+        verdict = (f"{NOT_SIGNIFICANT} across seeds (significant in {k}/{len(comps)} seeds"
+                   + (", in both directions)" if len(directions) > 1 else ")"))
     return {"delta_pts": round(100 * deltas.mean, 2),
             "delta_std_pts": round(100 * deltas.std, 2) if deltas.n > 1 else float("nan"),
             "ci_low_pts": round(100 * min(c.ci_low for c in comps), 2),
             "ci_high_pts": round(100 * max(c.ci_high for c in comps), 2),
             "p_value": max(c.p_value for c in comps), "significant": significant,
-            "significant_seeds": f"{k}/{len(comps)}", "discordant": round(float(np.mean([c.discordant for c in comps])), 1),
+            "significant_seeds": f"{k}/{len(comps)}",
+            "discordant": round(float(np.mean([c.discordant for c in comps])), 1),
             "verdict": verdict}
 
 

@@ -31,7 +31,7 @@ import multiprocessing
 import os
 import warnings
 from concurrent.futures import Executor, ProcessPoolExecutor, as_completed
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
@@ -311,6 +311,19 @@ class Comparison:
     table: Any  # pandas DataFrame, one row per model, the reference first
     results: dict[str, Any]
     baseline: float  # the first (reference) model's accuracy
+    tests: dict[str, Any] = field(default_factory=dict)  # label -> core.compare.PairedComparison
+
+    def summary(self) -> str:
+        """One line per compared model: its difference from the reference, interval, p-value and verdict."""
+        reference = self.table["model"].iloc[0]
+        lines = []
+        for _, row in self.table.iloc[1:].iterrows():
+            name = row["model"]
+            if name in self.tests:
+                lines.append(f"{name} vs {reference}: {self.tests[name].summary()}")
+            else:
+                lines.append(f"{name} vs {reference}: {row['verdict']}")
+        return "\n".join(lines)
 
 
 def compare(models: Mapping[str, Any], images: np.ndarray, labels: np.ndarray,
@@ -347,7 +360,7 @@ def compare(models: Mapping[str, Any], images: np.ndarray, labels: np.ndarray,
         if missing:
             raise ValueError(f"epochs has no entry for {missing}; allowed: one budget per model in models")
     labels = _labels(labels, len(checks.images("images", images)))
-    results, rows, reference, ref_name = {}, [], None, None
+    results, rows, tests, reference, ref_name = {}, [], {}, None, None
     for name, model in models.items():
         result = evaluate(model, images, labels, spec, reference=reference)
         if reference is None:
@@ -364,14 +377,15 @@ def compare(models: Mapping[str, Any], images: np.ndarray, labels: np.ndarray,
                        ci_high_pts=float("nan"), p_value=float("nan"), significant=None,
                        verdict=f"not compared: {epochs[name]} vs {epochs[ref_name]} training epochs")
         else:
-            test = paired(reference, result, labels).row()
+            tests[name] = paired(reference, result, labels)
+            test = tests[name].row()
             test.pop("discordant")
             row.update(test)
         row.update({"size_kb": round(model.size_kb, 1), "images_per_s": round(result.images_per_second),
                     "agreement_pct": None if result.agreement is None else round(100 * result.agreement, 2),
                     "input": model.input.dtype})
         rows.append(row)
-    return Comparison(pd.DataFrame(rows), results, reference.accuracy)
+    return Comparison(pd.DataFrame(rows), results, reference.accuracy, tests)
 
 
 def saved_model_folder(model: Any, cache: str | os.PathLike | None = None) -> Path:

@@ -7,7 +7,8 @@ catalog, one row per variant measured, and notes stating what was seen.
 Nothing here is asserted from memory: the rows are what TF 2.21 and LiteRT did,
 and every note is built from values measured in the same run (op counts, the
 dtypes ops read, whether a conversion succeeded, paired tests of accuracy
-differences at equal training budgets), so it cannot claim more than the run showed. History (what TOCO did) is labelled as such.
+differences at equal training budgets), so it cannot claim more than the run
+showed. History (what TOCO did) is labelled as such.
 """
 
 from __future__ import annotations
@@ -241,10 +242,11 @@ def lacking_min_max(data: Mnist, cfg: GalleryConfig = GalleryConfig()) -> CaseRe
     return CaseResult(1, "lacking min/max data", warning, diagnose.explain(warning), tuple(rows), (
         f"TF {_tf_version()}'s v1 converter does not stop with 'lacking min/max data' as TOCO did: it returned a model "
         f"of {plain.size_kb:.0f} KB with {rows[1]['float_activations']} float32 activations.",
-        f"default_ranges=(0,6) against its float model ({budget} epochs each, {len(labels):,} test images): "
-        f"{ranged_test.summary()}.",
+        f"default_ranges=(0,6) against its float model ({budget} epoch{'s' if budget != 1 else ''} each, "
+        f"{len(labels):,} test images): {ranged_test.summary()}.",
         f"QAT -> uint8 against the float model trained the same {qat_budget} epochs: {qat_test.summary()}. "
-        f"Compare QAT only with that row: the plain float model trained {qat_budget - budget} epoch less."))
+        f"Compare QAT only with that row: the plain float model trained {qat_budget - budget} epoch"
+        f"{'s' if qat_budget - budget != 1 else ''} less."))
 
 
 # --- 2. wrong mean/std ---------------------------------------------------------------------------
