@@ -72,8 +72,8 @@ def _within_noise(frame) -> list[bool]:
 
 def _references(frame) -> dict[str, float]:
     """The float reference rows' accuracies, by name (the first row when the frame names none)."""
-    if "verdict" not in frame:
+    refs = frame[frame["verdict"] == "reference"] if "verdict" in frame and "epochs" in frame else frame.iloc[:0]
+    if not len(refs):
         return {"float baseline": float(frame["accuracy_pct"].iloc[0])}
-    refs = frame[frame["verdict"] == "reference"]
     return {f"{model} ({epochs} epochs)": float(acc)
             for model, epochs, acc in zip(refs["model"], refs["epochs"], refs["accuracy_pct"])}
