@@ -75,5 +75,5 @@ def _references(frame) -> dict[str, float]:
     refs = frame[frame["verdict"] == "reference"] if "verdict" in frame and "epochs" in frame else frame.iloc[:0]
     if not len(refs):
         return {"float baseline": float(frame["accuracy_pct"].iloc[0])}
-    return {f"{model} ({epochs} epochs)": float(acc)
+    return {f"{model} ({epochs} epoch{'s' if int(epochs) != 1 else ''})": float(acc)
             for model, epochs, acc in zip(refs["model"], refs["epochs"], refs["accuracy_pct"])}
