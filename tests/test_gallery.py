@@ -39,6 +39,12 @@ def test_1_lacking_min_max(mnist, cfg):
     assert r.row("float -> uint8, default_ranges=(-1,1)")["accuracy"] < good["accuracy"] - 0.1  # clipped ReLUs
     assert r.row("QAT (per-tensor) -> uint8")["accuracy"] > r.row("float Keras")["accuracy"] - 0.02
     assert f"with {silent['float_activations']} float32 activations" in r.notes[0]
+    # QAT is measured against the float model with its own budget, and every difference is tested
+    qat, same = r.row("QAT (per-tensor) -> uint8"), r.row("float Keras, same budget as QAT")
+    assert qat["epochs"] == same["epochs"] == r.row("float Keras")["epochs"] + 1
+    assert f"float model trained the same {qat['epochs']} epochs" in r.notes[2]
+    assert any(v in r.notes[2] for v in ("no significant difference", "significantly better", "significantly worse"))
+    assert f"default_ranges=(0,6) against its float model ({same['epochs'] - 1} epochs each" in r.notes[1]
 
 
 def test_2_wrong_mean_std(mnist, cfg):

@@ -179,9 +179,60 @@ def _layer_reports() -> dict:
     return {"int8": LayerReport((error("conv1", 30.0), error("conv2", 25.0)), count=10)}
 
 
+# A table with paired comparisons (``sweep.compare``, ``demo.results_frame``): a reference, a row within
+# noise, a significant one; spreads over three seeds.
+COMPARED = pd.DataFrame({"recipe": ["float32", "int8-ptq", "legacy-uint8"], "model": ["float"] * 3,
+                         "epochs": [1, 1, 1], "accuracy_pct": [97.1, 97.0, 94.4], "accuracy_std_pts": [0.1, 0.2, 0.5],
+                         "delta_pts": [0.0, -0.1, -2.7], "ci_low_pts": [np.nan, -0.3, -3.1],
+                         "ci_high_pts": [np.nan, 0.1, -2.3], "significant": [None, False, True],
+                         "verdict": ["reference", "no significant difference", "significantly worse"],
+                         "size_kb": [250.0, 70.0, 67.0], "activations": ["float32", "int8", "uint8"]})
+
+
+def test_bars_hatch_what_is_within_noise_and_carry_error_bars(output_dir):
+    ax = plots.accuracy_bars(COMPARED, 0.971)
+    hatches = [bar.get_hatch() for bar in ax.patches]
+    assert hatches == [None, "///", None]  # only the row within noise of its reference
+    labels = sorted(t.get_text() for t in ax.texts)
+    assert " 97.00 n.s." in labels and " 94.40" in labels
+    (bars,) = [c for c in ax.containers if c.__class__.__name__ == "ErrorbarContainer"]
+    assert "n.s.: no significant difference" in ax.get_title()
+    fig = demo_figure.accuracy_size_figure(COMPARED)
+    acc_ax, size_ax = fig.axes[:2]
+    assert [bar.get_hatch() for bar in acc_ax.patches] == [None, "///", None]
+    assert [bar.get_hatch() for bar in size_ax.patches] == [None, None, None]  # size is not a test
+    assert any(c.__class__.__name__ == "ErrorbarContainer" for c in acc_ax.containers)
+    fig.savefig(output_dir / "plot_demo_noise.png")
+
+
+def test_difference_intervals_grey_what_is_within_noise(output_dir):
+    ax = plots.difference_intervals(COMPARED)
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["int8-ptq", "legacy-uint8"]  # the reference is left out
+    texts = [t.get_text() for t in ax.texts]
+    assert texts == ["-0.10  n.s.", "-2.70"]
+    with pytest.raises(ValueError, match="lacks column 'delta_pts'"):
+        plots.difference_intervals(RECIPES)
+    ax.figure.savefig(output_dir / "plot_difference_intervals.png")
+
+
+def test_accuracy_curve_over_seeds_draws_the_spread_and_the_noise():
+    frame = pd.DataFrame({"bits": [2, 8, 2, 8, 4, 4], "seed": [0, 0, 1, 1, 0, 1],
+                          "accuracy": [0.40, 0.98, 0.50, 0.97, 0.96, 0.975],
+                          "significant": [True, None, True, None, False, False]})
+    ax = plots.accuracy_curve(frame, "bits", 0.975)
+    curve = ax.get_lines()[0]
+    assert list(curve.get_xdata()) == [2, 4, 8] and list(curve.get_ydata()) == pytest.approx([45.0, 96.75, 97.5])
+    labels = [line.get_label() for line in ax.get_lines()]
+    assert {"differs from the reference", "no significant difference", "reference point"} <= set(labels)
+    (hollow,) = [line for line in ax.get_lines() if line.get_label() == "no significant difference"]
+    assert list(hollow.get_xdata()) == [4] and hollow.get_markerfacecolor() == "white"
+    assert any(c.__class__.__name__ == "ErrorbarContainer" for c in ax.containers)
+
+
 # Each public plotting function: how many panels it draws, and a call drawing on ``ax``.
 PLOTS = {
     plots.accuracy_bars: (1, lambda ax, _: plots.accuracy_bars(RECIPES, 0.97, ax=ax)),
+    plots.difference_intervals: (1, lambda ax, _: plots.difference_intervals(COMPARED, ax=ax)),
     plots.size_vs_accuracy: (1, lambda ax, _: plots.size_vs_accuracy(RECIPES, 0.97, ax=ax)),
     plots.confusion_pair: (2, lambda ax, _: plots.confusion_pair(np.eye(10, dtype=int), np.eye(10, dtype=int),
                                                                  ax=ax)),
@@ -249,3 +300,13 @@ def test_multi_panel_plots_refuse_the_wrong_number_of_axes():
         plots.confusion_pair(np.eye(10, dtype=int), np.eye(10, dtype=int), ax=[Figure().subplots()])
     with pytest.raises(ValueError, match="ax has 3 axes; allowed: 2 axes"):
         demo_figure.accuracy_size_figure(DEMO, ax=Figure().subplots(1, 3))
+
+
+def test_stats_heatmap_dots_the_cells_within_noise_of_the_reference():
+    frame = STATS.assign(significant=[None if (m, s) == (0.0, 255.0) else (s == 1.0) for m, s in
+                                      zip(STATS["mean"], STATS["std"])])
+    ax = plots.stats_heatmap(frame, 0.97, correct=InputStats(0, 255))
+    dotted = [p for p in ax.patches if p.get_hatch() == ".."]
+    framed = [p for p in ax.patches if p.get_edgecolor()[:3] == (1.0, 0.0, 0.0)]
+    assert len(dotted) == 1 and dotted[0].get_xy() == (0.5, 0.5)  # (127.5, 255): column 1, row 1
+    assert len(framed) == 1 and framed[0].get_xy() == pytest.approx((-0.45, 0.55))  # (0, 255): the reference

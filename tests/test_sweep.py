@@ -12,6 +12,8 @@ import pytest
 
 from workbench import InputSpec, convert, evaluate
 from workbench import sweep as sw
+from workbench.core import artifacts
+from workbench.core.compare import paired
 
 
 @pytest.fixture(scope="module")
@@ -142,11 +144,88 @@ def test_compare_reports_against_the_first_model(float_tflite, qat_uint8, small_
     uint8 = convert(qat_uint8, "legacy-uint8")
     result = sw.compare({"float": float_tflite, "uint8": uint8}, *small_set)
     assert list(result.table["model"]) == ["float", "uint8"]
-    assert result.table.loc[0, "delta_vs_float_pts"] == 0 and math.isnan(result.table.loc[0, "agreement_pct"])
+    assert result.table.loc[0, "delta_pts"] == 0 and math.isnan(result.table.loc[0, "agreement_pct"])
+    assert result.table.loc[0, "verdict"] == "reference" and result.table.loc[0, "significant"] is None
     assert result.table.loc[1, "agreement_pct"] > 90
+    row = result.table.loc[1]
+    test = paired(result.results["float"], result.results["uint8"], small_set[1])
+    assert (row["p_value"], row["significant"], row["verdict"]) == (test.p_value, test.significant, test.verdict)
+    assert row["ci_low_pts"] <= row["delta_pts"] <= row["ci_high_pts"]
     assert result.baseline == result.results["float"].accuracy
     with pytest.raises(ValueError, match="empty"):
         sw.compare({}, *small_set)
+
+
+def test_compare_tests_only_equal_training_budgets(float_tflite, qat_uint8, small_set):
+    uint8 = convert(qat_uint8, "legacy-uint8")
+    result = sw.compare({"float": float_tflite, "uint8": uint8}, *small_set, epochs={"float": 2, "uint8": 3})
+    row = result.table.loc[1]
+    assert row["verdict"] == "not compared: 3 vs 2 training epochs" and math.isnan(row["p_value"])
+    assert list(result.table["epochs"]) == [2, 3]
+    with pytest.raises(ValueError, match=r"epochs has no entry for \['uint8'\]"):
+        sw.compare({"float": float_tflite, "uint8": uint8}, *small_set, epochs={"float": 2})
+
+
+def test_sweep_rows_are_paired_with_the_best_point(uint8_folder, small_set, tmp_path):
+    points = sw.grid(mean=[0.0], std=[1.0, 255.0, 300.0])
+    frame = sw.sweep(uint8_folder, points, *small_set, executor=None, cache=tmp_path, progress=False)
+    best = int(frame["accuracy"].idxmax())
+    assert (frame["reference_point"] == best).all()
+    assert frame.loc[best, "verdict"] == "reference" and frame.loc[best, "significant"] is None
+    wrong = frame[frame["std"] == 1.0].iloc[0]
+    assert wrong["significant"] and wrong["verdict"] == "significantly worse" and wrong["p_value"] < 1e-6
+    # (0, 300) reads pixels 15 % darker than (0, 255): a small change, tested rather than eyeballed
+    best_std = frame.loc[best, "std"]
+    other = 300.0 if best_std != 300.0 else 255.0
+    near = frame[frame["std"] == other].iloc[0]
+    direct = paired(evaluate(convert(uint8_folder, "legacy-uint8", mean=0, std=best_std), *small_set),
+                    evaluate(convert(uint8_folder, "legacy-uint8", mean=0, std=other), *small_set), small_set[1])
+    assert (near["p_value"], near["significant"], near["delta_pts"]) == (
+        direct.p_value, direct.significant, round(100 * direct.difference, 2))
+    # predictions live in the point cache, compactly; a file written before they were kept is recomputed
+    files = sorted(f for f in (tmp_path / "sweeps").glob("*.json") if not f.name.endswith(".manifest.json"))
+    assert len(files) == 3 and all(len(f.read_text()) < 4000 for f in files)
+    old = json.loads(files[0].read_text())
+    del old["predictions"]
+    files[0].write_text(json.dumps(old))
+    manifest = files[0].parent / f"{files[0].name}.manifest.json"
+    record = json.loads(manifest.read_text())
+    manifest.write_text(json.dumps({**record, "content": artifacts.digest(files[0], length=64)}))
+    assert artifacts.valid_entry(files[0], files[0].stem)  # an old but valid entry, without predictions
+    again = sw.sweep(uint8_folder, points, *small_set, executor=None, cache=tmp_path, progress=False)
+    assert again["cached"].sum() == 2 and list(again["p_value"].fillna(-1)) == list(frame["p_value"].fillna(-1))
+    assert "predictions" in json.loads(files[0].read_text())  # stored again, with them
+    assert sw.sweep(uint8_folder, points, *small_set, executor=None, cache=tmp_path, progress=False)["cached"].all()
+    fixed = sw.sweep(uint8_folder, points, *small_set, executor=None, cache=tmp_path, progress=False, against=0)
+    assert fixed.loc[0, "verdict"] == "reference" and (fixed["reference_point"] == 0).all()
+    assert "p_value" not in sw.sweep(uint8_folder, points, *small_set, executor=None, cache=tmp_path,
+                                     progress=False, against=None)
+    with pytest.raises(ValueError, match=r"against=3; allowed: 'best', None or a point position 0..2"):
+        sw.sweep(uint8_folder, points, *small_set, executor=None, cache=tmp_path, progress=False, against=3)
+
+
+def test_predictions_round_trip_compactly():
+    pred = np.random.default_rng(0).integers(0, 10, 10000)
+    text = sw.encode_predictions(pred)
+    assert len(text) < 10000 and np.array_equal(sw.decode_predictions(text, 10000), pred)
+    assert np.array_equal(sw.decode_predictions(sw.encode_predictions(np.array([300, 2])), 2), [300, 2])
+    with pytest.raises(ValueError, match="hold 10000 entries for 5 images"):
+        sw.decode_predictions(text, 5)
+    with pytest.raises(ValueError, match="are not encoded predictions"):
+        sw.decode_predictions("uint8:!!!", 5)
+
+
+def test_training_sweep_over_seeds_pairs_seed_by_seed(mnist, train_config, small_set, tmp_path):
+    from workbench.core.train import QatConfig
+
+    frame = sw.sweep_training(mnist, {"bits": [2, 8]}, config=train_config, qat=QatConfig(scheme="uint8-legacy"),
+                              images=small_set[0], labels=small_set[1], progress=False, cache=tmp_path, seeds=2)
+    assert list(zip(frame["bits"], frame["seed"])) == [(2, 0), (8, 0), (2, 1), (8, 1)]
+    assert (frame["epochs"] == train_config.epochs + 1).all()
+    assert list(frame["verdict"][[1, 3]]) == ["reference"] * 2  # 8 bits: the best mean accuracy
+    assert frame["significant"][[0, 2]].all() and (frame["delta_pts"][[0, 2]] < 0).all()
+    with pytest.raises(ValueError, match="seeds=0 is out of range"):
+        sw.sweep_training(mnist, {"bits": [8]}, config=train_config, progress=False, cache=tmp_path, seeds=0)
 
 
 def test_fingerprints_follow_content(tmp_path):

@@ -114,3 +114,17 @@ def test_bad_train_config():
         TrainConfig(epochs=-1)
     with pytest.raises(ValueError, match=r"learning_rate=0"):
         TrainConfig(learning_rate=0)
+
+
+def test_float_same_budget_fine_tunes_the_float_model(mnist, train_config, float_model, test_set):
+    """QAT's equal-budget reference: the same float weights, trained the same extra epoch, without fake-quant."""
+    from workbench.core.train import fine_tuned_lenet
+
+    tuned = fine_tuned_lenet(mnist, train_config, epochs=1)
+    assert not any(np.isnan(w).any() for w in tuned.get_weights())
+    assert any(not np.array_equal(a, b) for a, b in zip(tuned.get_weights(), float_model.get_weights()))
+    again = fine_tuned_lenet(mnist, train_config, epochs=1)  # from the cache, identical
+    assert all(np.array_equal(a, b) for a, b in zip(tuned.get_weights(), again.get_weights()))
+    assert evaluate_keras(tuned, *test_set).accuracy > 0.9
+    with pytest.raises(ValueError, match="epochs=0 is out of range"):
+        fine_tuned_lenet(mnist, train_config, epochs=0)

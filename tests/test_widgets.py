@@ -7,6 +7,7 @@ import pytest
 
 from workbench import InputSpec, convert, evaluate, widgets
 from workbench import sweep as sw
+from workbench.core.compare import paired
 
 matplotlib.use("Agg")
 LIVE = 500
@@ -42,6 +43,18 @@ def test_mean_slider_move_equals_convert_plus_evaluate(explorer, uint8_folder, t
     assert f"{100 * direct.accuracy:.2f} %" in explorer.readout.value
     assert explorer.readout.value != before_text and explorer.image.value != before_png
     assert explorer.engine.view.accuracy < explorer.engine.best.accuracy
+    # the readout tests the move against the correct stats on the same live images
+    test = paired(explorer.engine.best.predictions, direct.predictions, labels[:LIVE])
+    assert test.summary() in explorer.readout.value
+    assert ("within noise" in explorer.readout.value) == (not test.significant)
+
+
+def test_a_move_within_noise_is_called_so(explorer):
+    explorer.controls["mean"].value = 0.0
+    explorer.controls["std"].value = 256.0  # one step from the correct 255: the same predictions, or nearly
+    assert "no significant difference" in explorer.readout.value and "within noise" in explorer.readout.value
+    explorer.controls["std"].value = 1.0
+    assert "significantly worse" in explorer.readout.value
 
 
 def test_std_slider_and_the_range_formula(explorer):

@@ -33,6 +33,7 @@ _LAZY = {
     "TrainConfig": "core.train", "QatConfig": "core.train", "train_qat": "core.train",
     "quantize_model": "core.train", "trained_lenet": "core.train", "lenet": "core.models",
     "trained_mobilenet": "core.train", "mobilenet_style": "core.models",
+    "fine_tuned_lenet": "core.train",
 }
 
 # Modules reachable as ``wb.<name>``, imported on first use: the notebook tools (sweeps,
@@ -44,6 +45,7 @@ _SUBMODULES = {
     "gallery": "troubleshoot.gallery", "model_choices": "troubleshoot.model_choices",
     "layer_error": "troubleshoot.layer_error", "diagnose": "core.diagnose", "recipes": "core.recipes",
     "litert": "core.litert", "aeq": "core.aeq", "demo": "cli.demo", "recipe_table": "core.recipe_table",
+    "compare": "core.compare",
 }
 
 

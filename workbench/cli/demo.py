@@ -1,7 +1,15 @@
-"""The end-to-end job: train, QAT, convert every recipe, evaluate, report.
+"""The end-to-end job: train, QAT, convert every recipe, evaluate, compare honestly, report.
 
 ``python -m workbench demo`` runs it on the full offline MNIST; the same
-function drives the quickstart notebook with smaller settings.
+function drives the quickstart notebooks with smaller settings.
+
+Every row is compared with a float reference that spent the same training
+budget: a row converted from the float model with that model's ``float32``
+row (the conversion is the only difference), a QAT row with
+``float-same-budget`` (the same float model trained ``qat_epochs`` more
+epochs in float, as QAT trains them with fake-quant). Each comparison is paired
+on the same test images (``core.compare``: exact McNemar test, 95 % interval),
+and with ``seeds=N`` everything is trained N times and shown as mean ± std.
 """
 
 from __future__ import annotations
@@ -9,21 +17,31 @@ from __future__ import annotations
 import os
 import time
 import warnings
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 from ..core import artifacts, checks
 from ..core import recipes as registry
+from ..core.compare import PairedComparison, across_seeds, format_p, paired, spread
 from ..core.convert import ConvertedModel, QuantizationWarning, convert
 from ..core.data import InputSpec, Mnist, load_mnist
 from ..core.evaluate import EvalResult, evaluate
 from ..core.recipes import Recipe
 
+MAX_SEEDS = 20
+SAME_BUDGET = "float-same-budget"  # the float model trained as many epochs as the QAT models
+QAT_SOURCES = ("qat-int8", "qat-uint8-legacy")
+
 
 @dataclass(frozen=True)
 class DemoConfig:
-    """Settings of the demo; the defaults are the full job."""
+    """Settings of the demo; the defaults are the full job.
+
+    ``seeds=N`` trains every model N times (seeds ``seed`` .. ``seed + N - 1``); the
+    table then shows each row's mean ± standard deviation and min–max.
+    """
 
     epochs: int = 1
     qat_epochs: int = 1
@@ -33,6 +51,7 @@ class DemoConfig:
     seed: int = 0
     spec: InputSpec = InputSpec()
     recipes: tuple[str, ...] | None = None  # only these recipes (default: every registered one)
+    seeds: int = 1
 
     def __post_init__(self) -> None:
         if self.recipes is not None:
@@ -48,19 +67,51 @@ class DemoConfig:
         if self.test_size is not None:
             checks.number("test_size", self.test_size, low=1, integer=True)
         checks.number("calibration_size", self.calibration_size, low=1, integer=True)
+        checks.number("seed", self.seed, low=0, integer=True)
+        checks.number("seeds", self.seeds, low=1, high=MAX_SEEDS, integer=True)
+
+    @property
+    def seed_list(self) -> tuple[int, ...]:
+        """The seeds trained: ``seed``, ``seed + 1``, ... (``seeds`` of them)."""
+        return tuple(range(self.seed, self.seed + self.seeds))
+
+    def budget(self, source: str) -> int:
+        """Training epochs spent on the model ``source``: the float model's, or float + QAT epochs."""
+        return self.epochs if source == "float" else self.epochs + self.qat_epochs
 
 
 @dataclass(frozen=True)
 class DemoRun:
-    """What one recipe produced: the model it came from, the conversion, the evaluation."""
+    """What one recipe produced for one seed: the model it came from, the conversion, the evaluation,
+    and the paired comparison with its equal-budget float reference (``None`` for a reference row)."""
 
     source: str
     converted: ConvertedModel
     result: EvalResult
+    seed: int = 0
+    epochs: int = 1
+    reference: str = ""  # the model whose float32 row this one is compared with
+    comparison: PairedComparison | None = None
+
+    @property
+    def label(self) -> str:
+        return self.converted.recipe.label()
+
+    @property
+    def is_reference(self) -> bool:
+        return self.comparison is None
+
+
+def reference_source(source: str) -> str:
+    """The model whose ``float32`` row a row from ``source`` is compared with (same training budget)."""
+    return "float" if source == "float" else SAME_BUDGET
 
 
 def lineup(calibration_size: int = 500, recipes: tuple[str, ...] | None = None) -> list[tuple[str, Recipe]]:
     """Which trained model goes through which recipe, in report order (from the registry's ``demo`` rows).
+
+    The float model's ``float32`` row comes first; when a QAT model is in the lineup, the
+    ``float-same-budget`` model's ``float32`` row (its equal-budget reference) comes just before it.
 
     Args:
         calibration_size: representative images for calibrated recipes.
@@ -69,99 +120,270 @@ def lineup(calibration_size: int = 500, recipes: tuple[str, ...] | None = None) 
     if recipes is not None:
         for name in recipes:
             checks.choice("recipes", name, registry.names())
-    rows = registry.lineup(calibration_size)
-    return [row for row in rows if recipes is None or row[1].name in recipes]
+    everything = registry.lineup(calibration_size)
+    (float32,) = [recipe for source, recipe in everything if source == "float" and recipe.name == "float32"]
+    rows = [row for row in everything if recipes is None or row[1].name in recipes]
+    if not rows or rows[0] != ("float", float32):  # the float baseline always comes first
+        rows = [("float", float32)] + [row for row in rows if row != ("float", float32)]
+    first_qat = next((i for i, (source, _) in enumerate(rows) if source in QAT_SOURCES), None)
+    if first_qat is not None:
+        rows.insert(first_qat, (SAME_BUDGET, float32))
+    return rows
 
 
 def run_demo(config: DemoConfig = DemoConfig(), data: Mnist | None = None,
              cache: str | os.PathLike | None = None, progress: bool = True,
              log: Callable[[str], None] = print) -> list[DemoRun]:
-    """Train float and both QAT schemes, convert every recipe, evaluate on the test set.
+    """Train float, its equal-budget twin and both QAT schemes; convert every recipe; evaluate; compare.
 
     Returns:
-        One ``DemoRun`` per recipe, float32 first (the baseline).
+        One ``DemoRun`` per recipe and seed, seed by seed in ``lineup`` order (the float ``float32``
+        row first). Every non-reference run carries its paired comparison with its reference.
     """
     from tqdm.auto import tqdm
 
-    from ..core.train import QatConfig, TrainConfig, trained_lenet
+    from ..core.train import QatConfig, TrainConfig, fine_tuned_lenet, trained_lenet
 
     data = data if data is not None else load_mnist(cache=cache)
     if config.test_size is not None:
         data = data.subset(test=config.test_size, seed=config.seed)
-    train_cfg = TrainConfig(epochs=config.epochs, train_size=config.train_size, seed=config.seed, spec=config.spec)
     steps = lineup(config.calibration_size, config.recipes)
-    if steps[0][1].name != "float32":  # the float baseline always comes first
-        steps = [s for s in lineup(config.calibration_size, ("float32",))] + steps
-    t0 = time.perf_counter()
-    models = {"float": trained_lenet(data, train_cfg, None, cache, progress)}
-    for scheme in ("int8", "uint8-legacy"):
-        if any(source == f"qat-{scheme}" for source, _ in steps):
-            qat = QatConfig(scheme=scheme, epochs=config.qat_epochs)
-            models[f"qat-{scheme}"] = trained_lenet(data, train_cfg, qat, cache, progress)
-    log(f"trained float + {len(models) - 1} QAT model(s) in {time.perf_counter() - t0:.1f} s")
-
+    sources = {source for source, _ in steps}
     runs: list[DemoRun] = []
-    reference = None
-    bar = tqdm(steps, desc="convert + evaluate", unit="recipe", disable=not progress, leave=False)
-    for source, recipe in bar:
-        bar.set_postfix_str(recipe.label())
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", QuantizationWarning)  # kept on the record, reported below
-            converted = convert(models[source], recipe, spec=config.spec, representative=data.train_images)
-        result = evaluate(converted, data.test_images, data.test_labels, config.spec, reference=reference)
-        if reference is None:
-            reference = result
-        runs.append(DemoRun(source, converted, result))
-        for note in converted.warnings:
-            log(f"  note [{recipe.label()}]: {note}")
-    bar.close()
+    for seed in config.seed_list:
+        train_cfg = TrainConfig(epochs=config.epochs, train_size=config.train_size, seed=seed, spec=config.spec)
+        t0 = time.perf_counter()
+        models = {"float": trained_lenet(data, train_cfg, None, cache, progress)}
+        if SAME_BUDGET in sources:
+            models[SAME_BUDGET] = fine_tuned_lenet(data, train_cfg, config.qat_epochs, cache, progress)
+        for scheme in ("int8", "uint8-legacy"):
+            if f"qat-{scheme}" in sources:
+                qat = QatConfig(scheme=scheme, epochs=config.qat_epochs)
+                models[f"qat-{scheme}"] = trained_lenet(data, train_cfg, qat, cache, progress)
+        log(f"seed {seed}: trained {len(models)} models in {time.perf_counter() - t0:.1f} s")
+
+        # LiteRT releases the GIL while it runs: each evaluation runs on one interpreter thread in one worker
+        # while the next conversion runs here (the int16x8 reference kernels alone take seconds), so
+        # images_per_s is a one-core figure. One worker, first in first out: a reference row is evaluated
+        # before the rows compared with it.
+        pending: list[tuple[str, ConvertedModel, Future]] = []
+        references: dict[str, Future] = {}
+        bar = tqdm(steps, desc=f"convert + evaluate (seed {seed})", unit="recipe", disable=not progress,
+                   leave=False)
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            for source, recipe in bar:
+                bar.set_postfix_str(recipe.label())
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", QuantizationWarning)  # kept on the record, reported below
+                    converted = convert(models[source], recipe, spec=config.spec, representative=data.train_images)
+                ref_future = None if _is_reference(source, recipe) else references[reference_source(source)]
+                future = pool.submit(_evaluate, converted, data, config.spec, ref_future)
+                if ref_future is None:
+                    references[source] = future
+                pending.append((source, converted, future))
+                if seed == config.seed:
+                    for note in converted.warnings:
+                        log(f"  note [{recipe.label()}]: {note}")
+        for source, converted, future in pending:
+            result = future.result()
+            if _is_reference(source, converted.recipe):
+                comparison = None
+            else:
+                comparison = paired(references[reference_source(source)].result(), result, data.test_labels)
+            runs.append(DemoRun(source, converted, result, seed, config.budget(source), reference_source(source),
+                                comparison))
+        bar.close()
     return runs
 
 
+def _is_reference(source: str, recipe: Recipe) -> bool:
+    return source == reference_source(source) and recipe.name == "float32"
+
+
+def _evaluate(converted: ConvertedModel, data: Mnist, spec: InputSpec, reference: Future | None) -> EvalResult:
+    return evaluate(converted, data.test_images, data.test_labels, spec,
+                    reference=None if reference is None else reference.result(), num_threads=1)
+
+
+def _groups(runs: list[DemoRun]) -> list[list[DemoRun]]:
+    """The runs of one row (same model and recipe) across seeds, in first-seen order."""
+    groups: dict[tuple[str, str], list[DemoRun]] = {}
+    for run in runs:
+        groups.setdefault((run.source, run.label), []).append(run)
+    return list(groups.values())
+
+
 def results_frame(runs: list[DemoRun]):
-    """One row per recipe: accuracy, delta vs float, size, speed, agreement, dtypes."""
+    """One row per recipe and model, over every seed.
+
+    Columns: ``recipe``, ``model``, ``epochs`` (the model's training budget), ``reference`` (the
+    equal-budget model whose ``float32`` row it is compared with; empty for the reference rows),
+    ``accuracy_pct`` (mean over seeds), ``accuracy_std_pts``, ``accuracy_min_pct``, ``accuracy_max_pct``,
+    ``delta_pts`` (mean difference from the reference, points), ``ci_low_pts``/``ci_high_pts`` (95 %
+    interval), ``p_value`` (exact McNemar; over seeds the largest), ``significant``, ``significant_seeds``,
+    ``verdict``, ``size_kb``, ``images_per_s``, ``agreement_pct`` (with the reference), ``input``,
+    ``activations``, ``convert_s``, ``warnings``, ``seeds``, then ``accuracy_pct_seed<S>`` for every seed.
+    """
     import pandas as pd
 
-    base = runs[0].result.accuracy
+    rows = []
+    for group in _groups(runs):
+        first = group[0]
+        c = first.converted
+        acc = spread(run.result.accuracy for run in group)
+        row = {"recipe": first.label, "model": first.source, "epochs": first.epochs,
+               "reference": "" if first.is_reference else first.reference,
+               "accuracy_pct": round(100 * acc.mean, 2),
+               "accuracy_std_pts": round(100 * acc.std, 2) if acc.n > 1 else float("nan"),
+               "accuracy_min_pct": round(100 * acc.min, 2), "accuracy_max_pct": round(100 * acc.max, 2)}
+        if first.is_reference:
+            row.update(delta_pts=0.0, delta_std_pts=float("nan"), ci_low_pts=float("nan"),
+                       ci_high_pts=float("nan"), p_value=float("nan"), significant=None,
+                       significant_seeds="", discordant=float("nan"), verdict="reference")
+        else:
+            row.update(across_seeds([run.comparison for run in group]))
+        agreement = [run.result.agreement for run in group if run.result.agreement is not None]
+        row.update({
+            "size_kb": round(c.size_kb, 1),
+            "images_per_s": round(sorted(run.result.images_per_second for run in group)[len(group) // 2]),
+            "agreement_pct": round(100 * sum(agreement) / len(agreement), 2) if agreement else None,
+            "input": c.input.dtype, "activations": "/".join(sorted(c.activation_dtypes)),
+            "convert_s": round(sum(run.converted.seconds for run in group) / len(group), 2),
+            "warnings": " | ".join(c.warnings), "seeds": len(group),
+        })
+        for run in group:
+            row[f"accuracy_pct_seed{run.seed}"] = round(100 * run.result.accuracy, 2)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def seeds_frame(runs: list[DemoRun]):
+    """Every seed's row (long format): ``seed``, ``recipe``, ``model``, ``epochs``, ``reference``,
+    ``accuracy_pct``, the paired comparison with that seed's reference (``delta_pts``, ``ci_low_pts``,
+    ``ci_high_pts``, ``p_value``, ``significant``, ``discordant``, ``verdict``), ``size_kb``, ``images_per_s``."""
+    import pandas as pd
+
     rows = []
     for run in runs:
-        c, r = run.converted, run.result
-        rows.append({
-            "recipe": c.recipe.label(), "model": run.source,
-            "accuracy_pct": round(100 * r.accuracy, 2),
-            "delta_vs_float_pts": round(100 * (r.accuracy - base), 2),
-            "size_kb": round(c.size_kb, 1),
-            "images_per_s": round(r.images_per_second),
-            "agreement_pct": None if r.agreement is None else round(100 * r.agreement, 2),
-            "input": c.input.dtype, "activations": "/".join(sorted(c.activation_dtypes)),
-            "convert_s": round(c.seconds, 2), "warnings": " | ".join(c.warnings),
-        })
+        row = {"seed": run.seed, "recipe": run.label, "model": run.source, "epochs": run.epochs,
+               "reference": "" if run.is_reference else run.reference,
+               "accuracy_pct": round(100 * run.result.accuracy, 2)}
+        if run.is_reference:
+            row.update(delta_pts=0.0, ci_low_pts=float("nan"), ci_high_pts=float("nan"), p_value=float("nan"),
+                       significant=None, discordant=float("nan"), verdict="reference")
+        else:
+            row.update(run.comparison.row())
+        row.update(size_kb=round(run.converted.size_kb, 1), images_per_s=round(run.result.images_per_second))
+        rows.append(row)
     return pd.DataFrame(rows)
 
 
 def format_table(frame) -> str:
-    """The console table: recipe, accuracy, delta vs float, size KB, images/s."""
-    cols = ["recipe", "model", "accuracy_pct", "delta_vs_float_pts", "size_kb", "images_per_s", "input"]
-    shown = frame[cols].rename(columns={"accuracy_pct": "accuracy %", "delta_vs_float_pts": "Δ vs float",
-                                        "size_kb": "size KB", "images_per_s": "images/s"})
+    """The console table: recipe, model, epochs, accuracy (± std over seeds), the reference it is compared
+    with, the difference, its 95 % interval, the p-value and verdict, size, speed, input dtype."""
+    import pandas as pd
+
+    def accuracy(row) -> str:
+        if row["seeds"] == 1:
+            return f"{row['accuracy_pct']:.2f}"
+        return (f"{row['accuracy_pct']:.2f} ± {row['accuracy_std_pts']:.2f} "
+                f"({row['accuracy_min_pct']:.2f}–{row['accuracy_max_pct']:.2f})")
+
+    def delta(row) -> str:
+        if row["verdict"] == "reference":
+            return ""
+        if row["seeds"] == 1:
+            return f"{row['delta_pts']:+.2f}"
+        return f"{row['delta_pts']:+.2f} ± {row['delta_std_pts']:.2f}"
+
+    def interval(row) -> str:
+        return "" if row["verdict"] == "reference" else f"[{row['ci_low_pts']:+.2f}, {row['ci_high_pts']:+.2f}]"
+
+    def p(row) -> str:
+        if row["verdict"] == "reference":
+            return ""
+        text = format_p(row["p_value"]).removeprefix("p ").removeprefix("= ")
+        return text if row["seeds"] == 1 else f"{text} ({row['significant_seeds']})"
+
+    def verdict(row) -> str:
+        if row["verdict"] == "reference":
+            return "(reference)"
+        if row["verdict"].startswith("significantly"):
+            return row["verdict"].replace("significantly ", "")
+        return "n.s. (borderline)" if "borderline" in row["verdict"] else "n.s."
+
+    shown = pd.DataFrame({
+        "recipe": frame["recipe"], "model": frame["model"], "epochs": frame["epochs"],
+        "accuracy %" if frame["seeds"].max() == 1 else "accuracy % (mean ± std (min–max))":
+            frame.apply(accuracy, axis=1),
+        "vs": frame["reference"], "Δ pts": frame.apply(delta, axis=1),
+        "95 % CI": frame.apply(interval, axis=1),
+        "p" if frame["seeds"].max() == 1 else "p (max over seeds)": frame.apply(p, axis=1),
+        "": frame.apply(verdict, axis=1),
+        "size KB": frame["size_kb"], "images/s": frame["images_per_s"], "input": frame["input"]})
     return shown.to_string(index=False)
 
 
+def legend(frame) -> str:
+    """What the table's columns mean, and what it shows, in words made from its numbers."""
+    seeds = int(frame["seeds"].max())
+    lines = [
+        "epochs: training epochs spent on the model. vs: the float model each row is compared with, trained "
+        "with the same budget (float-same-budget = the float model trained as many extra float epochs as QAT "
+        "fine-tunes). Δ pts: accuracy minus that reference's, on the same test images; 95 % CI and p: paired "
+        "exact McNemar test; n.s. = no significant difference (p >= 0.05).",
+    ]
+    if seeds > 1:
+        lines.append(f"{seeds} seeds per row: mean ± std (min–max); a difference is called significant only "
+                     "when it is in every seed, in one direction; p is the largest over the seeds.")
+    noise = frame[frame["verdict"].str.startswith(("no significant", "n.s."))]
+    if len(noise):
+        lines.append("within noise of their reference: " + ", ".join(
+            f"{r} ({m})" for r, m in zip(noise["recipe"], noise["model"])))
+    return "\n".join(lines)
+
+
+def findings(frame) -> list[str]:
+    """What the table shows, one sentence per compared row, made only from its numbers.
+
+    E.g. ``"legacy-uint8 [ranges=(0,6)] (float): -2.79 points against float (1 epochs each), 95 % CI
+    [-3.17, -2.41], p < 0.001: significantly worse"``; over seeds the difference is mean ± std.
+    """
+    lines = []
+    for _, row in frame.iterrows():
+        if row["verdict"] == "reference":
+            continue
+        delta = f"{row['delta_pts']:+.2f}"
+        if row["seeds"] > 1:
+            delta += f" ± {row['delta_std_pts']:.2f} (over {row['seeds']} seeds)"
+        p = format_p(row["p_value"]) + ("" if row["seeds"] == 1 else f", significant in {row['significant_seeds']}"
+                                                                       " seeds")
+        epochs = f"{row['epochs']} epoch{'s' if row['epochs'] != 1 else ''}"
+        lines.append(f"{row['recipe']} ({row['model']}): {delta} points against {row['reference']} ({epochs} each), "
+                     f"95 % CI [{row['ci_low_pts']:+.2f}, {row['ci_high_pts']:+.2f}], {p}: {row['verdict']}")
+    return lines
+
+
 def write_report(runs: list[DemoRun], out: str | os.PathLike) -> dict[str, Path]:
-    """Write ``results.csv``, ``accuracy_size.png`` and every ``.tflite`` into ``out`` (atomically)."""
+    """Write ``results.csv`` (a row per recipe, every seed's accuracy as a column), ``results_by_seed.csv``,
+    ``accuracy_size.png`` and every ``.tflite`` (first seed) into ``out``, atomically."""
     from .demo_figure import accuracy_size_figure
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     frame = results_frame(runs)
     csv = artifacts.write_text_atomic(out / "results.csv", frame.to_csv(index=False))
+    by_seed = artifacts.write_text_atomic(out / "results_by_seed.csv", seeds_frame(runs).to_csv(index=False))
     fig = accuracy_size_figure(frame)
     png = out / "accuracy_size.png"
     with artifacts.atomic_path(png, suffix=".png") as tmp:
         fig.savefig(tmp, dpi=120, bbox_inches="tight", format="png")
+    first_seed = runs[0].seed
     for run in runs:
-        name = run.converted.recipe.label().replace(" ", "").replace("[", "_").replace("]", "")
+        if run.seed != first_seed:
+            continue
+        name = run.label.replace(" ", "").replace("[", "_").replace("]", "")
         for ch in ";,=()":
             name = name.replace(ch, "_")
         run.converted.save(out / "models" / f"{run.source}__{name}.tflite")
-    return {"csv": csv, "png": png, "models": out / "models"}
+    return {"csv": csv, "by_seed": by_seed, "png": png, "models": out / "models"}

@@ -35,7 +35,10 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--train-size", type=int, default=None, help="training images (default: all 60,000)")
     demo.add_argument("--test-size", type=int, default=None, help="test images (default: all 10,000)")
     demo.add_argument("--calibration-size", type=int, default=500, help="representative images for PTQ")
-    demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument("--seed", type=int, default=0, help="the first training seed (default 0)")
+    demo.add_argument("--seeds", type=int, default=1,
+                      help="train every model this many times (seeds SEED, SEED+1, ...) and show mean ± std "
+                           "(default 1)")
     demo.add_argument("--cache", default=None, help="artifact cache (default $WORKBENCH_CACHE or ~/.cache)")
     demo.add_argument("--no-progress", action="store_true", help="no progress bars")
     demo.add_argument("--recipes", nargs="+", metavar="RECIPE", choices=registry.names(), default=None,
@@ -110,18 +113,21 @@ def main(argv: list[str] | None = None) -> int:
 
 def _demo(args) -> int:
     start = time.perf_counter()
-    from .demo import DemoConfig, format_table, results_frame, run_demo, write_report
+    from .demo import DemoConfig, format_table, legend, results_frame, run_demo, write_report
 
     config = DemoConfig(epochs=args.epochs, qat_epochs=args.qat_epochs, train_size=args.train_size,
                         test_size=args.test_size, calibration_size=args.calibration_size, seed=args.seed,
-                        recipes=args.recipes)
+                        recipes=args.recipes, seeds=args.seeds)
     runs = run_demo(config, cache=args.cache, progress=not args.no_progress)
     frame = results_frame(runs)
     paths = write_report(runs, args.out)
     print()
     print(format_table(frame))
     print()
-    print(f"wrote {paths['csv']}, {paths['png']} and {len(runs)} models in {paths['models']}")
+    print(legend(frame))
+    print()
+    models = sum(run.seed == runs[0].seed for run in runs)
+    print(f"wrote {paths['csv']}, {paths['by_seed']}, {paths['png']} and {models} models in {paths['models']}")
     print(f"demo finished in {time.perf_counter() - start:.1f} s")
     return 0
 

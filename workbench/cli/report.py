@@ -6,7 +6,9 @@ row for a float or a QAT model, calibration from ``--calibration`` or the
 data's first images, the uint8 input stats from ``--input-range``),
 evaluates every result on all images of ``--data``, and prints and writes the
 table (accuracy, size, images/s, the outcome in words) as ``report.csv`` and
-``report.png`` with each ``.tflite`` in ``models/``. A recipe that needs a QAT
+``report.png`` with each ``.tflite`` in ``models/``. Every recipe's difference from
+``float32`` is tested on the same images (``core.compare``: exact McNemar ``p_value``,
+95 % interval, ``verdict``); one within noise is marked ``n.s.`` (hatched in the PNG). A recipe that needs a QAT
 model is skipped on a float model, with a note; a recipe the converter or
 LiteRT refuses is a row that says why.
 """
@@ -140,13 +142,15 @@ def run(args: argparse.Namespace, out: Callable[[str], None] = print) -> int:
 def compare(model: Any, choices: list[Choice], data: inputs.Labelled, calibration: np.ndarray, spec: InputSpec,
             progress: Callable[[str], None] | None = None) -> list[dict[str, Any]]:
     """Convert and evaluate every chosen recipe; one row each (skipped and refused recipes included)."""
+    from ..core.compare import paired
     from ..core.convert import QuantizationWarning, convert
     from ..core.evaluate import evaluate
 
     rows, reference, base = [], None, None
     for choice in choices:
         row = {"recipe": choice.name, "status": "skipped", "accuracy": None, "accuracy_pct": None,
-               "delta_vs_float_pts": None, "size_kb": None, "images_per_s": None, "agreement": None,
+               "delta_vs_float_pts": None, "p_value": None, "ci_low_pts": None, "ci_high_pts": None,
+               "significant": None, "verdict": "", "size_kb": None, "images_per_s": None, "agreement": None,
                "input": "", "activations": "", "convert_s": None, "outcome": choice.note, "note": "",
                "converted": None}
         if choice.params is None:
@@ -166,6 +170,10 @@ def compare(model: Any, choices: list[Choice], data: inputs.Labelled, calibratio
             continue
         if reference is None and choice.name == "float32":
             reference, base = result, result.accuracy
+        elif reference is not None:  # the same trained model converted two ways: a paired test on the same images
+            test = paired(reference, result, data.labels)
+            row.update(p_value=test.p_value, ci_low_pts=round(100 * test.ci_low, 2),
+                       ci_high_pts=round(100 * test.ci_high, 2), significant=test.significant, verdict=test.verdict)
         from .toco import as_asked
 
         row.update(
@@ -201,9 +209,17 @@ def table(rows: list[dict[str, Any]]):
 
 
 def format_table(frame) -> str:
-    """The console table: recipe, accuracy, delta vs float, size, images/s, input, status."""
-    cols = ["recipe", "accuracy", "delta_vs_float_pts", "size_kb", "images_per_s", "input", "status"]
-    shown = frame[cols].rename(columns={"delta_vs_float_pts": "Δ vs float (pts)", "size_kb": "size KB",
+    """The console table: recipe, accuracy, delta vs float with its paired test (p, n.s. when within noise),
+    size, images/s, input, status."""
+    from ..core.compare import format_p
+
+    cols = ["recipe", "accuracy", "delta_vs_float_pts", "p", "", "size_kb", "images_per_s", "input", "status"]
+    shown = frame.assign(
+        p=[format_p(v).removeprefix("p ").removeprefix("= ") if v is not None and v == v else "-"
+           for v in frame["p_value"]],
+        **{"": ["" if not v else ("n.s." if v.startswith("no significant") else v.replace("significantly ", ""))
+                for v in frame["verdict"]]})
+    shown = shown[cols].rename(columns={"delta_vs_float_pts": "Δ vs float (pts)", "size_kb": "size KB",
                                         "images_per_s": "images/s"})
     return shown.to_string(index=False, na_rep="-")
 

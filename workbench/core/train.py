@@ -230,6 +230,54 @@ def data_fingerprint(data: Mnist) -> str:
     return artifacts.digest("train-data", data.train_images, data.train_labels)
 
 
+def fine_tuned_lenet(data: Mnist, config: TrainConfig = TrainConfig(), epochs: int = 1,
+                     cache: str | os.PathLike | None = None, progress: bool = False) -> keras.Model:
+    """The trained float LeNet fine-tuned ``epochs`` more epochs in float: QAT's equal-budget reference."""
+    return fine_tuned_model(lambda: lenet(batchnorm=config.batchnorm, input_shape=data.image_shape,
+                                          classes=data.classes), "lenet", data, config, epochs, cache, progress)
+
+
+def fine_tuned_model(build: Callable[[], keras.Model], name: str, data: Mnist, config: TrainConfig = TrainConfig(),
+                     epochs: int = 1, cache: str | os.PathLike | None = None, progress: bool = False) -> keras.Model:
+    """The float model of ``trained_model(build, name, data, config)`` trained ``epochs`` more epochs, in float.
+
+    A QAT model is that float model plus ``qat.epochs`` epochs with fake-quant. This one starts from the
+    same float weights and trains the same number of extra epochs with the same optimizer, batch size and
+    seed as ``train_qat``, without fake-quant: the two spend the same training budget (epochs, images
+    seen) and differ only in the fake-quant, so it is the float model a QAT model is compared with.
+    Cached by configuration like ``trained_model`` (a manifest-checked entry).
+    """
+    epochs = checks.number("epochs", epochs, low=1, integer=True)
+    key_parts = ("float-fine-tuned", name, config, epochs, data_fingerprint(data))
+    weights = (artifacts.cache_dir(cache) / "models"
+               / f"{name}-float-plus{epochs}-{artifacts.config_key(*key_parts)}.weights.h5")
+    base = trained_model(build, name, data, config, None, cache, progress)
+    model = build()
+    if artifacts.valid_entry(weights, key_parts):
+        try:
+            model.load_weights(str(weights))
+            fit(model, data, config, epochs=0)
+            return model
+        except Exception:  # noqa: BLE001 - an unreadable entry is retrained, never trusted
+            artifacts.manifest_path(weights).unlink(missing_ok=True)
+    trained = []
+
+    def train_into(tmp) -> None:
+        fresh = build()
+        fresh.set_weights(base.get_weights())
+        set_seed(config.seed + 1)  # as train_qat
+        fit(fresh, data, config, epochs=epochs, progress=progress, desc=f"{name} float +{epochs}")
+        fresh.save_weights(str(tmp))
+        trained.append(fresh)
+
+    artifacts.entry(weights, train_into, key=key_parts, suffix=".weights.h5")
+    if trained:
+        return trained[0]
+    model.load_weights(str(weights))  # another process trained it while this one waited
+    fit(model, data, config, epochs=0)
+    return model
+
+
 class _WithoutInputQuantizer:
     """A tfmot scheme minus the ``QuantizeLayer`` it would put after each model input.
 

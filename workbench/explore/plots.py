@@ -19,6 +19,12 @@ Accuracy is shown in percent and every accuracy plot draws the float baseline,
 passed as a fraction (``EvalResult.accuracy``). Frames are the DataFrames
 ``sweep`` and ``demo.results_frame`` return: an accuracy column named ``*_pct``
 is read as percent, any other as a fraction.
+
+Honest comparisons (``core.compare``): where a frame has a ``significant`` column
+(the paired test against its reference), a difference within noise is drawn as
+such (hatched, pale bars; hollow markers; "n.s."), and the reference itself
+(``significant`` empty) is drawn plainly. Spreads over seeds are error bars: the
+``accuracy_std_pts`` column of a table, or several rows per x (a ``seed`` column) in a sweep.
 """
 
 from __future__ import annotations
@@ -31,16 +37,22 @@ from matplotlib.ticker import NullLocator
 from . import input_codes
 
 from ..core import checks
+from ..core.compare import is_reference, within_noise
 from ..core.figures import new_axes, panels
 from ..core.stats import InputStats
 
 BASELINE_STYLE = {"color": "black", "linestyle": "--", "linewidth": 1.5}
+NOISE_STYLE = {"hatch": "///", "alpha": 0.45, "edgecolor": "#555555"}
 FONT = 11
 
 
 def accuracy_bars(frame, baseline: float, *, label: str = "recipe", accuracy: str = "accuracy_pct",
                   ax=None, title: str = "Test accuracy by recipe"):
     """Horizontal bars of accuracy per row, the float baseline as a dashed line.
+
+    A ``significant`` column (``sweep.compare``, ``demo.results_frame``) hatches the rows whose difference
+    from the reference is within noise and labels them "n.s."; an ``accuracy_std_pts`` column adds error
+    bars (± one standard deviation over seeds).
 
     Args:
         frame: a DataFrame with a ``label`` and an ``accuracy`` column.
@@ -53,16 +65,64 @@ def accuracy_bars(frame, baseline: float, *, label: str = "recipe", accuracy: st
     ax = _axes(ax, (9, 0.5 * len(frame) + 1.8))
     acc = _percent(frame, accuracy)
     y = np.arange(len(frame))
-    ax.barh(y, acc, color=["#4c72b0" if a >= base - 0.5 else "#dd8452" for a in acc])
+    noise = _within_noise(frame)
+    for i, a in enumerate(acc):
+        ax.barh(i, a, color="#4c72b0" if a >= base - 0.5 else "#dd8452", **(NOISE_STYLE if noise[i] else {}))
+    std = _std_pts(frame)
+    if std is not None:
+        ax.errorbar(acc, y, xerr=std, fmt="none", ecolor="black", capsize=3, linewidth=1, label="± std over seeds")
     for i, v in enumerate(acc):
-        ax.text(v, i, f" {v:.2f}", va="center", fontsize=FONT - 2)
+        ax.text(v + (0 if std is None else std[i]), i, f" {v:.2f}" + (" n.s." if noise[i] else ""), va="center",
+                fontsize=FONT - 2)
     ax.set_yticks(y, [str(v) for v in frame[label]], fontsize=FONT - 1)
     ax.invert_yaxis()
     ax.set_xlim(max(0.0, min(np.nanmin(acc), base) - 3), 100.5)
     _draw_baseline(ax, base, vertical=True)
     ax.set_xlabel("test accuracy (%)", fontsize=FONT)
-    ax.set_title(title, fontsize=FONT + 1)
+    ax.set_title(title + (" (hatched, n.s.: no significant difference)" if any(noise) else ""), fontsize=FONT + 1)
     ax.legend(loc="lower left", fontsize=FONT - 2)
+    return ax
+
+
+def difference_intervals(frame, *, label: str = "recipe", ax=None, title: str = "Difference from the reference"):
+    """Each row's accuracy difference from its reference with its 95 % interval (points), zero drawn.
+
+    Rows within noise (``significant`` False) are grey hollow markers; the reference rows themselves
+    (``significant`` empty) are left out.
+
+    Args:
+        frame: a table with ``delta_pts``, ``ci_low_pts``, ``ci_high_pts`` and ``significant``
+            (``sweep.compare``, ``demo.results_frame``, a ``sweep`` frame).
+        label: the column naming each row (a tuple-like row label is joined).
+        ax: axes to draw on; ``None`` makes a new figure.
+        title: the axes title.
+    """
+    for col in ("delta_pts", "ci_low_pts", "ci_high_pts", "significant", label):
+        if col not in frame:
+            raise ValueError(f"frame lacks column {col!r}; allowed: a table with paired comparisons "
+                             "(delta_pts, ci_low_pts, ci_high_pts, significant)")
+    rows = frame[[not is_reference(v) for v in frame["significant"]]]
+    if not len(rows):
+        raise ValueError("frame has no compared rows (every 'significant' is empty); allowed: a table with "
+                         "at least one row compared with a reference")
+    ax = _axes(ax, (9, 0.45 * len(rows) + 1.8))
+    y = np.arange(len(rows))
+    delta = np.asarray(rows["delta_pts"], dtype=float)
+    low, high = np.asarray(rows["ci_low_pts"], dtype=float), np.asarray(rows["ci_high_pts"], dtype=float)
+    for i, (d, lo, hi, sig) in enumerate(zip(delta, low, high, rows["significant"])):
+        color = ("#c44e52" if d < 0 else "#55a868") if sig else "#888888"
+        ax.errorbar(d, i, xerr=[[d - lo], [hi - d]], fmt="o", color=color, capsize=4, linewidth=2,
+                    markerfacecolor=color if sig else "white", markersize=7)
+        ax.annotate(f"{d:+.2f}" + ("" if sig else "  n.s."), (hi, i), textcoords="offset points", xytext=(6, -3),
+                    fontsize=FONT - 2, color=color)
+    ax.axvline(0, color="black", linewidth=1)
+    ax.set_yticks(y, [str(v) for v in rows[label]], fontsize=FONT - 1)
+    ax.invert_yaxis()
+    span = max(np.nanmax(np.abs(np.r_[low, high])), 0.1)
+    ax.set_xlim(-1.25 * span, 1.6 * span)
+    ax.set_xlabel("accuracy difference from the reference (points, 95 % interval)", fontsize=FONT)
+    ax.set_title(f"{title}: grey hollow = no significant difference (exact McNemar)", fontsize=FONT)
+    ax.grid(axis="x", alpha=0.3)
     return ax
 
 
@@ -138,6 +198,10 @@ def accuracy_curve(frame, x: str, baseline: float, *, accuracy: str = "accuracy"
                    title: str | None = None, references: dict[str, float] | None = None):
     """Accuracy against one swept parameter, the float baseline drawn.
 
+    Several rows at one ``x`` (a sweep over seeds) are drawn as their mean with ± one standard deviation
+    error bars. With a ``significant`` column (the sweep's paired test against its reference point), points
+    within noise of the reference are hollow and the reference is a star.
+
     Args:
         frame: a sweep DataFrame.
         x: the parameter column (e.g. ``bits``, ``calibration_size``, ``default_max``).
@@ -153,8 +217,27 @@ def accuracy_curve(frame, x: str, baseline: float, *, accuracy: str = "accuracy"
     if x not in frame:
         raise ValueError(f"x={x!r} is not a column; allowed: {list(frame.columns)}")
     ax = _axes(ax, (8, 4.8))
-    ordered = frame.sort_values(x)
-    ax.plot(ordered[x], _percent(ordered, accuracy), marker="o", linewidth=2, label=label or "quantized")
+    points = frame.assign(_acc=_percent(frame, accuracy))
+    grouped = points.groupby(x, sort=True)["_acc"]
+    xs, mean = np.asarray(grouped.mean().index), grouped.mean().to_numpy()
+    std = grouped.std(ddof=1).to_numpy() if (grouped.size() > 1).any() else None
+    ax.plot(xs, mean, linewidth=2, color="#4c72b0", label=label or "quantized")
+    if std is not None:
+        ax.errorbar(xs, mean, yerr=np.nan_to_num(std), fmt="none", ecolor="#4c72b0", capsize=4, linewidth=1.5,
+                    label=f"± std over {int(grouped.size().max())} seeds")
+    if "significant" in frame:
+        state = points.groupby(x, sort=True)["significant"].agg(_point_state).to_numpy()
+        for kind, style in (("significant", {"marker": "o", "markerfacecolor": "#4c72b0"}),
+                            ("noise", {"marker": "o", "markerfacecolor": "white"}),
+                            ("reference", {"marker": "*", "markersize": 16, "markerfacecolor": "#c44e52"})):
+            pick = state == kind
+            if pick.any():
+                text = {"significant": "differs from the reference", "noise": "no significant difference",
+                        "reference": "reference point"}[kind]
+                ax.plot(xs[pick], mean[pick], linestyle="none", markeredgecolor="#4c72b0",
+                        markersize=style.pop("markersize", 8), label=text, **style)
+    else:
+        ax.plot(xs, mean, linestyle="none", marker="o", color="#4c72b0")
     _draw_baseline(ax, base)
     for (name, value), color in zip((references or {}).items(), ("#c44e52", "#55a868", "#8172b3")):
         ax.axhline(100 * checks.number(name, value, low=0, high=1), color=color, linestyle=":",
@@ -198,6 +281,23 @@ def stats_heatmap(frame, baseline: float, correct: InputStats | None = None, *, 
     bar = ax.figure.colorbar(image, ax=ax)
     bar.set_label("test accuracy (%)", fontsize=FONT)
     bar.ax.axhline(base, **BASELINE_STYLE)
+    if "significant" in frame:  # the sweep's paired test against its reference (by default the best point)
+        marks = frame.assign(_noise=within_noise(frame["significant"]),
+                             _ref=[is_reference(v) and np.isfinite(a) for v, a in zip(frame["significant"],
+                                                                                     _percent(frame, accuracy))])
+        noise = marks.pivot_table(index="std", columns="mean", values="_noise", aggfunc="all").reindex_like(table)
+        ref = marks.pivot_table(index="std", columns="mean", values="_ref", aggfunc="any").reindex_like(table)
+        from matplotlib.patches import Rectangle
+
+        for (i, j), v in np.ndenumerate(noise.values):
+            if v is True or v == 1:
+                ax.add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, hatch="..", edgecolor="white",
+                                       linewidth=0, label="_noise"))
+            if ref.values[i, j] is True or ref.values[i, j] == 1:
+                ax.add_patch(Rectangle((j - 0.45, i - 0.45), 0.9, 0.9, fill=False, edgecolor="red", linewidth=2,
+                                       label="_reference"))
+        ax.text(0.0, -0.16 if len(table.columns) <= 10 else -0.2, "dotted: no significant difference from the "
+                "red-framed reference point (exact McNemar)", transform=ax.transAxes, fontsize=FONT - 2)
     if correct is not None and correct.mean in table.columns and correct.std in table.index:
         ax.plot(list(table.columns).index(correct.mean), list(table.index).index(correct.std), marker="*",
                 markersize=22, markerfacecolor="none", markeredgecolor="red", markeredgewidth=2,
@@ -299,6 +399,26 @@ def fake_quant_ranges(table, *, ax=None):
     ax.set_xlabel("learned range (real value)", fontsize=FONT)
     ax.set_title("What QAT inserted: fake-quant ranges learned in training", fontsize=FONT + 1)
     return ax
+
+
+def _within_noise(frame) -> list[bool]:
+    """Per row: compared with a reference and not significantly different (``significant`` is False)."""
+    return within_noise(frame["significant"]) if "significant" in frame else [False] * len(frame)
+
+
+def _point_state(values) -> str:
+    """A swept point over its seeds: the reference, within noise, or significantly different."""
+    values = list(values)
+    if all(is_reference(v) for v in values):
+        return "reference"
+    return "significant" if all(not is_reference(v) and bool(v) for v in values) else "noise"
+
+
+def _std_pts(frame) -> np.ndarray | None:
+    if "accuracy_std_pts" not in frame:
+        return None
+    std = np.asarray(frame["accuracy_std_pts"], dtype=float)
+    return np.nan_to_num(std) if np.isfinite(std).any() else None
 
 
 def _axes(ax, size: tuple[float, float]) -> Any:

@@ -16,24 +16,32 @@ Two kinds of sweep:
 
 Every finished point is cached as a small JSON file keyed by the model, the
 recipe and the evaluation set, written atomically, so an interrupted sweep
-picks up where it stopped.
+picks up where it stopped. The file keeps the point's predictions (zlib +
+base64 of one byte per image), so every row can be compared with a reference
+point on the same images: ``against="best"`` (the default) adds the paired
+test of ``core.compare`` (``delta_pts``, ``ci_low_pts``, ``ci_high_pts``,
+``p_value``, ``significant``, ``verdict``) against the most accurate point.
+An older cache file without predictions is recomputed.
 """
 
 from __future__ import annotations
 
+import base64
 import itertools
 import json
+import zlib
 import multiprocessing
 import os
 import warnings
 from concurrent.futures import Executor, ProcessPoolExecutor, as_completed
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
 import numpy as np
 
 from ..core import artifacts, checks
+from ..core.compare import paired
 from ..core.convert import Recipe
 from ..core.data import Dataset, InputSpec
 from ..core.sources import KERAS_SUFFIXES, FrozenGraph, SavedModel
@@ -126,7 +134,8 @@ def run_point(task: PointTask) -> dict[str, Any]:
                came_out_float=converted.came_out_float, stats_ignored=converted.stats_ignored,
                effective_mean=float("nan") if eff is None else eff.mean,
                effective_std=float("nan") if eff is None else eff.std,
-               convert_s=round(converted.seconds, 4), eval_s=round(result.seconds, 4))
+               convert_s=round(converted.seconds, 4), eval_s=round(result.seconds, 4),
+               predictions=encode_predictions(result.predictions))
     return row
 
 
@@ -134,8 +143,8 @@ def sweep(model: Any, points: Points, images: np.ndarray, labels: np.ndarray, *,
           recipe: Recipe | str = "legacy-uint8", spec: InputSpec = InputSpec(),
           representative: np.ndarray | None = None, reference: Any = None,
           executor: Executor | str | None = "auto", cache: str | os.PathLike | bool | None = None,
-          progress: bool = True, desc: str = "sweep"):
-    """Convert and evaluate ``model`` at every point of a grid.
+          progress: bool = True, desc: str = "sweep", against: str | int | None = "best"):
+    """Convert and evaluate ``model`` at every point of a grid, each point tested against a reference point.
 
     Args:
         model: a Keras model (exported once into the cache, keyed by its weights), a
@@ -157,16 +166,20 @@ def sweep(model: Any, points: Points, images: np.ndarray, labels: np.ndarray, *,
         cache: the artifact folder; ``False`` disables the point cache.
         progress: show a tqdm progress bar.
         desc: the progress bar's label.
+        against: the reference point every row is compared with on the same images (exact McNemar
+            test, ``core.compare``): ``"best"`` (the most accurate point), a row position, or ``None``.
 
     Returns:
         A pandas DataFrame, one row per point in order: the point's parameters,
         then ``accuracy``, ``agreement``, ``size_kb``, ``came_out_float``,
         ``stats_ignored``, ``effective_mean``, ``effective_std``, ``convert_s``,
-        ``eval_s``, ``error`` and ``cached``.
+        ``eval_s``, ``error``, ``cached`` and the comparison with the reference point:
+        ``reference_point`` (its row position), ``delta_pts``, ``ci_low_pts``,
+        ``ci_high_pts``, ``p_value``, ``significant`` (empty on the reference row) and ``verdict``.
 
     Raises:
         ValueError: an unknown key, a bad parameter value, a ``.tflite`` (nothing to
-            convert), images of another shape than the model reads, labels out of range.
+            convert), images of another shape than the model reads, labels out of range, a bad ``against``.
     """
     import pandas as pd
     from tqdm.auto import tqdm
@@ -174,6 +187,7 @@ def sweep(model: Any, points: Points, images: np.ndarray, labels: np.ndarray, *,
     if not (executor is None or executor == "auto" or isinstance(executor, Executor)):
         raise ValueError(f"executor={executor!r}; allowed: 'auto', None or a concurrent.futures.Executor")
     pts = _as_points(points, CONVERT_KEYS, "sweep_training")
+    _check_against(against, len(pts))
     base = Recipe(recipe) if isinstance(recipe, str) else recipe
     if not isinstance(base, Recipe):
         raise ValueError(f"recipe={recipe!r}; allowed: a Recipe or a recipe name")
@@ -194,7 +208,7 @@ def sweep(model: Any, points: Points, images: np.ndarray, labels: np.ndarray, *,
     keys = [artifacts.config_key("sweep-point", model_fp, r, spec, eval_fp,
                                  rep_fp if r.spec.calibrated else None) for r in recipes]
 
-    rows: list[dict | None] = [_load(store, k) for k in keys]
+    rows: list[dict | None] = [_load(store, k, len(images)) for k in keys]
     pending = [i for i, row in enumerate(rows) if row is None]
     bar = tqdm(total=len(pts), initial=len(pts) - len(pending), desc=desc, unit="point", disable=not progress)
     own = None
@@ -230,15 +244,19 @@ def sweep(model: Any, points: Points, images: np.ndarray, labels: np.ndarray, *,
         if own is not None:
             own.shutdown(wait=True, cancel_futures=True)
         bar.close()
-    return pd.DataFrame([{**_point_columns(p, r), **row} for p, r, row in zip(pts, recipes, rows)])
+    preds = [_decoded(row.pop("predictions", None), len(images)) for row in rows]
+    accuracy = [row["accuracy"] for row in rows]
+    tests = _paired_columns(accuracy, preds, labels, against, list(range(len(rows))), [0] * len(rows))
+    return pd.DataFrame([{**_point_columns(p, r), **row, **test}
+                         for p, r, row, test in zip(pts, recipes, rows, tests)])
 
 
 def sweep_training(data: Dataset, points: Points, *, model: str | Callable[[], Any] = "lenet",
                    name: str | None = None, config: Any = None, qat: Any = None,
                    images: np.ndarray | None = None, labels: np.ndarray | None = None,
                    cache: str | os.PathLike | bool | None = None, progress: bool = True,
-                   desc: str = "training sweep"):
-    """Train (or load) a QAT model per point and evaluate its fake-quant simulation.
+                   desc: str = "training sweep", seeds: int = 1, against: str | int | None = "best"):
+    """Train (or load) a QAT model per point and seed, and evaluate its fake-quant simulation.
 
     Args:
         data: the training data (any image shape and class count); trained weights are
@@ -255,10 +273,18 @@ def sweep_training(data: Dataset, points: Points, *, model: str | Callable[[], A
         cache: the artifact folder; ``False`` disables the point cache (weights are still cached).
         progress: show a tqdm progress bar.
         desc: the progress bar's label.
+        seeds: train every point this many times (seeds ``config.seed``, ``config.seed + 1``, ...);
+            plots draw the spread as error bars.
+        against: the reference point (``"best"``: the highest mean accuracy over seeds, a point's
+            position in ``points``, or ``None``); each seed's model is compared with the reference
+            point's model of the same seed, on the same images (exact McNemar test).
 
     Returns:
-        A pandas DataFrame, one row per point: ``model``, its parameters, ``accuracy``
-        (the Keras model with fake-quant, i.e. simulated ``bits``), ``eval_s``, ``cached``.
+        A pandas DataFrame, one row per point and seed (long format): ``model``, its parameters, ``seed``,
+        ``epochs`` (the training budget: float epochs + QAT epochs), ``accuracy`` (the Keras model
+        with fake-quant, i.e. simulated ``bits``), ``eval_s``, ``cached`` and the comparison with the
+        reference point (``reference_point``, ``delta_pts``, ``ci_low_pts``, ``ci_high_pts``, ``p_value``,
+        ``significant``, ``verdict``).
 
     Raises:
         ValueError: an unknown key, a bad parameter value, an unknown ``model``, a built
@@ -272,27 +298,35 @@ def sweep_training(data: Dataset, points: Points, *, model: str | Callable[[], A
 
     config = TrainConfig() if config is None else config
     qat = QatConfig() if qat is None else qat
+    seeds = checks.number("seeds", seeds, low=1, high=20, integer=True)
     pts = _as_points(points, TRAIN_KEYS, "sweep")
+    _check_against(against, len(pts))
     qats = [replace(qat, **{("epochs" if k == "qat_epochs" else k): v for k, v in p.items()}) for p in pts]
     label, train = _trainer(model, name, data)
     images = data.test_images if images is None else checks.images("images", images, shape=data.image_shape)
     labels = checks.labels("labels", data.test_labels if labels is None else labels, len(images), data.classes)
     store = None if cache is False else artifacts.cache_dir(cache) / "sweeps"
     eval_fp = array_fingerprint(images, labels)
-    rows = []
-    for q in tqdm(qats, desc=desc, unit="point", disable=not progress):
-        parts = ("train-point", config, q, data_fingerprint(data), eval_fp)
+    jobs = [(i, q, replace(config, seed=config.seed + s)) for s in range(seeds) for i, q in enumerate(qats)]
+    rows, preds = [], []
+    for i, q, cfg in tqdm(jobs, desc=desc, unit="point", disable=not progress):
+        parts = ("train-point", cfg, q, data_fingerprint(data), eval_fp)
         key = artifacts.config_key(*parts) if label == "lenet" else artifacts.config_key(label, *parts)
-        row = _load(store, key)
+        row = _load(store, key, len(images))
         if row is None:
-            trained = train(config, q, None if cache is False else cache)
-            result = evaluate_keras(trained, images, labels, config.spec)
-            row = {"accuracy": result.accuracy, "eval_s": round(result.seconds, 4), "error": ""}
+            trained = train(cfg, q, None if cache is False else cache)
+            result = evaluate_keras(trained, images, labels, cfg.spec)
+            row = {"accuracy": result.accuracy, "eval_s": round(result.seconds, 4), "error": "",
+                   "predictions": encode_predictions(result.predictions)}
             if store is not None:
                 _store(store, key, row)
             row = {**row, "cached": False}
-        rows.append({"model": label, "bits": q.bits, "qat_epochs": q.epochs, "scheme": q.scheme, **row})
-    return pd.DataFrame(rows)
+        preds.append(_decoded(row.pop("predictions"), len(images)))
+        rows.append({"model": label, "bits": q.bits, "qat_epochs": q.epochs, "scheme": q.scheme, "seed": cfg.seed,
+                     "epochs": cfg.epochs + q.epochs, **row, "_point": i})
+    tests = _paired_columns([r["accuracy"] for r in rows], preds, labels, against,
+                            [r.pop("_point") for r in rows], [r["seed"] for r in rows])
+    return pd.DataFrame([{**row, **test} for row, test in zip(rows, tests)])
 
 
 def _trainer(model: Any, name: str | None, data: Dataset) -> tuple[str, Callable[..., Any]]:
@@ -329,23 +363,43 @@ class Comparison:
     table: Any  # pandas DataFrame, one row per model, the reference first
     results: dict[str, Any]
     baseline: float  # the first (reference) model's accuracy
+    tests: dict[str, Any] = field(default_factory=dict)  # label -> core.compare.PairedComparison
+
+    def summary(self) -> str:
+        """One line per compared model: its difference from the reference, interval, p-value and verdict."""
+        reference = self.table["model"].iloc[0]
+        lines = []
+        for _, row in self.table.iloc[1:].iterrows():
+            name = row["model"]
+            if name in self.tests:
+                lines.append(f"{name} vs {reference}: {self.tests[name].summary()}")
+            else:
+                lines.append(f"{name} vs {reference}: {row['verdict']}")
+        return "\n".join(lines)
 
 
 def compare(models: Mapping[str, Any], images: np.ndarray, labels: np.ndarray,
-            spec: InputSpec = InputSpec()) -> Comparison:
+            spec: InputSpec = InputSpec(), epochs: Mapping[str, int] | None = None) -> Comparison:
     """Evaluate converted models side by side; the first one is the reference (usually float32).
+
+    Every other model is compared with the reference on the same images (``core.compare``: exact
+    McNemar test and 95 % interval). Two trained models are compared only at the same training
+    budget: given ``epochs``, a row whose budget differs from the reference's is shown but not tested.
 
     Args:
         models: ``{label: ConvertedModel}`` in display order.
         images, labels: the uint8 test set.
         spec: the float range the models were trained on.
+        epochs: ``{label: training epochs}`` of each model's trained source (optional; adds an
+            ``epochs`` column and the budget check).
 
     Returns:
-        ``Comparison`` whose table has ``model``, ``recipe``, ``accuracy_pct``,
-        ``delta_vs_float_pts``, ``size_kb``, ``images_per_s``, ``agreement_pct``, ``input``.
+        ``Comparison`` whose table has ``model``, ``recipe``, ``accuracy_pct``, ``delta_pts``,
+        ``ci_low_pts``, ``ci_high_pts``, ``p_value``, ``significant`` (empty for the reference),
+        ``verdict``, ``size_kb``, ``images_per_s``, ``agreement_pct``, ``input`` (and ``epochs``).
 
     Raises:
-        ValueError: no models, or bad images/labels.
+        ValueError: no models, bad images/labels, or ``epochs`` missing a model.
     """
     import pandas as pd
 
@@ -353,18 +407,37 @@ def compare(models: Mapping[str, Any], images: np.ndarray, labels: np.ndarray,
 
     if not models:
         raise ValueError("models is empty; allowed: a dict {label: ConvertedModel} with at least one entry")
-    results, rows, reference = {}, [], None
+    if epochs is not None:
+        missing = [name for name in models if name not in epochs]
+        if missing:
+            raise ValueError(f"epochs has no entry for {missing}; allowed: one budget per model in models")
+    labels = _labels(labels, len(checks.images("images", images)))
+    results, rows, tests, reference, ref_name = {}, [], {}, None, None
     for name, model in models.items():
         result = evaluate(model, images, labels, spec, reference=reference)
-        reference = result if reference is None else reference
+        if reference is None:
+            reference, ref_name = result, name
         results[name] = result
-        rows.append({"model": name, "recipe": model.recipe.label(),
-                     "accuracy_pct": round(100 * result.accuracy, 2),
-                     "delta_vs_float_pts": round(100 * (result.accuracy - reference.accuracy), 2),
-                     "size_kb": round(model.size_kb, 1), "images_per_s": round(result.images_per_second),
-                     "agreement_pct": None if result.agreement is None else round(100 * result.agreement, 2),
-                     "input": model.input.dtype})
-    return Comparison(pd.DataFrame(rows), results, reference.accuracy)
+        row = {"model": name, "recipe": model.recipe.label(), "accuracy_pct": round(100 * result.accuracy, 2)}
+        if epochs is not None:
+            row["epochs"] = epochs[name]
+        if result is reference:
+            row.update(delta_pts=0.0, ci_low_pts=float("nan"), ci_high_pts=float("nan"), p_value=float("nan"),
+                       significant=None, verdict="reference")
+        elif epochs is not None and epochs[name] != epochs[ref_name]:
+            row.update(delta_pts=round(100 * (result.accuracy - reference.accuracy), 2), ci_low_pts=float("nan"),
+                       ci_high_pts=float("nan"), p_value=float("nan"), significant=None,
+                       verdict=f"not compared: {epochs[name]} vs {epochs[ref_name]} training epochs")
+        else:
+            tests[name] = paired(reference, result, labels)
+            test = tests[name].row()
+            test.pop("discordant")
+            row.update(test)
+        row.update({"size_kb": round(model.size_kb, 1), "images_per_s": round(result.images_per_second),
+                    "agreement_pct": None if result.agreement is None else round(100 * result.agreement, 2),
+                    "input": model.input.dtype})
+        rows.append(row)
+    return Comparison(pd.DataFrame(rows), results, reference.accuracy, tests)
 
 
 def saved_model_folder(model: Any, cache: str | os.PathLike | None = None) -> Path:
@@ -457,6 +530,68 @@ def best_point(frame, column: str = "accuracy") -> dict[str, Any]:
     return frame.loc[frame[column].idxmax()].to_dict()
 
 
+def encode_predictions(predictions: np.ndarray) -> str:
+    """Predicted classes as compact text for a JSON file: one byte per image (two past 255 classes), zlib, base64."""
+    pred = np.asarray(predictions).reshape(-1)
+    dtype = np.uint8 if pred.size == 0 or pred.max() < 256 else np.uint16
+    return f"{np.dtype(dtype).name}:" + base64.b64encode(zlib.compress(pred.astype(dtype).tobytes(), 9)).decode()
+
+
+def decode_predictions(text: str, count: int) -> np.ndarray:
+    """The predictions ``encode_predictions`` wrote; ``ValueError`` when they are not ``count`` valid entries."""
+    try:
+        name, payload = text.split(":", 1)
+        pred = np.frombuffer(zlib.decompress(base64.b64decode(payload)), dtype=np.dtype(name)).astype(np.int64)
+    except (AttributeError, ValueError, TypeError, zlib.error) as err:
+        raise ValueError(f"predictions={str(text)[:40]!r} are not encoded predictions; allowed: "
+                         "encode_predictions() text") from err
+    if len(pred) != count:
+        raise ValueError(f"predictions hold {len(pred)} entries for {count} images; allowed: one per image")
+    return pred
+
+
+def _check_against(against: Any, count: int) -> None:
+    if against is None or against == "best":
+        return
+    if isinstance(against, bool) or not isinstance(against, (int, np.integer)) or not 0 <= against < count:
+        raise ValueError(f"against={against!r}; allowed: 'best', None or a point position 0..{count - 1}")
+
+
+def _paired_columns(accuracy: list[float], predictions: list, labels: np.ndarray, against: Any,
+                    point: list[int], seed: list[int]) -> list[dict[str, Any]]:
+    """Each row against the reference point's row of the same seed (exact McNemar test, 95 % interval)."""
+    if against is None:
+        return [{} for _ in accuracy]
+    means: dict[int, list[float]] = {}
+    for p, a in zip(point, accuracy):
+        means.setdefault(p, []).append(a)
+    mean = {p: float(np.mean(v)) for p, v in means.items()}
+    finite = {p: m for p, m in mean.items() if np.isfinite(m)}
+    if against == "best":
+        if not finite:
+            return [{"reference_point": None} for _ in accuracy]
+        ref = max(finite, key=lambda p: (finite[p], -p))  # ties: the first point
+    else:
+        ref = int(against)
+    ref_rows = {s: i for i, (p, s) in enumerate(zip(point, seed)) if p == ref}
+    out = []
+    for i, (p, s) in enumerate(zip(point, seed)):
+        cols: dict[str, Any] = {"reference_point": ref}
+        j = ref_rows.get(s)
+        if p == ref:
+            cols.update(delta_pts=0.0, ci_low_pts=float("nan"), ci_high_pts=float("nan"), p_value=float("nan"),
+                        significant=None, verdict="reference")
+        elif j is None or predictions[i] is None or predictions[j] is None:
+            cols.update(delta_pts=float("nan"), ci_low_pts=float("nan"), ci_high_pts=float("nan"),
+                        p_value=float("nan"), significant=None, verdict="not compared (no predictions)")
+        else:
+            test = paired(predictions[j], predictions[i], labels).row()
+            test.pop("discordant")
+            cols.update(test)
+        out.append(cols)
+    return out
+
+
 def _process_pool(workers: int) -> ProcessPoolExecutor:
     # "spawn": forking a process that has TensorFlow's threads running can deadlock.
     return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
@@ -506,7 +641,11 @@ def _store(store: Path, key: str, row: dict) -> None:
     artifacts.entry(store / f"{key}.json", lambda tmp: tmp.write_text(json.dumps(row)), key=key)
 
 
-def _load(store: Path | None, key: str) -> dict | None:
+def _decoded(predictions: Any, count: int) -> np.ndarray | None:
+    return decode_predictions(predictions, count) if isinstance(predictions, str) else predictions
+
+
+def _load(store: Path | None, key: str, count: int) -> dict | None:
     if store is None:
         return None
     path = store / f"{key}.json"
@@ -518,4 +657,12 @@ def _load(store: Path | None, key: str) -> dict | None:
         return None  # missing or unreadable: recomputed, never trusted
     if not isinstance(row, dict) or "accuracy" not in row:
         return None
+    if not isinstance(row.get("predictions"), str):  # written before points kept their predictions:
+        path.unlink(missing_ok=True)  # retired, so the point is recomputed and stored again, paired this time
+        artifacts.manifest_path(path).unlink(missing_ok=True)
+        return None
+    try:
+        decode_predictions(row["predictions"], count)
+    except ValueError:
+        return None  # damaged or for another image count: recomputed, never trusted
     return {**row, "cached": True}

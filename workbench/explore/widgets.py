@@ -9,7 +9,9 @@ does the same for ``default_ranges``. Any image shape and class count works: the
 images and labels are checked against the model before the first conversion.
 ``stats_explorer`` / ``range_explorer`` wrap them in ipywidgets (imported only
 there): sliders, an accuracy readout, the figure as a PNG, and a button that
-evaluates the full test set.
+evaluates the full test set. The mean/std readout
+tests the current stats against the correct ones on the same live images
+(``core.compare``) and says when a difference is within noise.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from . import plots
 
 from ..core import checks
 from ..core import recipes as registry
+from ..core.compare import paired
 from .input_codes import CodeUsage, code_usage
 from ..core.convert import ConvertedModel, QuantizationWarning, convert
 from ..core.data import InputSpec
@@ -47,6 +50,7 @@ class StatsView:
     usage: CodeUsage
     stats_ignored: bool
     converted: ConvertedModel = field(repr=False)
+    predictions: np.ndarray | None = field(default=None, repr=False)  # on the live images, for paired tests
 
 
 @dataclass(frozen=True)
@@ -83,7 +87,8 @@ def stats_view(model_dir: Any, images: np.ndarray, labels: np.ndarray, mean: flo
     result = evaluate(converted, images, labels, spec)
     effective = converted.effective_stats or requested
     usage = code_usage(effective, (spec.lo, spec.hi), images)
-    return StatsView(requested, effective, result.accuracy, result.count, usage, converted.stats_ignored, converted)
+    return StatsView(requested, effective, result.accuracy, result.count, usage, converted.stats_ignored, converted,
+                     result.predictions)
 
 
 def range_view(model_dir: Any, images: np.ndarray, labels: np.ndarray, lo: float, hi: float,
@@ -177,6 +182,10 @@ class StatsExplorer(_LiveFigure):
                 f"std={b.requested.std:g}; float {100 * self.baseline:.2f} %) &middot; "
                 f"{v.usage.codes_in_range} of 256 codes in the training range, "
                 f"{100 * v.usage.clipped_fraction:.1f} % of pixels clipped")
+        if v is not b and v.predictions is not None and b.predictions is not None:
+            test = paired(b.predictions, v.predictions, self.live_labels)
+            text += f"<br>against the correct stats, on these {v.count:,} images: " + (
+                f"<b>{test.summary()}</b>" if test.significant else f"{test.summary()} (within noise)")
         if v.stats_ignored:
             text += (f"<br><b>These stats are ignored:</b> the model learned its input range in QAT and reads "
                      f"bytes with mean={v.effective.mean + 0.0:g}, std={v.effective.std:.4g} whatever you ask for.")

@@ -6,8 +6,9 @@ and returns a ``CaseResult``: the observed failure, its diagnosis from the
 catalog, one row per variant measured, and notes stating what was seen.
 Nothing here is asserted from memory: the rows are what TF 2.21 and LiteRT did,
 and every note is built from values measured in the same run (op counts, the
-dtypes ops read, whether a conversion succeeded), so it cannot claim more than
-the run showed. History (what TOCO did) is labelled as such.
+dtypes ops read, whether a conversion succeeded, paired tests of accuracy
+differences at equal training budgets), so it cannot claim more than the run
+showed. History (what TOCO did) is labelled as such.
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ from ..core.data import InputSpec, Mnist
 from ..core.diagnose import Diagnosis, QuantizationError
 from ..core.evaluate import evaluate, evaluate_keras
 from ..core.stats import stats_for_range
-from ..core.train import QatConfig, TrainConfig, trained_lenet
+from ..core.compare import paired
+from ..core.train import QatConfig, TrainConfig, fine_tuned_lenet, trained_lenet
 from .variants import build, trained_variant
 
 
@@ -209,20 +211,42 @@ def ops_by_input_dtype(model) -> dict[str, list[str]]:
 # --- 1. lacking min/max --------------------------------------------------------------------------
 
 def lacking_min_max(data: Mnist, cfg: GalleryConfig = GalleryConfig()) -> CaseResult:
-    """A float model down the uint8 path: it silently comes out float; fixes: QAT or default ranges."""
+    """A float model down the uint8 path: it silently comes out float; fixes: QAT or default ranges.
+
+    Rows carry their training budget (``epochs``). The QAT fix trained one more epoch than the float
+    model, so it is tested against the float model trained that same extra epoch ("float Keras, same
+    budget"), and the default-range fix against its own float model (paired notes, ``core.compare``).
+    """
     float_model = trained_lenet(data, cfg.train())
-    qat = trained_lenet(data, cfg.train(), QatConfig("uint8-legacy"))
+    qat_config = QatConfig("uint8-legacy")
+    qat = trained_lenet(data, cfg.train(), qat_config)
+    same_budget = fine_tuned_lenet(data, cfg.train(), epochs=qat_config.epochs)
+    budget, qat_budget = cfg.epochs, cfg.epochs + qat_config.epochs
     plain = _convert(float_model, "legacy-uint8", data, cfg)
-    rows = [keras_row("float Keras", float_model, data, cfg),
-            measure("float -> uint8, no ranges", plain, data, cfg)]
+    rows = [keras_row("float Keras", float_model, data, cfg, epochs=budget),
+            measure("float -> uint8, no ranges", plain, data, cfg, epochs=budget)]
+    ranged = {}
     for lo, hi in ((0.0, 6.0), (-1.0, 1.0), (0.0, 20.0)):
-        rows.append(measure(f"float -> uint8, default_ranges=({lo:g},{hi:g})",
-                            _convert(float_model, "legacy-uint8", data, cfg, default_ranges=(lo, hi)), data, cfg))
-    rows.append(measure("QAT (per-tensor) -> uint8", _convert(qat, "legacy-uint8", data, cfg), data, cfg))
+        ranged[(lo, hi)] = _convert(float_model, "legacy-uint8", data, cfg, default_ranges=(lo, hi))
+        rows.append(measure(f"float -> uint8, default_ranges=({lo:g},{hi:g})", ranged[(lo, hi)], data, cfg,
+                            epochs=budget))
+    qat_uint8 = _convert(qat, "legacy-uint8", data, cfg)
+    rows.append(keras_row("float Keras, same budget as QAT", same_budget, data, cfg, epochs=qat_budget))
+    rows.append(measure("QAT (per-tensor) -> uint8", qat_uint8, data, cfg, epochs=qat_budget))
+    images, labels = data.test_images[: cfg.eval_size], data.test_labels[: cfg.eval_size]
+    float_pred = evaluate_keras(float_model, images, labels).predictions
+    same_pred = evaluate_keras(same_budget, images, labels).predictions
+    ranged_test = paired(float_pred, evaluate(ranged[(0.0, 6.0)], images, labels).predictions, labels)
+    qat_test = paired(same_pred, evaluate(qat_uint8, images, labels).predictions, labels)
     warning = plain.warnings[0] if plain.warnings else "no warning"
     return CaseResult(1, "lacking min/max data", warning, diagnose.explain(warning), tuple(rows), (
         f"TF {_tf_version()}'s v1 converter does not stop with 'lacking min/max data' as TOCO did: it returned a model "
-        f"of {plain.size_kb:.0f} KB with {rows[1]['float_activations']} float32 activations.",))
+        f"of {plain.size_kb:.0f} KB with {rows[1]['float_activations']} float32 activations.",
+        f"default_ranges=(0,6) against its float model ({budget} epoch{'s' if budget != 1 else ''} each, "
+        f"{len(labels):,} test images): {ranged_test.summary()}.",
+        f"QAT -> uint8 against the float model trained the same {qat_budget} epochs: {qat_test.summary()}. "
+        f"Compare QAT only with that row: the plain float model trained {qat_budget - budget} epoch"
+        f"{'s' if qat_budget - budget != 1 else ''} less."))
 
 
 # --- 2. wrong mean/std ---------------------------------------------------------------------------
