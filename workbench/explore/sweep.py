@@ -411,7 +411,7 @@ def compare(models: Mapping[str, Any], images: np.ndarray, labels: np.ndarray,
         missing = [name for name in models if name not in epochs]
         if missing:
             raise ValueError(f"epochs has no entry for {missing}; allowed: one budget per model in models")
-    labels = _labels(labels, len(checks.images("images", images)))
+    labels = checks.labels("labels", labels, len(checks.images("images", images)))
     results, rows, tests, reference, ref_name = {}, [], {}, None, None
     for name, model in models.items():
         result = evaluate(model, images, labels, spec, reference=reference)
