@@ -127,3 +127,26 @@ def test_stats_ignored_names_qat_only_when_the_source_shows_it(qat_uint8_learned
     assert from_keras.stats_ignored and from_folder.stats_ignored
     assert "learned its input range in QAT" in from_keras.warnings[0]
     assert "QAT" not in from_folder.warnings[0] and "fixes its own input range" in from_folder.warnings[0]
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--out", "/dev/null/out"], r"^error: --out='/dev/null/out' cannot be used as a folder \(Not a directory\); allowed"),
+    (["--cache", "/dev/null"], r"^error: --cache='/dev/null' cannot be used as a folder"),
+    (["--seed", "-1"], r"^error: --seed=-1 is out of range; allowed: a whole number >= 0"),
+    (["--epochs", "0"], r"^error: --epochs=0 is out of range; allowed: a whole number >= 1"),
+    (["--test-size", "0"], r"^error: --test-size=0 is out of range"),
+])
+def test_demo_flags_are_checked_before_any_training(argv, message, capsys, tmp_path):
+    from workbench.cli.main import main
+
+    cache = [] if "--cache" in argv else ["--cache", str(tmp_path / "cache")]
+    assert main(["demo", "--no-progress", *cache, *argv]) == 2
+    err = capsys.readouterr().err.strip()
+    assert re_search(message, err) and "Traceback" not in err and len(err.splitlines()) == 1, err
+    assert not (tmp_path / "cache" / "models").exists()  # refused up front: nothing was trained
+
+
+def re_search(pattern: str, text: str) -> bool:
+    import re
+
+    return re.search(pattern, text) is not None

@@ -65,6 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("model")
     explain = sub.add_parser("explain", help="explain a converter or interpreter error message")
     explain.add_argument("message", nargs="+")
+    for command in sub.choices.values():
+        command.add_argument("--debug", action="store_true", help="show the full traceback of an unexpected error")
     return parser
 
 
@@ -109,11 +111,44 @@ def main(argv: list[str] | None = None) -> int:
     except QuantizationError as err:
         print(f"error: the converter or LiteRT refused the model:\n{err}", file=sys.stderr)
         return 1
+    except Exception as err:  # noqa: BLE001 - one line for the user; the traceback with --debug
+        if getattr(args, "debug", False):
+            raise
+        print(f"error: {type(err).__name__}: {' '.join(str(err).split())[:300]} (run with --debug for the "
+              "traceback)", file=sys.stderr)
+        return 1
+
+
+def _writable_folder(flag: str, value: str) -> None:
+    """``value`` is, or can be made, a folder this process writes into (checked before any training)."""
+    import tempfile
+    from pathlib import Path
+
+    folder = Path(value).expanduser()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as err:
+        raise ValueError(f"{flag}={value!r} cannot be used as a folder ({err.strerror}); allowed: a folder that "
+                         "exists or can be created, and can be written") from None
 
 
 def _demo(args) -> int:
     start = time.perf_counter()
+    from ..core import checks
     from .demo import DemoConfig, format_table, legend, results_frame, run_demo, write_report
+
+    for flag, value, low in (("--epochs", args.epochs, 1), ("--qat-epochs", args.qat_epochs, 1),
+                             ("--seed", args.seed, 0), ("--calibration-size", args.calibration_size, 1),
+                             ("--seeds", args.seeds, 1)):
+        checks.number(flag, value, low=low, integer=True)
+    for flag, value in (("--train-size", args.train_size), ("--test-size", args.test_size)):
+        if value is not None:
+            checks.number(flag, value, low=1, integer=True)
+    _writable_folder("--out", args.out)
+    if args.cache is not None:
+        _writable_folder("--cache", args.cache)
 
     config = DemoConfig(epochs=args.epochs, qat_epochs=args.qat_epochs, train_size=args.train_size,
                         test_size=args.test_size, calibration_size=args.calibration_size, seed=args.seed,
