@@ -199,3 +199,19 @@ def test_reconverting_a_keras_model_follows_its_current_weights(float_model):
     assert changed.tflite != first.tflite
     model.set_weights(original)
     assert convert(model, "legacy-uint8").tflite == first.tflite
+
+
+def test_export_cache_never_removes_a_folder_still_in_use(float_model, qat_uint8):
+    from workbench.core.converters import _ExportCache
+    from workbench.core.keras_compat import keras
+
+    twin = keras.models.clone_model(float_model)
+    twin.set_weights(float_model.get_weights())
+    cache = _ExportCache(size=1)
+    first = cache.folder_for(float_model)
+    assert cache.folder_for(twin) == first  # same layers and weights: one export
+    other = cache.folder_for(qat_uint8)  # evicts the first export
+    assert other != first and (other / "saved_model.pb").is_file()
+    again = cache.folder_for(twin)
+    assert again not in (first, other) and (again / "saved_model.pb").is_file()
+    assert not (other / "saved_model.pb").is_file()  # evicted in turn, and only it

@@ -234,24 +234,28 @@ class _ExportCache:
     """SavedModel exports of Keras models for the v1 converter, reused while the weights are unchanged.
 
     Exporting costs about a second; a notebook converts the same model many
-    times (stats, default ranges). The key is the model's identity plus a digest
-    of its weight names, shapes and values, so training the model further
-    exports it afresh. Folders live in one temporary directory removed at exit.
+    times (stats, default ranges). The key is a digest of the model's layer types
+    and weight names, shapes and values plus its input shape, so training the model
+    further exports it afresh and two copies of one model share one export. Each
+    export gets a folder of its own (a running number), so evicting one never
+    removes another's. Folders live in one temporary directory removed at exit.
     """
 
     def __init__(self, size: int = 8) -> None:
         self._size = size
-        self._folders: dict[tuple[int, str], Path] = {}
+        self._folders: dict[str, Path] = {}
         self._root: Path | None = None
+        self._count = 0
 
     def folder_for(self, model: Any) -> Path:
-        key = (id(model), artifacts.weights_digest(model))
+        key = artifacts.digest(model, str(getattr(model, "input_shape", "")))
         folder = self._folders.pop(key, None)
         if folder is None or not (folder / "saved_model.pb").is_file():
             if self._root is None:
                 self._root = Path(tempfile.mkdtemp(prefix="workbench-savedmodels-"))
                 atexit.register(shutil.rmtree, self._root, True)
-            folder = export_saved_model(model, self._root / f"m{len(os.listdir(self._root))}-{key[1][:12]}")
+            self._count += 1
+            folder = export_saved_model(model, self._root / f"m{self._count}-{key[:12]}")
         self._folders[key] = folder  # most recently used last
         while len(self._folders) > self._size:
             oldest = next(iter(self._folders))
