@@ -197,7 +197,11 @@ def test_mean_std_sliders_render_and_move_accuracy(lab, output_dir):
         text = _outputs_text(page)
         assert "Loading widget" not in text
         assert not re.search(r"\b(FloatSlider|IntSlider|VBox|HBox|Tab)\(", text), "a widget shows as its raw repr"
-        before = output_text_with(page, "accuracy")
+        before, deadline = "", time.monotonic() + 60
+        while not before and time.monotonic() < deadline:  # the readout renders just after the sliders
+            before = output_text_with(page, "accuracy")
+            if not before:
+                time.sleep(0.3)
         assert before, "no accuracy readout next to the sliders"
         page.screenshot(path=str(output_dir / "jupyterlab_04_mean_std_before.png"))
         current = float(slider.locator(".widget-readout").inner_text())
