@@ -7,6 +7,9 @@ STAMP := $(VENV)/.installed
 OUT ?= out
 DEMO_ARGS ?=
 PYTEST_ARGS ?=
+# Test processes (pytest-xdist); 0 runs the tests in this process.
+TEST_WORKERS ?= 2
+XDIST := -n $(TEST_WORKERS) --dist loadgroup
 
 .PHONY: demo test test-quick install browser benchmark clean
 
@@ -14,11 +17,11 @@ demo: $(STAMP)
 	$(PY) -m workbench demo --out $(OUT) $(DEMO_ARGS)
 
 test: $(STAMP) browser
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest $(XDIST) $(PYTEST_ARGS)
 
 # The edit-test loop: no real-browser tests, no notebook runs, no gallery reproductions.
 test-quick: $(STAMP)
-	$(PY) -m pytest -m "not browser and not slow" $(PYTEST_ARGS)
+	$(PY) -m pytest $(XDIST) -m "not browser and not slow" $(PYTEST_ARGS)
 
 benchmark: $(STAMP)
 	$(PY) benchmarks/run.py

@@ -97,3 +97,22 @@ def output_dir():
     folder = ROOT / "test-output"
     folder.mkdir(exist_ok=True)
     return folder
+
+
+# Under pytest-xdist (`make test` runs `-n 2 --dist loadgroup`): the tests of one module share a worker, so each
+# module-scoped fixture (a JupyterLab server, converted models) is built once; the tests of these modules share
+# only session fixtures cached on disk and are spread one by one. The longest tests start first, so no worker is
+# left with a long test at the end.
+SPREAD = {"test_notebooks.py", "test_gallery.py"}
+FIRST = ("test_notebooks.py", "test_faults.py")
+
+
+def pytest_collection_modifyitems(config, items):
+    def rank(item):
+        name = item.path.name
+        return FIRST.index(name) if name in FIRST else len(FIRST)
+
+    items.sort(key=rank)  # stable: each module's tests keep their order and stay together
+    for item in items:
+        if item.path.name not in SPREAD:
+            item.add_marker(pytest.mark.xdist_group(item.path.name))

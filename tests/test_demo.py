@@ -12,6 +12,7 @@ import pytest
 from conftest import EVAL_SIZE, TRAIN_EPOCHS, TRAIN_SIZE
 
 
+@pytest.mark.slow
 def test_demo_cli_writes_table_csv_png_and_models(tmp_path):
     out = tmp_path / "out"
     proc = subprocess.run(
@@ -50,6 +51,7 @@ def test_demo_cli_writes_table_csv_png_and_models(tmp_path):
     assert len(seed_rows) == len(rows) and {r["seed"] for r in seed_rows} == {"0"}
 
 
+@pytest.mark.slow
 def test_seeds_give_mean_std_and_keep_every_seed(mnist):
     """Two seeds of the float and legacy uint8 rows: every seed kept, mean ± std shown, pairs per seed."""
     from workbench.cli.demo import DemoConfig, format_table, results_frame, run_demo, seeds_frame

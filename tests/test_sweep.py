@@ -215,6 +215,7 @@ def test_predictions_round_trip_compactly():
         sw.decode_predictions("uint8:!!!", 5)
 
 
+@pytest.mark.slow
 def test_training_sweep_over_seeds_pairs_seed_by_seed(mnist, train_config, small_set, tmp_path):
     from workbench.core.train import QatConfig
 
