@@ -1,8 +1,9 @@
 """``python -m workbench report SOURCE --data FILE.npz``: every registered recipe on a user's model, one table.
 
-This module owns the one-command quick comparison. It converts the model with
-every recipe of the registry (the parameters come from each spec: its demo
-row for a float or a QAT model, calibration from ``--calibration`` or the
+This module owns the one-command quick comparison: the arguments, the parameters
+each recipe gets, the paired tests and the files. ``core.recipe_table.run_recipes``
+converts the model with every recipe of the registry (the parameters come from each
+spec: its demo row for a float or a QAT model, calibration from ``--calibration`` or the
 data's first images, the uint8 input stats from ``--input-range``),
 evaluates every result on all images of ``--data``, and prints and writes the
 table (accuracy, size, images/s, the outcome in words) as ``report.csv`` and
@@ -17,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import time
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -26,6 +26,7 @@ import numpy as np
 
 from ..core import recipes as registry
 from ..core.data import InputSpec
+from ..core.recipe_table import RecipeRun, recipe_parameters, run_recipes
 from . import evaluation, inputs
 
 DEFAULT_RANGES = (0.0, 6.0)
@@ -65,9 +66,7 @@ def choose(spec: registry.RecipeSpec, qat: bool, stats: Any, calibration_size: i
     if spec.needs_qat and not qat:
         return Choice(spec.name, None, "skipped: needs a model trained with quantization-aware training (the "
                                         "source has no fake-quant layers)")
-    rows = [dict(v) for s, v in spec.demo if (s.startswith("qat") if qat else s == "float")]
-    rows = rows or [dict(v) for s, v in spec.demo if s == "float"]
-    params = rows[0] if rows else {}
+    params = recipe_parameters(spec.name, "qat" if qat else "float")
     notes = []
     if spec.calibrated:
         params["calibration_size"] = calibration_size
@@ -141,64 +140,53 @@ def run(args: argparse.Namespace, out: Callable[[str], None] = print) -> int:
 
 def compare(model: Any, choices: list[Choice], data: inputs.Labelled, calibration: np.ndarray, spec: InputSpec,
             progress: Callable[[str], None] | None = None) -> list[dict[str, Any]]:
-    """Convert and evaluate every chosen recipe; one row each (skipped and refused recipes included)."""
+    """Convert and evaluate every chosen recipe (``core.recipe_table.run_recipes``); one row each, skipped and
+    refused recipes included, each converted one tested against ``float32`` on the same images."""
     from ..core.compare import paired
-    from ..core.convert import QuantizationWarning, convert
-    from ..core.evaluate import evaluate
+    from .toco import as_asked
 
-    rows, reference, base = [], None, None
+    chosen = {c.name: c.params for c in choices if c.params is not None}
+
+    def said(run: RecipeRun) -> None:
+        if progress:
+            progress(f"  {run.label}: {100 * run.result.accuracy:.2f} % in {run.converted.seconds:.1f} s" if run.ok
+                     else f"  {run.name}: failed")
+
+    runs = {r.name: r for r in run_recipes(model, data.images, data.labels, spec=spec, representative=calibration,
+                                            recipes=list(chosen), kind="qat" if inputs.is_qat(model) else "float",
+                                            parameters=chosen, progress=said)} if chosen else {}
+    base = runs.get("float32")
+    base = base.result if base is not None and base.ok else None
+    rows = []
     for choice in choices:
         row = {"recipe": choice.name, "status": "skipped", "accuracy": None, "accuracy_pct": None,
                "delta_vs_float_pts": None, "p_value": None, "ci_low_pts": None, "ci_high_pts": None,
                "significant": None, "verdict": "", "size_kb": None, "images_per_s": None, "agreement": None,
                "input": "", "activations": "", "convert_s": None, "outcome": choice.note, "note": "",
                "converted": None}
+        rows.append(row)
         if choice.params is None:
-            rows.append(row)
             continue
+        run = runs[choice.name]
         row["note"] = choice.note
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", QuantizationWarning)  # on the record: the outcome column
-                converted = convert(model, choice.name, spec=spec, representative=calibration, **choice.params)
-            result = evaluate(converted, data.images, data.labels, spec, reference=reference)
-        except (RuntimeError, ValueError) as err:  # QuantizationError is a RuntimeError: explained, one row
-            row.update(status="failed", outcome="failed: " + failure(err))
-            rows.append(row)
-            if progress:
-                progress(f"  {choice.name}: failed")
+        if not run.ok:
+            row.update(status="failed", outcome=run.outcome)
             continue
-        if reference is None and choice.name == "float32":
-            reference, base = result, result.accuracy
-        elif reference is not None:  # the same trained model converted two ways: a paired test on the same images
-            test = paired(reference, result, data.labels)
+        converted, result = run.converted, run.result
+        if base is not None and choice.name != "float32":  # the same trained model converted two ways: paired
+            test = paired(base, result, data.labels)
             row.update(p_value=test.p_value, ci_low_pts=round(100 * test.ci_low, 2),
                        ci_high_pts=round(100 * test.ci_high, 2), significant=test.significant, verdict=test.verdict)
-        from .toco import as_asked
-
         row.update(
-            recipe=converted.recipe.label(), status="ok", accuracy=round(result.accuracy, 6),
+            recipe=run.label, status="ok", accuracy=round(result.accuracy, 6),
             accuracy_pct=round(100 * result.accuracy, 2),
-            delta_vs_float_pts=None if base is None else round(100 * (result.accuracy - base), 2),
+            delta_vs_float_pts=None if base is None else round(100 * (result.accuracy - base.accuracy), 2),
             size_kb=round(converted.size_kb, 1), images_per_s=round(result.images_per_second),
             agreement=None if result.agreement is None else round(result.agreement, 4),
             input=converted.input.dtype, activations="/".join(sorted(converted.activation_dtypes)),
             convert_s=round(converted.seconds, 2),
             outcome=" ".join(converted.warnings) or as_asked(converted), converted=converted)
-        rows.append(row)
-        if progress:
-            progress(f"  {converted.recipe.label()}: {100 * result.accuracy:.2f} % in {converted.seconds:.1f} s")
     return rows
-
-
-def failure(err: BaseException) -> str:
-    """A refused conversion in one line: the diagnosis's title and fix, else the start of the original message."""
-    diagnosis = getattr(err, "diagnosis", None)
-    if diagnosis is not None and diagnosis.entry is not None:
-        return f"{diagnosis.entry.title} Fix: {diagnosis.entry.fix}"
-    text = diagnosis.original if diagnosis is not None else str(err)
-    text = " ".join(text.split())
-    return text if len(text) <= 300 else text[:297] + "..."
 
 
 def table(rows: list[dict[str, Any]]):

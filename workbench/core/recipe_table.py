@@ -18,7 +18,7 @@ import os
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -83,7 +83,9 @@ def recipe_parameters(name: str, kind: str, calibration_size: int = 500) -> dict
 
 def run_recipes(model: Any, images: np.ndarray, labels: np.ndarray, *, spec: InputSpec = InputSpec(),
                 representative: np.ndarray | None = None, recipes: Sequence[str] | None = None,
-                calibration_size: int = 500, kind: str | None = None) -> list[RecipeRun]:
+                calibration_size: int = 500, kind: str | None = None,
+                parameters: Mapping[str, Mapping[str, Any]] | None = None,
+                progress: Callable[[RecipeRun], None] | None = None) -> list[RecipeRun]:
     """Convert ``model`` with every registered recipe (or ``recipes``) and evaluate each on ``images``.
 
     Args:
@@ -97,6 +99,9 @@ def run_recipes(model: Any, images: np.ndarray, labels: np.ndarray, *, spec: Inp
         recipes: recipe names, in order (default: the whole registry, ``float32`` first).
         calibration_size: calibration images the calibrated recipes use.
         kind: ``"float"`` or ``"qat"`` (default: read off the model, ``model_kind``).
+        parameters: the parameters of some recipes, in place of ``recipe_parameters`` (``python -m
+            workbench report`` adds the input range's mean/std and its default ranges this way).
+        progress: called with each run as it finishes.
 
     Returns:
         One ``RecipeRun`` per recipe.
@@ -125,17 +130,27 @@ def run_recipes(model: Any, images: np.ndarray, labels: np.ndarray, *, spec: Inp
     names = list(registry.names()) if recipes is None else [checks.choice("recipe", r, registry.names())
                                                              for r in recipes]
     kind = model_kind(model) if kind is None else checks.choice("kind", kind, KINDS)
+    given = dict(parameters or {})
+    unknown = sorted(set(given) - set(names))
+    if unknown:
+        raise ValueError(f"parameters={unknown!r} name recipes that do not run; allowed: {names}")
     runs: list[RecipeRun] = []
     reference = None
+
+    def finish(run: RecipeRun) -> None:
+        runs.append(run)
+        if progress is not None:
+            progress(run)
+
     for name in names:
         rspec = registry.get(name)
-        params = recipe_parameters(name, kind, calibration_size)
+        params = dict(given[name]) if name in given else recipe_parameters(name, kind, calibration_size)
         if params is None:
-            runs.append(RecipeRun(name, name, "not run: needs a QAT model (train with QAT, then convert)"))
+            finish(RecipeRun(name, name, "not run: needs a QAT model (train with QAT, then convert)"))
             continue
         recipe = registry.recipe(name, **params)
         if rspec.calibrated and representative is None:
-            runs.append(RecipeRun(name, recipe.label(), "not run: needs representative images for calibration"))
+            finish(RecipeRun(name, recipe.label(), "not run: needs representative images for calibration"))
             continue
         try:
             with warnings.catch_warnings():
@@ -143,13 +158,23 @@ def run_recipes(model: Any, images: np.ndarray, labels: np.ndarray, *, spec: Inp
                 converted = convert(model, recipe, spec=spec,
                                     representative=representative if rspec.calibrated else None)
             result = evaluate(converted, images, labels, spec, reference=reference)
-        except QuantizationError as err:
-            runs.append(RecipeRun(name, recipe.label(), "failed: " + str(err).strip().splitlines()[0]))
+        except (QuantizationError, RuntimeError, ValueError) as err:  # explained: one row, not an exception
+            finish(RecipeRun(name, recipe.label(), "failed: " + failure(err)))
             continue
         if reference is None and name == "float32":
             reference = result
-        runs.append(RecipeRun(name, recipe.label(), " ".join(converted.warnings) or "ok", converted, result))
+        finish(RecipeRun(name, recipe.label(), " ".join(converted.warnings) or "ok", converted, result))
     return runs
+
+
+def failure(err: BaseException) -> str:
+    """A refused conversion in one line: the diagnosis's title and fix, else the start of the original message."""
+    diagnosis = getattr(err, "diagnosis", None)
+    if diagnosis is not None and diagnosis.entry is not None:
+        return f"{diagnosis.entry.title} Fix: {diagnosis.entry.fix}"
+    text = diagnosis.original if diagnosis is not None else str(err)
+    text = " ".join(text.split())
+    return text if len(text) <= 300 else text[:297] + "..."
 
 
 def recipe_table(runs: Sequence[RecipeRun]):
