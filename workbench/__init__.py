@@ -40,7 +40,7 @@ _LAZY = {
 # plots, widgets, input codes, Netron, graph tables), the troubleshooting gallery and
 # per-layer error, and the core modules a notebook may want by name.
 _SUBMODULES = {
-    "sweep": "explore.sweep", "plots": "explore.plots", "widgets": "explore.widgets",
+    "sweep": "explore.sweep", "screening": "explore.screening", "plots": "explore.plots", "widgets": "explore.widgets",
     "input_codes": "explore.input_codes", "viewer": "explore.viewer", "graph_tables": "explore.graph_tables",
     "gallery": "troubleshoot.gallery", "model_choices": "troubleshoot.model_choices",
     "layer_error": "troubleshoot.layer_error", "diagnose": "core.diagnose", "recipes": "core.recipes",

@@ -257,8 +257,12 @@ def stats_heatmap(frame, baseline: float, correct: InputStats | None = None, *, 
                   ax=None):
     """Accuracy over a mean x std grid, the correct stats marked with a star.
 
+    A ``screened`` column (``screening.sweep``) hatches the cells whose accuracy is a subset estimate
+    (``~`` before the number): those points were clearly worse than the best on a few images and were not
+    evaluated on all of them.
+
     Args:
-        frame: a ``sweep`` DataFrame with ``mean``, ``std`` and ``accuracy`` columns.
+        frame: a ``sweep`` (or ``screening.sweep``) DataFrame with ``mean``, ``std`` and ``accuracy`` columns.
         baseline: the float model's accuracy (fraction), shown in the title and colour bar.
         correct: the right ``(mean, std)``; marked when it is on the grid.
         ax: axes to draw on; ``None`` makes a new figure.
@@ -270,10 +274,14 @@ def stats_heatmap(frame, baseline: float, correct: InputStats | None = None, *, 
     table = frame.assign(_acc=_percent(frame, accuracy)).pivot_table(index="std", columns="mean", values="_acc")
     ax = _axes(ax, (9, 6))
     image = ax.imshow(table.values, origin="lower", cmap="viridis", vmin=0, vmax=100, aspect="auto")
+    screened = np.zeros(table.shape, dtype=bool)
+    if "screened" in frame:
+        screened = frame.assign(_s=frame["screened"].astype(bool)).pivot_table(
+            index="std", columns="mean", values="_s", aggfunc="any").reindex_like(table).fillna(False).to_numpy(bool)
     for (i, j), v in np.ndenumerate(table.values):
         if np.isfinite(v):
-            ax.text(j, i, f"{v:.0f}", ha="center", va="center", fontsize=FONT - 1 if table.size <= 100 else FONT - 4,
-                    color="black" if v > 60 else "white")
+            ax.text(j, i, ("~" if screened[i, j] else "") + f"{v:.0f}", ha="center", va="center",
+                    fontsize=FONT - 1 if table.size <= 100 else FONT - 4, color="black" if v > 60 else "white")
     ax.set_xticks(range(len(table.columns)), [f"{m:g}" for m in table.columns], rotation=45)
     ax.set_yticks(range(len(table.index)), [f"{s:g}" for s in table.index])
     ax.set_xlabel("mean (input byte that stands for 0.0)", fontsize=FONT)
@@ -298,11 +306,24 @@ def stats_heatmap(frame, baseline: float, correct: InputStats | None = None, *, 
                                        label="_reference"))
         ax.text(0.0, -0.16 if len(table.columns) <= 10 else -0.2, "dotted: no significant difference from the "
                 "red-framed reference point (exact McNemar)", transform=ax.transAxes, fontsize=FONT - 2)
+    handles = []
+    if screened.any():
+        from matplotlib.patches import Patch, Rectangle
+
+        for i, j in zip(*np.nonzero(screened)):
+            ax.add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, hatch="//", edgecolor="#bbbbbb",
+                                   linewidth=0, label="_screened"))
+        sizes = sorted({int(n) for n in frame.loc[frame["screened"].astype(bool), "images_evaluated"]}) \
+            if "images_evaluated" in frame else []
+        on = f" on {', '.join(f'{n:,}' for n in sizes)} images" if sizes else ""
+        handles.append(Patch(fill=False, hatch="//", edgecolor="#888888", label=f"~ screened: estimated{on}"))
     if correct is not None and correct.mean in table.columns and correct.std in table.index:
-        ax.plot(list(table.columns).index(correct.mean), list(table.index).index(correct.std), marker="*",
-                markersize=22, markerfacecolor="none", markeredgecolor="red", markeredgewidth=2,
-                linestyle="none", label=f"correct stats ({correct.mean + 0.0:g}, {correct.std:g})")
-        ax.legend(loc="upper right", fontsize=FONT - 2)
+        handles += ax.plot(list(table.columns).index(correct.mean), list(table.index).index(correct.std),
+                           marker="*", markersize=22, markerfacecolor="none", markeredgecolor="red",
+                           markeredgewidth=2, linestyle="none",
+                           label=f"correct stats ({correct.mean + 0.0:g}, {correct.std:g})")
+    if handles:
+        ax.legend(handles=handles, loc="upper right", fontsize=FONT - 2)
     ax.set_title(f"Accuracy (%) over mean x std; float baseline {base:.2f} % (dashed on the colour bar)",
                  fontsize=FONT)
     return ax
