@@ -71,3 +71,22 @@ def test_tensorflow_converter_and_litert_are_quiet_but_workbench_warnings_show()
     assert "done" in done.stdout
     assert "came out float" in done.stderr  # the workbench's own QuantizationWarning
     assert not [word for word in NOISE if word in done.stderr], done.stderr
+
+
+def test_a_process_started_with_the_real_stderr_never_holds_the_redirection():
+    # the child writes a line the filter would drop: it shows only if the child's fd 2 is the real stderr
+    done = _run(r"""
+        import os, subprocess, sys
+        from workbench.core.native_log import native_stderr, real_stderr
+        noise = "I0000 00:00:1795658413.170469   25728 port.cc:153] "
+        with native_stderr():
+            with real_stderr():  # inside a redirection, fd 2 is the real stderr again for a moment
+                os.write(2, (noise + "shown: not filtered here\n").encode())
+                child = subprocess.Popen([sys.executable, "-c", "import os, sys, time; time.sleep(1); "
+                                          "os.write(2, (sys.argv[1] + 'from the child\\n').encode())", noise])
+            os.write(2, (noise + "dropped again\n").encode())
+        child.wait()
+    """)
+    assert done.returncode == 0, done.stderr
+    assert "shown: not filtered here" in done.stderr and "dropped again" not in done.stderr
+    assert "from the child" in done.stderr, done.stderr

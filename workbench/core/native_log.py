@@ -9,7 +9,8 @@ setting reaches them, and a notebook shows each line as red text in the cell.
 ``native_stderr()`` points fd 2 at a pipe for the duration of one call (a TF
 import, a conversion, an interpreter's first allocation). A thread forwards
 every line to the real stderr as it arrives, except the lines matching
-``IRRELEVANT``: an unexpected message, a real error, still shows. Python's own
+``IRRELEVANT``: an unexpected message, a real error, still shows. ``real_stderr()``
+puts the real stderr back for a moment, to start processes that outlive a redirection. Python's own
 warnings (the workbench's included) are not touched: in a notebook they do not
 go through fd 2, and elsewhere they are forwarded like any other line. Set
 ``WORKBENCH_NATIVE_LOGS=all`` to see everything.
@@ -66,6 +67,28 @@ def native_stderr() -> Iterator[None]:
         yield
     finally:
         _leave()
+
+
+@contextlib.contextmanager
+def real_stderr() -> Iterator[None]:
+    """Inside this block fd 2 is the real stderr, even while another thread is inside ``native_stderr()``.
+
+    For starting child processes that outlive the block (a background sweep's worker pool): a child
+    inherits fd 2, and one holding a redirection's pipe would keep that redirection's forwarder waiting
+    (and the thread leaving it with it) for as long as the child lives. Other threads' redirections
+    wait for the block's end, so keep it short (process start-up only).
+    """
+    with _lock:
+        if _state is None:
+            yield
+            return
+        current = os.dup(2)  # the pipe's write end (not inherited: os.dup makes non-inheritable descriptors)
+        os.dup2(_state[0], 2)
+        try:
+            yield
+        finally:
+            os.dup2(current, 2)
+            os.close(current)
 
 
 def _enter() -> None:
