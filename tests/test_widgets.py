@@ -103,3 +103,41 @@ def test_bad_slider_values_are_refused(uint8_folder, test_set):
         widgets.range_view(uint8_folder, *test_set, lo=3, hi=1)
     with pytest.raises(ValueError, match="live_size"):
         widgets.StatsExplorer(uint8_folder, *test_set, spec=InputSpec(), live_size=0)
+
+
+def test_sliders_keep_working_while_a_sweep_runs_in_the_background(uint8_folder, test_set, tmp_path):
+    images, labels = test_set
+    ui = widgets.stats_explorer(uint8_folder, images, labels, baseline=0.97, live_size=LIVE, cache=tmp_path,
+                                grid_size=2)
+    ui.controls["sweep"].click()
+    handle = ui.engine.background
+    assert ui.controls["sweep"].disabled
+    with pytest.raises(ValueError, match="a background sweep is still running"):
+        ui.engine.sweep_in_background()
+    running = []
+    for mean in (10.0, 40.0, 127.5, 200.0):
+        ui.controls["mean"].value = mean  # converts and evaluates here while the workers sweep
+        running.append(not handle.done())
+        direct = evaluate(convert(uint8_folder, "legacy-uint8", mean=mean, std=255), images[:LIVE], labels[:LIVE])
+        assert ui.engine.view.accuracy == direct.accuracy and f"{100 * direct.accuracy:.2f} %" in ui.readout.value
+    frame = handle.result(timeout=600)
+    assert running[0], "the sweep finished before the first slider move: nothing ran concurrently"
+    points = sw.stats_grid(InputSpec(), 2)
+    exact = sw.sweep(uint8_folder, points, images, labels, executor=None, cache=tmp_path, progress=False)
+    assert exact["cached"].all()  # the background sweep computed and stored every point, on all images
+    assert list(frame["accuracy"]) == list(exact["accuracy"]) and handle.points_done == len(points)
+    best = exact.loc[exact["accuracy"].idxmax()]
+    status = ui.controls["sweep_status"].value
+    assert f"swept {len(points)} points" in status and f"{100 * best['accuracy']:.2f} %" in status
+    shown = ui.controls["sweep_output"].outputs
+    assert len(shown) == 1 and "image/png" in shown[0]["data"] and not ui.controls["sweep"].disabled
+    # the same grid screened on subsets first: the rows screened out say so, the best point is the same
+    pool = ui.engine.pool
+    ui.controls["screen"].value = True
+    ui.controls["sweep"].click()
+    assert ui.engine.pool is pool  # the workers stay warm from one sweep to the next
+    screened = ui.engine.background.result(timeout=600)
+    assert "screened" in screened and sw.best_point(screened)["accuracy"] == best["accuracy"]
+    assert "points:" in ui.controls["sweep_status"].value and len(ui.controls["sweep_output"].outputs) == 1
+    ui.engine.close()
+    assert ui.engine.pool is None

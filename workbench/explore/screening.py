@@ -100,7 +100,7 @@ def sweep(model: Any, points: exact.Points, images: np.ndarray, labels: np.ndarr
     if alpha >= 1:
         raise ValueError(f"alpha={alpha!r} is out of range; allowed: 0 < alpha < 1")
     seed = checks.number("seed", seed, low=0, integer=True)
-    pts = _points(points)
+    pts = check_points(points, recipe, spec)
     shape, classes = exact.model_io(model)
     images = checks.images("images", images, shape=shape)
     labels = checks.labels("labels", labels, len(images), classes)
@@ -175,6 +175,34 @@ def describe(frame) -> str:
     tail = "" if "confidence" not in info else (f" (each interval at {100 * info['confidence']:.4g} % confidence, "
                                                 f"all of them together at least {100 * (1 - info['alpha']):g} %)")
     return f"{len(frame)} points: " + ", ".join(parts) + tail
+
+
+def check_points(points: exact.Points, recipe: Any = "legacy-uint8", spec: InputSpec = InputSpec()) -> list[dict]:
+    """The points as a list of dicts, each checked as ``sweep.sweep`` checks it (keys and values), with no work.
+
+    Raises:
+        ValueError: no points, an unknown key, or a value the recipe refuses.
+    """
+    from dataclasses import replace
+
+    from ..core.convert import Recipe
+
+    pts = _points(points)
+    base = Recipe(recipe) if isinstance(recipe, str) else recipe
+    if not isinstance(base, Recipe):
+        raise ValueError(f"recipe={recipe!r}; allowed: a Recipe or a recipe name")
+    for p in pts:
+        unknown = set(p) - set(exact.CONVERT_KEYS)
+        if unknown:
+            raise ValueError(f"unknown sweep key(s) {sorted(unknown)}; allowed: {', '.join(exact.CONVERT_KEYS)}")
+        params = dict(p)
+        if ("mean" in params) != ("std" in params):
+            params.setdefault("mean", spec.stats.mean)
+            params.setdefault("std", spec.stats.std)
+        if params.get("default_ranges") is not None:
+            params["default_ranges"] = tuple(checks.range_pair("default_ranges", params["default_ranges"]))
+        replace(base, **params)
+    return pts
 
 
 def _points(points: Any) -> list[dict[str, Any]]:

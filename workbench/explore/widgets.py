@@ -12,6 +12,12 @@ there): sliders, an accuracy readout, the figure as a PNG, and a button that
 evaluates the full test set. The mean/std readout
 tests the current stats against the correct ones on the same live images
 (``core.compare``) and says when a difference is within noise.
+
+``sweep_in_background`` sweeps a whole grid over the full test set (exactly, or
+screened: ``screening.sweep``) in worker processes (``background``) while the
+sliders keep working; the widgets' "Sweep the grid" button starts it, shows its
+progress and draws the result (a heatmap, or accuracy over the default range)
+in the explorer's own output area.
 """
 
 from __future__ import annotations
@@ -29,12 +35,14 @@ from . import plots
 from ..core import checks
 from ..core import recipes as registry
 from ..core.compare import paired
+from . import screening
+from .background import BackgroundSweep, default_workers, start_pool
 from .input_codes import CodeUsage, code_usage
 from ..core.convert import ConvertedModel, QuantizationWarning, convert
 from ..core.data import InputSpec
 from ..core.evaluate import evaluate
 from ..core.stats import InputStats, stats_for_range
-from .sweep import model_io, sweep_source
+from .sweep import grid, model_io, stats_grid, sweep, sweep_source
 
 LIVE_SIZE = 2000
 
@@ -115,6 +123,53 @@ class _LiveFigure:
         """The figure as PNG bytes (what the widget shows)."""
         return _png(self.figure)
 
+    def sweep_in_background(self, points: Any = None, *, screen: bool = False, workers: int | None = None,
+                            cache: Any = None, on_progress: Any = None, on_done: Any = None,
+                            **options: Any) -> BackgroundSweep:
+        """Sweep a grid on the whole test set in worker processes; returns at once, the sliders keep working.
+
+        Args:
+            points: the grid (as ``sweep.sweep`` takes it); default ``default_points()``.
+            screen: screen the grid on image subsets first (``screening.sweep``) instead of the exact sweep.
+            workers: worker processes of the explorer's pool, started by its first background sweep and
+                kept warm for the next ones (default: every core but one, so the sliders keep one).
+            cache: the artifact folder of the point cache (default: the explorer's; ``False``: none).
+            on_progress, on_done: called with the ``BackgroundSweep`` handle, in the background thread.
+            options: more keywords for the sweep (e.g. ``stages``, ``alpha`` when screening).
+
+        Returns:
+            The ``BackgroundSweep`` (also kept as ``self.background``): ``result()`` is the DataFrame.
+
+        Raises:
+            ValueError: a bad point, or a sweep of this explorer still running, before anything starts.
+        """
+        running = getattr(self, "background", None)
+        if running is not None and not running.done():
+            raise ValueError("a background sweep is still running; allowed: one at a time (wait for "
+                             "explorer.background.result())")
+        pts = screening.check_points(self.default_points() if points is None else points, self.recipe, self.spec)
+        pool = getattr(self, "pool", None)
+        if pool is None or (running is not None and running.error is not None):  # none yet, or maybe broken
+            if pool is not None:
+                pool.shutdown(wait=False, cancel_futures=True)
+            self.pool = start_pool(default_workers() if workers is None else workers)
+        run_sweep = screening.sweep if screen else sweep
+        folder, images, labels = self.folder, self.images, self.labels
+        settings = dict(recipe=self.recipe, spec=self.spec, cache=self.cache if cache is None else cache,
+                        progress=False, **options)
+
+        def run(executor):
+            return run_sweep(folder, pts, images, labels, executor=executor, **settings)
+
+        self.background = BackgroundSweep(run, self.pool, on_progress, on_done)
+        return self.background
+
+    def close(self) -> None:
+        """Stop the background sweeps' worker processes (they also stop when Python exits)."""
+        pool, self.pool = getattr(self, "pool", None), None
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+
     def _setup(self, model: Any, images: np.ndarray, labels: np.ndarray, spec: InputSpec, live_size: int,
                cache: Any, recipe: str, parameter: str) -> None:
         """Check the arguments, export the model once and pick the live subset."""
@@ -124,6 +179,7 @@ class _LiveFigure:
         self.images = checks.images("images", images, shape=shape)
         self.labels = checks.labels("labels", labels, len(self.images), classes)
         self.folder = sweep_source(model, cache)  # a SavedModel folder, a SavedModel or a FrozenGraph
+        self.cache = cache
         self.live_images, self.live_labels = self.images[:live_size], self.labels[:live_size]
         self.spec = spec
 
@@ -138,18 +194,21 @@ class StatsExplorer(_LiveFigure):
         spec: the range the model was trained on (the correct stats follow from it).
         baseline: the float model's accuracy (fraction), drawn on the figure.
         live_size: images evaluated on every slider change.
-        cache: the artifact folder for the exported model.
+        cache: the artifact folder for the exported model and the background sweep's points.
         recipe: a registered recipe taking mean/std (``recipe_options("mean")``).
         default_ranges: ``(min, max)`` for activations without a learned range: give it for a
             float model (e.g. ``(0, 6)``), whose uint8 conversion would otherwise come out float.
+        grid_size: values per axis of the background sweep's grid (``sweep.stats_grid``).
     """
 
     def __init__(self, model: Any, images: np.ndarray, labels: np.ndarray, spec: InputSpec = InputSpec(),
                  baseline: float | None = None, live_size: int = LIVE_SIZE, cache: Any = None,
-                 recipe: str = "legacy-uint8", default_ranges: tuple[float, float] | None = None) -> None:
+                 recipe: str = "legacy-uint8", default_ranges: tuple[float, float] | None = None,
+                 grid_size: int = 7) -> None:
         from matplotlib.figure import Figure
 
         self._setup(model, images, labels, spec, live_size, cache, recipe, "mean")
+        self.grid_size = checks.number("grid_size", grid_size, low=2, high=40, integer=True)
         self.default_ranges = None if default_ranges is None else checks.range_pair("default_ranges", default_ranges)
         self.best = stats_view(self.folder, self.live_images, self.live_labels, spec.stats.mean,
                                spec.stats.std, spec, self.recipe, self.default_ranges)
@@ -197,6 +256,17 @@ class StatsExplorer(_LiveFigure):
     def _values(self, view: StatsView) -> dict[str, float]:
         return {"now": view.accuracy, "best (correct stats)": self.best.accuracy}
 
+    def default_points(self) -> list[dict[str, Any]]:
+        """The background sweep's grid: ``sweep.stats_grid`` of ``grid_size`` (with the default ranges, if any)."""
+        points = stats_grid(self.spec, self.grid_size)
+        if self.default_ranges is not None and registry.get(self.recipe).takes("default_ranges"):
+            points = [{**p, "default_ranges": self.default_ranges} for p in points]
+        return points
+
+    def sweep_figure(self, frame):
+        """The background sweep's result drawn: accuracy over the mean x std grid, the correct stats starred."""
+        return plots.stats_heatmap(frame, self.baseline, correct=self.spec.stats).figure
+
 
 class RangeExplorer(_LiveFigure):
     """The default-range explorer's state and figure, without any widget.
@@ -210,7 +280,7 @@ class RangeExplorer(_LiveFigure):
         compare: other accuracies to show beside it, e.g. ``{"QAT uint8": 0.98}``.
         start: the default range to begin with.
         live_size: images evaluated on every slider change.
-        cache: the artifact folder for the exported model.
+        cache: the artifact folder for the exported model and the background sweep's points.
         recipe: a registered recipe taking default ranges (``recipe_options("default_ranges")``).
     """
 
@@ -251,6 +321,15 @@ class RangeExplorer(_LiveFigure):
     def _values(self) -> dict[str, float]:
         return {"default ranges now": self.view.accuracy, **self.compare}
 
+    def default_points(self) -> list[dict[str, Any]]:
+        """The background sweep's grid: ``default_ranges`` ``(0, max)`` for a range of maxima."""
+        return grid(default_ranges=[(0.0, m) for m in (0.5, 1.0, 2.0, 4.0, 6.0, 10.0, 20.0, 30.0)])
+
+    def sweep_figure(self, frame):
+        """The background sweep's result drawn: accuracy against the default range's maximum."""
+        return plots.accuracy_curve(frame, "default_max", self.baseline, logx=True, xlabel="default_ranges max",
+                                    references=self.compare).figure
+
 
 @dataclass(frozen=True)
 class Explorer:
@@ -270,16 +349,19 @@ class Explorer:
 
 def stats_explorer(model: Any, images: np.ndarray, labels: np.ndarray, spec: InputSpec = InputSpec(),
                    baseline: float | None = None, live_size: int = LIVE_SIZE, cache: Any = None,
-                   recipe: str = "legacy-uint8", default_ranges: tuple[float, float] | None = None) -> Explorer:
+                   recipe: str = "legacy-uint8", default_ranges: tuple[float, float] | None = None,
+                   grid_size: int = 7) -> Explorer:
     """Sliders for mean (0-255), std (log, 1-1000) and an assumed training range, with live accuracy.
 
     Moving ``mean`` or ``std`` reconverts and re-evaluates ``live_size`` images;
-    moving the range sets mean/std by the formula for that range. The button
-    evaluates the full test set. Arguments are those of ``StatsExplorer``.
+    moving the range sets mean/std by the formula for that range. The first button
+    evaluates the full test set; "Sweep the grid" sweeps the mean x std grid over it in
+    the background (screened first when ticked) and draws the heatmap below, while the
+    sliders keep working. Arguments are those of ``StatsExplorer``.
     """
     import ipywidgets as w
 
-    engine = StatsExplorer(model, images, labels, spec, baseline, live_size, cache, recipe, default_ranges)
+    engine = StatsExplorer(model, images, labels, spec, baseline, live_size, cache, recipe, default_ranges, grid_size)
     chooser = _recipe_chooser(w, engine, "mean")
     right = spec.stats
     mean = w.FloatSlider(value=right.mean, min=0, max=255, step=0.5, description="mean",
@@ -322,9 +404,10 @@ def stats_explorer(model: Any, images: np.ndarray, labels: np.ndarray, spec: Inp
     span.observe(from_range, names="value")
     chooser.observe(redraw, names="value")
     full.on_click(on_full)
-    ui = w.VBox([w.HBox([mean, std, span, chooser]), readout, w.HBox([full, full_text]), image])
-    return Explorer(ui, engine, {"mean": mean, "std": std, "range": span, "recipe": chooser, "full": full},
-                    readout, image)
+    background = _sweep_controls(w, engine)
+    ui = w.VBox([w.HBox([mean, std, span, chooser]), readout, w.HBox([full, full_text]), image, *background.pop("ui")])
+    return Explorer(ui, engine, {"mean": mean, "std": std, "range": span, "recipe": chooser, "full": full,
+                                 **background}, readout, image)
 
 
 def range_explorer(model: Any, images: np.ndarray, labels: np.ndarray, spec: InputSpec = InputSpec(),
@@ -360,8 +443,61 @@ def range_explorer(model: Any, images: np.ndarray, labels: np.ndarray, spec: Inp
     hi.observe(redraw, names="value")
     chooser.observe(redraw, names="value")
     full.on_click(on_full)
-    ui = w.VBox([w.HBox([lo, hi, chooser]), readout, w.HBox([full, full_text]), image])
-    return Explorer(ui, engine, {"min": lo, "max": hi, "recipe": chooser, "full": full}, readout, image)
+    background = _sweep_controls(w, engine)
+    ui = w.VBox([w.HBox([lo, hi, chooser]), readout, w.HBox([full, full_text]), image, *background.pop("ui")])
+    return Explorer(ui, engine, {"min": lo, "max": hi, "recipe": chooser, "full": full, **background}, readout,
+                    image)
+
+
+def _sweep_controls(w: Any, engine: Any) -> dict[str, Any]:
+    """The "Sweep the grid" button, a "screen" checkbox, a status line and the output area the result goes to.
+
+    The sweep runs in the background (``sweep_in_background``); its progress and result reach the widgets
+    through their values and the output's ``append_*`` methods, never through ``print`` or the output's
+    context manager (either would land in whatever cell runs at that moment).
+    """
+    from IPython.display import Image
+
+    button = w.Button(description=f"Sweep the grid on all {len(engine.images):,} images",
+                      layout=w.Layout(width="300px"))
+    screen = w.Checkbox(value=False, description="screen on subsets first", indent=False)
+    status = w.HTML("")
+    output = w.Output()
+
+    def progress(handle):
+        status.value = f"sweeping in the background: {handle.points_done} points done, {handle.elapsed:.0f} s"
+
+    def done(handle):
+        button.disabled = False
+        if handle.error is not None:
+            status.value = f"<b>the sweep failed</b> after {handle.elapsed:.0f} s"
+            output.append_stderr(f"{type(handle.error).__name__}: {handle.error}\n")
+            return
+        frame = handle.value
+        engine.sweep_frame = frame
+        best = frame.loc[frame["accuracy"].idxmax()] if frame["accuracy"].notna().any() else None
+        text = f"swept {len(frame)} points in {handle.elapsed:.1f} s"
+        if best is not None:
+            where = ", ".join(f"{k}={best[k]:g}" for k in ("mean", "std", "default_max") if k in frame)
+            text += f"; best {where}: {100 * best['accuracy']:.2f} %"
+        if "screened" in frame:
+            text += f"<br>{screening.describe(frame)}"
+        status.value = text
+        output.outputs = ()
+        output.append_display_data(Image(data=_png(engine.sweep_figure(frame)), format="png"))
+
+    def start(_):
+        button.disabled = True
+        status.value = "sweeping in the background: starting the worker processes"
+        try:
+            engine.sweep_in_background(screen=screen.value, on_progress=progress, on_done=done)
+        except ValueError as err:
+            button.disabled = False
+            status.value = f"<b>{err}</b>"
+
+    button.on_click(start)
+    return {"ui": [w.HBox([button, screen, status]), output], "sweep": button, "screen": screen,
+            "sweep_status": status, "sweep_output": output}
 
 
 def _recipe_chooser(w: Any, engine: Any, parameter: str):
