@@ -96,6 +96,13 @@ def check_mean_std(r: dict) -> None:
     # every request but the one that happens to equal the learned (0, 255) is flagged as ignored
     assert all(row["stats_ignored"] for row in r["ignored"] if (row["mean"], row["std"]) != (0, 255)), r["ignored"]
     assert r["explorer_accuracy"] == pytest.approx(correct[0], abs=0.05)
+    # screening: the same best point, every interval holding the exact sweep's accuracy
+    screened = r["screened"]
+    assert max(screened, key=lambda row: row["accuracy"])["accuracy"] == best
+    assert [(row["mean"], row["std"]) for row in screened] == [(row["mean"], row["std"]) for row in grid]
+    for row, exact in zip(screened, grid):
+        assert row["ci_low"] <= exact["accuracy"] <= row["ci_high"], (row, exact)
+        assert row["screened"] or row["accuracy"] == exact["accuracy"], (row, exact)
 
 
 def check_default_ranges(r: dict) -> None:
@@ -204,7 +211,9 @@ NOTEBOOKS = [
     Case("04_mean_std.ipynb", {**SMALL, "eval_size": 10000, "grid_size": 3, "live_size": 500, "show_widgets": False},
          {"grid": "grid_table[['mean', 'std', 'accuracy']].to_dict('records')",
           "ignored": "ignored[['mean', 'std', 'accuracy', 'stats_ignored']].to_dict('records')",
-          "explorer_accuracy": "explorer.engine.view.accuracy"}, check_mean_std),
+          "explorer_accuracy": "explorer.engine.view.accuracy",
+          "screened": "screened[['mean', 'std', 'accuracy', 'ci_low', 'ci_high', 'screened']].to_dict('records')"},
+         check_mean_std),
     Case("05_default_ranges.ipynb", {**SMALL, "range_maxes": [0.5, 2, 6, 20], "live_size": 500,
                                      "show_widgets": False},
          {"came_out_float": "came_out.came_out_float", "baseline": "baseline", "qat": "qat_accuracy",
