@@ -3,7 +3,8 @@
 Run: ``.venv/bin/python benchmarks/run.py`` (or ``make benchmark``). Every
 figure is measured in this one run; ratios compare measurements taken side by
 side. Targets (benchmarks/README.md, 2 cores): demo <= 60 s, QAT/float epoch <= 1.3x,
-batched evaluation >= 1.5x the one-image loop with the same predictions.
+batched evaluation >= 1.5x the one-image loop with the same predictions, screening sweep >= 5x the exact
+sweep on a 7x7 mean/std grid with the same best point (``bench_screening.py``).
 """
 
 from __future__ import annotations
@@ -117,6 +118,7 @@ def batched_vs_loop(model, data):
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--skip-demo", action="store_true", help="skip the demo wall-time run")
+    parser.add_argument("--skip-screening", action="store_true", help="skip the screening vs exact sweep run")
     args = parser.parse_args()
     from workbench import load_mnist
 
@@ -133,6 +135,10 @@ def main() -> int:
     batched_s, loop_s, same = batched_vs_loop(qat, data)
     print(f"evaluate 10k on legacy-uint8 (median of 3): batched {batched_s:.2f} s, one image per invoke "
           f"{loop_s:.2f} s, speed-up {loop_s / batched_s:.2f}x (target >= 1.5x), same predictions: {same}")
+    if not args.skip_screening:
+        from bench_screening import measure  # this folder is on the path when run as a script
+
+        print("\n".join(measure()))
     return 0
 
 
