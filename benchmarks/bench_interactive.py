@@ -59,7 +59,8 @@ def updates_during_background_sweep(folder, images, labels, count: int, grid: in
         frame = handle.result()
         total = time.perf_counter() - start
         ui.engine.close()
-    return {"during": during, "after": after, "sweep_s": total, "points": len(frame), "workers": default_workers(), "load": load}
+    return {"during": during, "after": after, "sweep_s": total, "points": len(frame), "workers": default_workers(),
+            "load": load}
 
 
 def sweep_rate(folder, images, labels, size: int, executor) -> tuple[int, float]:
@@ -99,7 +100,8 @@ def main() -> None:
     if bg["during"]:
         median = statistics.median(bg["during"])
         print(f"widget update while its background sweep runs ({bg['points']} points on 10,000 images, "
-              f"{bg['workers']} worker process(es), {bg['sweep_s']:.1f} s with the pool's start; load average {bg['load']:.1f}): median "
+              f"{bg['workers']} worker process(es), {bg['sweep_s']:.1f} s with the pool's start; load average "
+              f"{bg['load']:.1f}): median "
               f"{median:.3f} s, max {max(bg['during']):.3f} s over {len(bg['during'])} moves "
               f"[target <= 0.5 s: {'met' if median <= 0.5 else 'NOT met'}]")
     else:

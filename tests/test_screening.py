@@ -70,8 +70,8 @@ def test_screened_rows_are_tested_against_the_best_point_on_their_own_images(sta
     # the same comparison, made directly on the subset the row was screened on
     size = int(wrong["images_evaluated"])
     pick = np.random.default_rng(0).permutation(len(test_set[0]))[:size]
-    direct = sw.sweep(uint8_folder, [{"mean": float(screened.loc[best, "mean"]), "std": float(screened.loc[best, "std"])},
-                                     {"mean": 0.0, "std": 1.0}], test_set[0][pick], test_set[1][pick],
+    top = {"mean": float(screened.loc[best, "mean"]), "std": float(screened.loc[best, "std"])}
+    direct = sw.sweep(uint8_folder, [top, {"mean": 0.0, "std": 1.0}], test_set[0][pick], test_set[1][pick],
                       executor=None, progress=False, against=0)
     assert direct.loc[1, "accuracy"] == wrong["accuracy"]
     assert (direct.loc[1, "delta_pts"], direct.loc[1, "p_value"]) == (wrong["delta_pts"], wrong["p_value"])

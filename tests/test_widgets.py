@@ -114,6 +114,8 @@ def test_sliders_keep_working_while_a_sweep_runs_in_the_background(uint8_folder,
     assert ui.controls["sweep"].disabled
     with pytest.raises(ValueError, match="a background sweep is still running"):
         ui.engine.sweep_in_background()
+    with pytest.raises(ValueError, match="a background sweep is still running"):
+        ui.sweep_in_background()
     running = []
     for mean in (10.0, 40.0, 127.5, 200.0):
         ui.controls["mean"].value = mean  # converts and evaluates here while the workers sweep
@@ -133,10 +135,8 @@ def test_sliders_keep_working_while_a_sweep_runs_in_the_background(uint8_folder,
     assert len(shown) == 1 and "image/png" in shown[0]["data"] and not ui.controls["sweep"].disabled
     # the same grid screened on subsets first: the rows screened out say so, the best point is the same
     pool = ui.engine.pool
-    ui.controls["screen"].value = True
-    ui.controls["sweep"].click()
-    assert ui.engine.pool is pool  # the workers stay warm from one sweep to the next
-    screened = ui.engine.background.result(timeout=600)
+    screened = ui.sweep_in_background(screen=True).result(timeout=600)  # what the button does, from code
+    assert ui.controls["screen"].value and ui.engine.pool is pool  # the workers stay warm from one sweep to the next
     assert "screened" in screened and sw.best_point(screened)["accuracy"] == best["accuracy"]
     assert "points:" in ui.controls["sweep_status"].value and len(ui.controls["sweep_output"].outputs) == 1
     ui.engine.close()

@@ -3,9 +3,9 @@
 ``BackgroundSweep(run, pool)`` calls ``run(executor)`` (a ``sweep.sweep`` or ``screening.sweep`` call that
 takes the executor) in a thread of this process, its points running in the worker processes of ``pool``
 (``start_pool``; kept warm by the caller across sweeps, since each worker imports TensorFlow once), so the
-call that started it returns at once and the explorers' sliders keep converting and evaluating meanwhile. The handle says how
-far it got (``points_done``), and ``result()`` / ``done()`` / ``exception()`` work as a future's;
-``on_progress`` and ``on_done`` callbacks run in the background thread.
+call that started it returns at once and the explorers' sliders keep converting and evaluating meanwhile.
+The handle says how far it got (``points_done``), and ``result()`` / ``done()`` / ``exception()`` work as a
+future's; ``on_progress`` and ``on_done`` callbacks run in the background thread.
 
 Why worker processes and not a thread pool: the legacy converter keeps one loaded converter per
 SavedModel folder (``core.converters``) and changes its settings for each call, so two threads converting

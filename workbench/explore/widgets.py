@@ -346,6 +346,20 @@ class Explorer:
 
         display(self.ui)
 
+    def sweep_in_background(self, screen: bool = False) -> BackgroundSweep:
+        """What the "Sweep the grid" button does: the grid on every test image in worker processes, its progress and
+        result drawn under the explorer; returns at once with the ``BackgroundSweep`` (``result()`` waits for it).
+
+        Raises:
+            ValueError: a sweep of this explorer is still running.
+        """
+        running = getattr(self.engine, "background", None)
+        if running is not None and not running.done():
+            raise ValueError("a background sweep is still running; allowed: one at a time (wait for its result())")
+        self.controls["screen"].value = bool(screen)
+        self.controls["sweep"].click()
+        return self.engine.background
+
 
 def stats_explorer(model: Any, images: np.ndarray, labels: np.ndarray, spec: InputSpec = InputSpec(),
                    baseline: float | None = None, live_size: int = LIVE_SIZE, cache: Any = None,
