@@ -214,7 +214,16 @@ def test_mean_std_sliders_render_and_move_accuracy(lab, output_dir):
         with contextlib.suppress(AssertionError):  # let the plots redraw before the picture
             wait_kernel_idle(page, 30.0)
         page.screenshot(path=str(output_dir / "jupyterlab_04_mean_std_after.png"))
+        # the notebook's background sweep reported into the explorer itself: its status line and heatmap
+        swept = output_text_with(page, "swept ")
+        heatmap = page.locator(".widget-output img")
+        images = heatmap.count()
+        if images:
+            heatmap.first.scroll_into_view_if_needed()
+            page.screenshot(path=str(output_dir / "jupyterlab_04_mean_std_background_sweep.png"))
     assert after != before, f"accuracy text did not change after moving mean: {before!r}"
+    assert re.search(r"swept \d+ points in [0-9.]+ s; best mean=", swept), swept
+    assert images == 1, "the background sweep's heatmap is not in the explorer's output area"
     numbers = [re.findall(r"accuracy[^0-9]*([0-9.]+)", t, re.IGNORECASE) for t in (before, after)]
     assert numbers[0] and numbers[1] and numbers[0][0] != numbers[1][0], (before, after)
 
