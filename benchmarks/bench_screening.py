@@ -28,13 +28,10 @@ def timed(function, *args, **kwargs):
 
 
 def work(frame, sizes: list[int]) -> tuple[int, int]:
-    """(conversions, images evaluated) a screening frame cost: each row ran every round up to its own."""
-    conversions = images = 0
-    for n in frame["images_evaluated"]:
-        rounds = [s for s in sizes if s <= n] if n else sizes[:1]
-        conversions += len(rounds)
-        images += sum(rounds) if n else 0
-    return conversions, images
+    """(conversions, images evaluated) a screening frame cost: each row ran every round up to its own, each
+    round on images the point had not seen."""
+    conversions = sum(len([s for s in sizes if s <= n]) if n else 1 for n in frame["images_evaluated"])
+    return conversions, int(frame["images_evaluated"].sum())
 
 
 def compare(folder, images, labels, size: int, executor, repeats: int) -> list[str]:

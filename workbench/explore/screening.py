@@ -2,14 +2,15 @@
 
 ``sweep(model, points, images, labels)`` runs the exact ``sweep.sweep`` in rounds. The evaluation set is put
 in a fixed random order (``seed``); round one evaluates every point on the first few hundred images of that
-order, each later round evaluates the points still in the race on a longer prefix (the subsets are nested),
-and the last round evaluates the survivors on the whole set, in its own order, so those rows are exactly the
-exact sweep's rows (and share its point cache).
+order, each later round evaluates the points still in the race on the next images of it (so each point's
+images are a prefix of the order: nested subsets, none evaluated twice), and the last round gives the
+survivors the rest of the set. Their rows then hold exactly what the exact sweep gives: the accuracy over every
+image and the paired test against the best point on every image.
 
 The rule that drops a point, and why it is honest:
 
-* after a round on ``n`` images, every point with ``k`` correct gets the exact (Clopper-Pearson) binomial
-  interval ``[ci_low, ci_high]`` (``scipy.stats.binomtest(k, n).proportion_ci(method="exact")``);
+* after a round, a point right on ``k`` of the ``n`` images it has seen gets the exact (Clopper-Pearson)
+  binomial interval ``[ci_low, ci_high]`` (``scipy.stats.binomtest(k, n).proportion_ci(method="exact")``);
 * a point is dropped when its ``ci_high`` is below the largest ``ci_low`` of that round: it is clearly worse
   than some other point, not merely lower on this subset;
 * every interval uses the confidence ``1 - alpha / (points x screening rounds)`` (Bonferroni over every
@@ -23,9 +24,9 @@ The rule that drops a point, and why it is honest:
 The result has the exact sweep's columns (one row per point, in order) plus ``images_evaluated``, ``screened``
 (``True``: the row's accuracy is a subset estimate) and ``ci_low``/``ci_high`` (the interval above, at the same
 confidence, on the images the row was evaluated on; the ``screening`` entry of ``frame.attrs`` records
-``alpha``, the confidence, the rounds and the seed). The paired columns compare every row with the best point on
-that row's own images. Screening saves evaluations, not conversions: each round converts its points again
-(cheap when the conversions are).
+``alpha``, the confidence, the rounds and the seed). ``convert_s`` and ``eval_s`` add up the point's rounds; the
+paired columns compare every row with the best point on that row's own images. Screening saves evaluations,
+not conversions: each round converts its points again (cheap when the conversions are).
 """
 
 from __future__ import annotations
@@ -118,39 +119,39 @@ def sweep(model: Any, points: exact.Points, images: np.ndarray, labels: np.ndarr
         workers = min(os.cpu_count() or 1, len(pts))
         executor = own = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) \
             if workers > 1 else None
+    seen = labels[order]  # the labels in the random order; every point's images are a prefix of it
+    parts: dict[int, list[dict[str, Any]]] = {i: [] for i in range(len(pts))}  # each round's row of a point
     rows: dict[int, dict[str, Any]] = {}
-    rounds: list[tuple[np.ndarray, np.ndarray, np.ndarray | None, list[int]]] = []  # subset and its dropped points
-    alive = list(range(len(pts)))
+    alive, bounds = list(range(len(pts))), [0, *sizes, count]
     try:
-        for size in sizes:
+        for lo, hi in zip(bounds, bounds[1:]):
             if not alive:
                 break
-            pick = order[:size]
-            sub = (np.ascontiguousarray(images[pick]), labels[pick], None if ref is None else ref[pick])
-            frame = exact.sweep(model, [pts[i] for i in alive], sub[0], sub[1], reference=sub[2],
-                                executor=executor, desc=f"{desc}: {len(alive)} points on {size:,} images", **common)
-            low, high = _intervals(frame["accuracy"], size, confidence)
-            finite = np.isfinite(low)
-            bar = low[finite].max() if finite.any() else np.inf
-            dropped = []
+            pick = order[lo:hi]
+            frame = exact.sweep(model, [pts[i] for i in alive], np.ascontiguousarray(images[pick]), labels[pick],
+                                reference=None if ref is None else ref[pick], executor=executor, against=None,
+                                predictions=True, desc=f"{desc}: {len(alive)} points on images {lo:,}-{hi:,}",
+                                **common)
             for j, i in enumerate(alive):
-                if not finite[j] or high[j] < bar:  # refused conversions are not evaluated again
-                    rows[i] = _row(frame, j, alive, size if finite[j] else 0, finite[j], low[j], high[j])
-                    dropped.append(i)
-            rounds.append((*sub, dropped))
+                parts[i].append(frame.iloc[j].to_dict())
+            done = [i for i in alive if not np.isfinite(parts[i][-1]["accuracy"])]  # refused: never again
+            for i in done:
+                rows[i] = _combined(parts[i], seen, ref, order, 0, False, confidence)
+            alive = [i for i in alive if i not in done]
+            if hi == count:
+                for i in alive:
+                    rows[i] = _combined(parts[i], seen, ref, order, hi, False, confidence)
+                break
+            ranked = {i: _combined(parts[i], seen, ref, order, hi, True, confidence) for i in alive}
+            bar = max((r["ci_low"] for r in ranked.values()), default=np.inf)
+            for i, row in ranked.items():
+                if row["ci_high"] < bar:
+                    rows[i] = row
             alive = [i for i in alive if i not in rows]
-        if alive:
-            frame = exact.sweep(model, [pts[i] for i in alive], images, labels, reference=ref, executor=executor,
-                                desc=f"{desc}: {len(alive)} points on all {count:,} images", **common)
-            low, high = _intervals(frame["accuracy"], count, confidence)
-            for j, i in enumerate(alive):
-                rows[i] = _row(frame, j, alive, count if np.isfinite(low[j]) else 0, False, low[j], high[j])
     finally:
         if own is not None:
             own.shutdown(wait=True, cancel_futures=True)
-    best = _best(rows)
-    if best is not None and cache is not False:
-        _pair_with_best(model, pts, rows, rounds, best, common)
+    _pair_with_best(rows, parts, seen)
     frame = pd.DataFrame([rows[i] for i in range(len(pts))])
     frame["images_evaluated"] = frame["images_evaluated"].astype(int)
     frame["screened"] = frame["screened"].astype(bool)
@@ -232,36 +233,49 @@ def _stages(stages: Iterable[int], count: int) -> tuple[int, ...]:
     return tuple(sizes)
 
 
-def _intervals(accuracy, total: int, confidence: float) -> tuple[np.ndarray, np.ndarray]:
-    acc = np.asarray(accuracy, dtype=float)
-    low, high = np.full(len(acc), np.nan), np.full(len(acc), np.nan)
-    for j, a in enumerate(acc):
-        if np.isfinite(a):
-            low[j], high[j] = clopper_pearson(round(a * total), total, confidence)
-    return low, high
+PAIRED = ("reference_point", "delta_pts", "ci_low_pts", "ci_high_pts", "p_value", "significant", "verdict")
 
 
-def _row(frame, j: int, alive: list[int], images: int, screened: bool, low: float, high: float) -> dict[str, Any]:
-    row = frame.iloc[j].to_dict()
-    if row.get("reference_point") is not None and np.isfinite(row["reference_point"]):
-        row["reference_point"] = alive[int(row["reference_point"])]  # the round's position -> the grid's
-    return {**row, "images_evaluated": images, "screened": bool(screened), "ci_low": low, "ci_high": high}
+def _combined(parts: list[dict[str, Any]], seen: np.ndarray, ref: np.ndarray | None, order: np.ndarray,
+              images: int, screened: bool, confidence: float) -> dict[str, Any]:
+    """One point's row from its rounds: accuracy (and agreement) over all its images, the interval on them."""
+    row = {k: v for k, v in parts[-1].items() if k != "predictions"}
+    row.update(convert_s=round(sum(p["convert_s"] for p in parts), 4),
+               eval_s=round(sum(p["eval_s"] for p in parts), 4), cached=all(bool(p["cached"]) for p in parts))
+    predictions = None
+    low = high = float("nan")
+    if images:
+        predictions = np.concatenate([p["predictions"] for p in parts])
+        row["accuracy"] = float(np.mean(predictions == seen[:images]))
+        if ref is not None:
+            row["agreement"] = float(np.mean(ref[order[:images]] == predictions))
+        low, high = clopper_pearson(int(np.sum(predictions == seen[:images])), images, confidence)
+    return {**row, "images_evaluated": images, "screened": screened, "ci_low": low, "ci_high": high,
+            "_predictions": predictions}
 
 
-def _best(rows: dict[int, dict[str, Any]]) -> int | None:
-    full = {i: r["accuracy"] for i, r in rows.items() if not r["screened"] and np.isfinite(r["accuracy"])}
-    return max(full, key=lambda i: (full[i], -i)) if full else None  # ties: the first point, as sweep.best_point
+def _pair_with_best(rows: dict[int, dict[str, Any]], parts, seen: np.ndarray) -> None:
+    """The paired columns of ``sweep.sweep``: every row against the best point, on the row's own images."""
+    from ..core.compare import paired
 
-
-def _pair_with_best(model, pts, rows, rounds, best: int, common: dict) -> None:
-    """Each screened row tested against the best point on the row's own images (the point cache makes this cheap)."""
-    keep = ("reference_point", "delta_pts", "ci_low_pts", "ci_high_pts", "p_value", "significant", "verdict")
-    for images, labels, ref, dropped in rounds:
-        done = [i for i in dropped if rows[i]["screened"]]
-        if not done:
-            continue
-        frame = exact.sweep(model, [pts[best]] + [pts[i] for i in done], images, labels, reference=ref,
-                            executor=None, against=0, **{**common, "progress": False})
-        for j, i in enumerate(done, start=1):
-            rows[i].update({k: frame.iloc[j][k] for k in keep if k in frame})
-            rows[i]["reference_point"] = best
+    full = {i: r["accuracy"] for i, r in rows.items() if not r["screened"] and r["images_evaluated"]}
+    best = max(full, key=lambda i: (full[i], -i)) if full else None  # ties: the first point, as sweep.best_point
+    for i, row in list(rows.items()):
+        mine = row.pop("_predictions")
+        if best is None:
+            test = {"reference_point": None}
+        elif i == best:
+            test = dict(reference_point=best, delta_pts=0.0, ci_low_pts=float("nan"), ci_high_pts=float("nan"),
+                        p_value=float("nan"), significant=None, verdict="reference")
+        elif mine is None:
+            test = dict(reference_point=best, delta_pts=float("nan"), ci_low_pts=float("nan"),
+                        ci_high_pts=float("nan"), p_value=float("nan"), significant=None,
+                        verdict="not compared (no predictions)")
+        else:
+            reference = np.concatenate([p["predictions"] for p in parts[best]])[: len(mine)]
+            test = paired(reference, mine, seen[: len(mine)]).row()
+            test.pop("discordant")
+            test = {"reference_point": best, **test}
+        # the exact sweep's columns in its order, then the screening's
+        rows[i] = {**{k: v for k, v in row.items() if k not in EXTRA_COLUMNS}, **test,
+                   **{k: row[k] for k in EXTRA_COLUMNS}}

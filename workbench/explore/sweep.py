@@ -143,7 +143,8 @@ def sweep(model: Any, points: Points, images: np.ndarray, labels: np.ndarray, *,
           recipe: Recipe | str = "legacy-uint8", spec: InputSpec = InputSpec(),
           representative: np.ndarray | None = None, reference: Any = None,
           executor: Executor | str | None = "auto", cache: str | os.PathLike | bool | None = None,
-          progress: bool = True, desc: str = "sweep", against: str | int | None = "best"):
+          progress: bool = True, desc: str = "sweep", against: str | int | None = "best",
+          predictions: bool = False):
     """Convert and evaluate ``model`` at every point of a grid, each point tested against a reference point.
 
     Args:
@@ -168,6 +169,8 @@ def sweep(model: Any, points: Points, images: np.ndarray, labels: np.ndarray, *,
         desc: the progress bar's label.
         against: the reference point every row is compared with on the same images (exact McNemar
             test, ``core.compare``): ``"best"`` (the most accurate point), a row position, or ``None``.
+        predictions: add each point's predicted classes as a ``predictions`` column (arrays; ``None`` for a
+            refused point), for comparisons of one's own (``screening`` combines image subsets with them).
 
     Returns:
         A pandas DataFrame, one row per point in order: the point's parameters,
@@ -247,8 +250,11 @@ def sweep(model: Any, points: Points, images: np.ndarray, labels: np.ndarray, *,
     preds = [_decoded(row.pop("predictions", None), len(images)) for row in rows]
     accuracy = [row["accuracy"] for row in rows]
     tests = _paired_columns(accuracy, preds, labels, against, list(range(len(rows))), [0] * len(rows))
-    return pd.DataFrame([{**_point_columns(p, r), **row, **test}
-                         for p, r, row, test in zip(pts, recipes, rows, tests)])
+    frame = pd.DataFrame([{**_point_columns(p, r), **row, **test}
+                          for p, r, row, test in zip(pts, recipes, rows, tests)])
+    if predictions:
+        frame["predictions"] = pd.Series(preds, index=frame.index, dtype=object)
+    return frame
 
 
 def sweep_training(data: Dataset, points: Points, *, model: str | Callable[[], Any] = "lenet",
