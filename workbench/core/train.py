@@ -115,6 +115,7 @@ def train_qat(float_model: keras.Model, data: Mnist, qat: QatConfig = QatConfig(
 
     With ``qat.delay_steps`` the first steps of that budget train a float copy first
     (``quant_delay``); fake-quant is then applied and the remaining steps train with it.
+    Each phase starts its own Adam optimizer (TF1 kept one optimizer across the delay).
 
     Raises:
         ValueError: ``delay_steps`` not below the budget's number of steps.

@@ -16,10 +16,11 @@ weights, so they hold exactly that model.
 from __future__ import annotations
 
 import collections
+import contextlib
 import tempfile
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 
@@ -158,12 +159,15 @@ def optimize_frozen_graph(path: str | Path, target: str | Path) -> Path:
     return Path(target)
 
 
-def _workdir(folder: str | Path | None) -> Path:
+@contextlib.contextmanager
+def _workdir(folder: str | Path | None) -> Iterator[Path]:
+    """``folder`` (created, kept), or a temporary folder removed when the case is done."""
     if folder is not None:
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        return folder
-    return Path(tempfile.mkdtemp(prefix="workbench-tf1-"))
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        yield Path(folder)
+        return
+    with tempfile.TemporaryDirectory(prefix="workbench-tf1-") as tmp:
+        yield Path(tmp)
 
 
 def _predictions_agree(a, b) -> float:
@@ -177,19 +181,21 @@ def tf1_model(data: Mnist, cfg: GalleryConfig = GalleryConfig(), folder: str | P
     from ..core.keras_compat import tf
 
     model = trained_lenet(data, cfg.train())
-    work = _workdir(folder)
-    saved = load_source(export_tf1_saved_model(model, work / "tf1_saved_model"))
-    frozen = load_source(export_tf1_frozen_graph(model, work / "tf1_frozen.pb"),
-                         input_arrays=INPUT_NAME, output_arrays=OUTPUT_NAME)
     images, labels = data.test_images[: cfg.eval_size], data.test_labels[: cfg.eval_size]
     keras_pred = evaluate_keras(model, images, labels).predictions
     rows = [{"variant": "Keras float", "accuracy": float(np.mean(keras_pred == labels)), "source": "Keras"}]
-    for source_name, source in (("TF1 SavedModel", saved), ("TF1 frozen .pb", frozen)):
-        for recipe, params in (("float32", {}), ("int8-ptq", {}), ("legacy-uint8", {"default_ranges": (0.0, 6.0)})):
-            converted = _convert(source, recipe, data, cfg, **params)
-            result = evaluate(converted, images, labels)
-            rows.append(measure(f"{source_name} -> {recipe}", converted, data, cfg, source=source_name,
-                                recipe=recipe, agrees_with_keras=_predictions_agree(result.predictions, keras_pred)))
+    with _workdir(folder) as work:
+        saved = load_source(export_tf1_saved_model(model, work / "tf1_saved_model"))
+        frozen = load_source(export_tf1_frozen_graph(model, work / "tf1_frozen.pb"),
+                             input_arrays=INPUT_NAME, output_arrays=OUTPUT_NAME)
+        for source_name, source in (("TF1 SavedModel", saved), ("TF1 frozen .pb", frozen)):
+            for recipe, params in (("float32", {}), ("int8-ptq", {}),
+                                   ("legacy-uint8", {"default_ranges": (0.0, 6.0)})):
+                converted = _convert(source, recipe, data, cfg, **params)
+                result = evaluate(converted, images, labels)
+                rows.append(measure(f"{source_name} -> {recipe}", converted, data, cfg, source=source_name,
+                                    recipe=recipe,
+                                    agrees_with_keras=_predictions_agree(result.predictions, keras_pred)))
     has_estimator = hasattr(tf, "estimator") or hasattr(tf.compat.v1, "estimator")
     float_rows = [r for r in rows if r.get("recipe") == "float32"]
     return CaseResult(12, "Estimator, TF1 SavedModel, frozen graph", f"tf.estimator present: {has_estimator}",
@@ -213,22 +219,22 @@ def optimize_for_inference(data: Mnist, cfg: GalleryConfig = GalleryConfig(),
     nodes; the rows count the graph's nodes and the converted models' ops and accuracy both ways.
     """
     model = trained_variant("lenet-bn", data, cfg.train())
-    work = _workdir(folder)
-    plain_path = export_tf1_frozen_graph(model, work / "bn_frozen.pb")
-    optimized_path = optimize_frozen_graph(plain_path, work / "bn_optimized.pb")
-    rows, converted = [], {}
-    for name, path in (("frozen", plain_path), ("optimize_for_inference", optimized_path)):
-        source = load_source(path, input_arrays=INPUT_NAME, output_arrays=OUTPUT_NAME)
-        ops = graph_ops(path)
-        for recipe in ("float32", "int8-ptq"):
-            c = converted[(name, recipe)] = _convert(source, recipe, data, cfg)
-            rows.append(measure(f"{name} -> {recipe}", c, data, cfg, graph=name, recipe=recipe,
-                                graph_nodes=sum(ops.values()),
-                                graph_batchnorm=sum(v for k, v in ops.items() if k.startswith("FusedBatchNorm")),
-                                graph_identity=ops.get("Identity", 0), graph_const=ops.get("Const", 0),
-                                tflite_ops=len(c.ops), mul_add_ops=_count(c, "MUL", "ADD"),
-                                op_list=" ".join(c.ops)))
-    before, after = graph_ops(plain_path), graph_ops(optimized_path)
+    rows, converted, graphs = [], {}, {}
+    with _workdir(folder) as work:
+        plain_path = export_tf1_frozen_graph(model, work / "bn_frozen.pb")
+        optimized_path = optimize_frozen_graph(plain_path, work / "bn_optimized.pb")
+        for name, path in (("frozen", plain_path), ("optimize_for_inference", optimized_path)):
+            source = load_source(path, input_arrays=INPUT_NAME, output_arrays=OUTPUT_NAME)
+            ops = graphs[name] = graph_ops(path)
+            for recipe in ("float32", "int8-ptq"):
+                c = converted[(name, recipe)] = _convert(source, recipe, data, cfg)
+                rows.append(measure(f"{name} -> {recipe}", c, data, cfg, graph=name, recipe=recipe,
+                                    graph_nodes=sum(ops.values()),
+                                    graph_batchnorm=sum(v for k, v in ops.items() if k.startswith("FusedBatchNorm")),
+                                    graph_identity=ops.get("Identity", 0), graph_const=ops.get("Const", 0),
+                                    tflite_ops=len(c.ops), mul_add_ops=_count(c, "MUL", "ADD"),
+                                    op_list=" ".join(c.ops)))
+    before, after = graphs["frozen"], graphs["optimize_for_inference"]
     changed = ", ".join(f"{op} {before.get(op, 0)} -> {after.get(op, 0)}" for op in sorted(set(before) | set(after))
                         if before.get(op, 0) != after.get(op, 0)) or "nothing"
     same = {recipe: converted[("frozen", recipe)].ops == converted[("optimize_for_inference", recipe)].ops
@@ -261,9 +267,6 @@ def training_vs_eval_graph(data: Mnist, cfg: GalleryConfig = GalleryConfig(), ba
     ``batch_one_images``: test images run one at a time through the training behaviour (BatchNorm then
     normalizes each image by its own statistics).
     """
-    from ..core.keras_compat import freeze_function, tf
-    from ..core.sources import FrozenGraph
-
     batch_one_images = checks.number("batch_one_images", batch_one_images, low=1, high=cfg.eval_size, integer=True)
     model = trained_variant("lenet-bn", data, cfg.train(), QatConfig("int8"))
     images, labels = data.test_images[: cfg.eval_size], data.test_labels[: cfg.eval_size]
@@ -295,29 +298,13 @@ def training_vs_eval_graph(data: Mnist, cfg: GalleryConfig = GalleryConfig(), ba
              "range_variables_moved": sum(m in range_vars for m in moved_train),
              "bn_statistics_moved": sum(m in bn_vars for m in moved_train)}]
     test = paired(eval_pred, train_one, labels[:n])
-    work = _workdir(folder)
     export_error = None
-    for training in (False, True):
-        spec = tf.TensorSpec((1, *model.input_shape[1:]), tf.float32, name=INPUT_NAME)
-        function = tf.function(lambda t: model(t, training=training)).get_concrete_function(spec)
-        label = "training graph" if training else "eval graph"
-        try:
-            frozen = freeze_function(function)
-        except Exception as err:  # noqa: BLE001 - TF's refusal is the measured answer
-            export_error = f"{type(err).__name__}: {short_message(str(err), 300)}"
-            rows.append({"variant": f"{label} frozen -> qat-int8", "exported": False, "error": export_error})
-            continue
-        path = work / f"qat_{'training' if training else 'eval'}.pb"
-        graph = frozen.graph.as_graph_def()
-        artifacts.write_bytes_atomic(path, graph.SerializeToString())
-        ops = collections.Counter(node.op for node in graph.node)
-        source = FrozenGraph(path, tuple(t.name.split(":")[0] for t in frozen.inputs),
-                             tuple(t.name.split(":")[0] for t in frozen.outputs), ((1, *model.input_shape[1:]),))
-        converted = _convert(source, "qat-int8", data, cfg)
-        rows.append(measure(f"{label} frozen -> qat-int8", converted, data, cfg, exported=True,
-                            graph_fused_batchnorm=ops.get("FusedBatchNormV3", 0) + ops.get("FusedBatchNorm", 0),
-                            graph_fake_quant=sum(v for k, v in ops.items() if k.startswith("FakeQuant")),
-                            mul_add_ops=_count(converted, "MUL", "ADD")))
+    with _workdir(folder) as work:
+        exports = _export_both_behaviours(model, data, cfg, work)
+    for row in exports:
+        if not row["exported"]:
+            export_error = row["error"]
+        rows.append(row)
     train_row, eval_row = rows[1], rows[0]
     exported = next((r for r in rows if r.get("exported")), None)
     return CaseResult(14, "training graph vs eval graph", export_error or "the training graph froze", None,
@@ -334,6 +321,36 @@ def training_vs_eval_graph(data: Mnist, cfg: GalleryConfig = GalleryConfig(), ba
          f"{exported['accuracy']:.2%}." if exported else "The eval graph did not freeze either.")
         + (f" Freezing the training graph failed: it assigns to its own ranges ({export_error})."
            if export_error else " The training graph froze too."),))
+
+
+def _export_both_behaviours(model: Any, data: Mnist, cfg: GalleryConfig, work: Path) -> list[dict[str, Any]]:
+    """The eval and the training behaviour of a QAT model, each frozen (as TF1 exported) and converted with qat-int8."""
+    from ..core.keras_compat import freeze_function, tf
+    from ..core.sources import FrozenGraph
+
+    rows = []
+    for training in (False, True):
+        spec = tf.TensorSpec((1, *model.input_shape[1:]), tf.float32, name=INPUT_NAME)
+        function = tf.function(lambda t: model(t, training=training)).get_concrete_function(spec)
+        label = "training graph" if training else "eval graph"
+        try:
+            frozen = freeze_function(function)
+        except Exception as err:  # noqa: BLE001 - TF's refusal is the measured answer
+            error = f"{type(err).__name__}: {short_message(str(err), 300)}"
+            rows.append({"variant": f"{label} frozen -> qat-int8", "exported": False, "error": error})
+            continue
+        path = work / f"qat_{'training' if training else 'eval'}.pb"
+        graph = frozen.graph.as_graph_def()
+        artifacts.write_bytes_atomic(path, graph.SerializeToString())
+        ops = collections.Counter(node.op for node in graph.node)
+        source = FrozenGraph(path, tuple(t.name.split(":")[0] for t in frozen.inputs),
+                             tuple(t.name.split(":")[0] for t in frozen.outputs), ((1, *model.input_shape[1:]),))
+        converted = _convert(source, "qat-int8", data, cfg)
+        rows.append(measure(f"{label} frozen -> qat-int8", converted, data, cfg, exported=True,
+                            graph_fused_batchnorm=ops.get("FusedBatchNormV3", 0) + ops.get("FusedBatchNorm", 0),
+                            graph_fake_quant=sum(v for k, v in ops.items() if k.startswith("FakeQuant")),
+                            mul_add_ops=_count(converted, "MUL", "ADD")))
+    return rows
 
 
 # --- 15. quant delay -------------------------------------------------------------------------------
