@@ -150,3 +150,15 @@ def re_search(pattern: str, text: str) -> bool:
     import re
 
     return re.search(pattern, text) is not None
+
+
+def test_legacy_graph_cases_check_their_arguments_before_any_work(mnist, tmp_path):
+    from workbench.core.models import lstm_rows
+    from workbench.troubleshoot import legacy_graphs
+    from workbench.troubleshoot.gallery import GalleryConfig
+
+    cfg = GalleryConfig(train_size=256, eval_size=10)  # 2 QAT steps: nothing is trained before the refusal
+    with pytest.raises(ValueError, match=r"delay_steps=2 is out of range; allowed: a whole number in \[1, 1\]"):
+        legacy_graphs.quant_delay(mnist, cfg, delay_steps=2)
+    with pytest.raises(ValueError, match=r"model layer 'rows' is a Reshape; allowed: InputLayer, Conv2D"):
+        legacy_graphs.export_tf1_frozen_graph(lstm_rows(), tmp_path / "lstm.pb")

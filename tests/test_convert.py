@@ -59,6 +59,23 @@ def test_dynamic_range_keeps_float_activations_and_int8_weights(float_model):
     # conv2, fc1 and fc2 kernels; the converter leaves tensors under 1024 weights
     # (conv1: 150, probs: 840) in float.
     assert c.dtype_counts.get("int8", 0) == 3
+    assert not c.outcome.weights_unquantized and not c.warnings
+
+
+def test_dynamic_range_on_small_weights_says_it_changed_nothing():
+    from workbench.core.keras_compat import keras
+
+    inputs = keras.Input((28, 28, 1), name="image")
+    x = keras.layers.Conv2D(4, 3, activation="relu", name="conv")(inputs)  # 36 weights
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    tiny = keras.Model(inputs, keras.layers.Dense(10, activation="softmax", name="probs")(x))  # 40 weights
+    with pytest.warns(QuantizationWarning, match="dynamic range changed nothing"):
+        c = convert(tiny, "dynamic-range")
+    assert c.outcome.weights_unquantized and c.outcome.largest_weight == 40
+    assert "int8" not in c.dtype_counts
+    assert c.warnings[0].startswith("dynamic range changed nothing: the converter quantizes only weight tensors "
+                                    "of at least 1024 elements and this model's largest has 40")
+    assert abs(c.size_kb - convert(tiny, "float32").size_kb) < 1.0  # the float model again
 
 
 def test_legacy_uint8_qat_model_is_uint8_and_close_to_float(qat_uint8, float_tflite, test_set):

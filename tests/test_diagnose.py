@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from workbench import diagnose
+from workbench import QuantizationError, diagnose
 
 
 @pytest.mark.parametrize("entry", diagnose.CATALOG, ids=lambda e: e.key)
@@ -53,3 +53,16 @@ def test_convert_raises_explained_error_for_a_real_failure(qat_int8):
         convert(qat_int8, "legacy-uint8")
     assert info.value.key == "per-channel-on-uint8"
     assert "failed to prepare" in str(info.value)  # the original message sits beneath the explanation
+
+
+def test_an_op_version_the_runtime_lacks_is_explained(float_tflite):
+    from workbench.core import litert
+
+    assert dict(litert.op_versions(float_tflite))["CONV_2D"] == 1
+    newer = litert.with_op_version(float_tflite, "CONV_2D", 99)
+    assert dict(litert.op_versions(newer))["CONV_2D"] == 99
+    with pytest.raises(QuantizationError, match=r"model is newer than the runtime") as err:
+        litert.read_model(newer)
+    assert err.value.key == "op-version" and "Didn't find op for builtin opcode 'CONV_2D' version '99'" in str(err.value)
+    with pytest.raises(ValueError, match=r"op='LSTM' is not in the model; allowed: CONV_2D, FULLY_CONNECTED"):
+        litert.with_op_version(float_tflite, "LSTM", 2)

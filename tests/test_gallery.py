@@ -11,7 +11,7 @@ import re
 
 import pytest
 
-from workbench import gallery, model_choices
+from workbench import gallery, legacy_graphs, model_choices
 from workbench.troubleshoot.gallery import GalleryConfig
 
 pytestmark = pytest.mark.slow
@@ -204,9 +204,10 @@ def test_gallery_config_validates():
 
 
 def test_cases_lists_every_case_function_in_number_order():
-    """``CASES`` names exactly the functions that return a ``CaseResult``, ordered by their "# --- N." sections."""
+    """``CASES`` (+ ``LEGACY_CASES``) name exactly the functions that return a ``CaseResult``, ordered by their
+    "# --- N." sections."""
     found = {}  # section number -> the case function defined under its header
-    for module in (gallery, model_choices):
+    for module in (gallery, model_choices, legacy_graphs):
         lines = inspect.getsource(module).splitlines()
         headers = [(i + 1, int(m.group(1))) for i, line in enumerate(lines) if (m := re.match(r"# --- (\d+)\. ", line))]
         for name, f in vars(module).items():
@@ -217,4 +218,4 @@ def test_cases_lists_every_case_function_in_number_order():
                 assert section not in found, (section, name, found.get(section))
                 found[section] = name
     assert sorted(found) == list(range(1, len(found) + 1)), found
-    assert model_choices.CASES == tuple(found[n] for n in sorted(found))
+    assert model_choices.CASES + legacy_graphs.LEGACY_CASES == tuple(found[n] for n in sorted(found))

@@ -103,6 +103,8 @@ def test_low_bit_qat_builds(float_model, bits):
     ({"bits": 9}, r"bits=9"),
     ({"bits": 4.5}, r"bits=4.5 is not a whole number"),
     ({"scheme": "int4"}, r"scheme='int4' is not supported; allowed: 'int8', 'uint8-legacy'"),
+    ({"delay_steps": -1}, r"delay_steps=-1 is out of range"),
+    ({"delay_steps": 2.5}, r"delay_steps=2.5 is not a whole number"),
 ])
 def test_bad_qat_config(kwargs, message):
     with pytest.raises(ValueError, match=message):
@@ -128,3 +130,22 @@ def test_float_same_budget_fine_tunes_the_float_model(mnist, train_config, float
     assert evaluate_keras(tuned, *test_set).accuracy > 0.9
     with pytest.raises(ValueError, match="epochs=0 is out of range"):
         fine_tuned_lenet(mnist, train_config, epochs=0)
+
+
+def test_quant_delay_is_in_the_cache_key_only_when_set():
+    from workbench.core import artifacts
+
+    # an undelayed QatConfig hashes as it did before delay_steps existed: cached weights stay valid
+    before = {"__type__": "QatConfig", "scheme": "int8", "bits": 8, "learned_input_range": None, "epochs": 1}
+    assert artifacts.config_key(QatConfig()) == artifacts.config_key(before)
+    assert artifacts.config_key(QatConfig(delay_steps=5)) != artifacts.config_key(QatConfig())
+
+
+def test_quant_delay_must_leave_steps_with_fake_quant(mnist, float_model):
+    """Refused before any training (a delayed run is trained and measured in 07_troubleshooting)."""
+    from workbench.core.train import qat_steps, train_qat
+
+    config = TrainConfig(train_size=256, batch_size=128)
+    assert qat_steps(mnist, config, QatConfig()) == 2
+    with pytest.raises(ValueError, match=r"delay_steps=2; allowed: 0 to 1 \(the QAT budget is 1 epoch\(s\) of 2 steps"):
+        train_qat(float_model, mnist, QatConfig(delay_steps=2), config)

@@ -129,7 +129,11 @@ def _update(h: Any, part: Any) -> None:
 
 def _plain(value: Any) -> Any:
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {"__type__": type(value).__name__, **_plain(dataclasses.asdict(value))}
+        # A field added later with metadata {"key": "omit-default"} leaves the keys of its default unchanged.
+        omitted = {f.name for f in dataclasses.fields(value)
+                   if f.metadata.get("key") == "omit-default" and getattr(value, f.name) == f.default}
+        plain = {k: v for k, v in dataclasses.asdict(value).items() if k not in omitted}
+        return {"__type__": type(value).__name__, **_plain(plain)}
     if isinstance(value, dict):
         return {str(k): _plain(v) for k, v in sorted(value.items(), key=lambda kv: str(kv[0]))}
     if isinstance(value, (list, tuple)):

@@ -28,6 +28,9 @@ from .litert import ModelInfo
 from .recipes import IO_TYPES, Recipe, RecipeSpec, recipe as make_recipe
 from .stats import InputStats
 
+# TF's weight quantizer (dynamic range) leaves weight tensors with fewer elements than this in float32.
+DYNAMIC_RANGE_MIN_ELEMENTS = 1024
+
 __all__ = ["RECIPES", "IO_TYPES", "Recipe", "ConvertedModel", "Outcome", "QuantizationWarning", "convert",
            "export_saved_model"]
 
@@ -59,6 +62,9 @@ class Outcome:
         per_channel_on_uint8: uint8 weight tensors with per-channel scales, which
             the uint8 kernels refuse.
         float_activations, activations: activation tensor counts, for the sentence.
+        weights_unquantized: a ``dynamic-range`` model none of whose weight tensors was
+            quantized (each is under ``DYNAMIC_RANGE_MIN_ELEMENTS`` elements): the float
+            model again, said in plain words. ``largest_weight`` is its largest weight's size.
     """
 
     recipe: str
@@ -72,6 +78,8 @@ class Outcome:
     activations: int = 0
     kept_float: bool = False
     source_has_fake_quant: bool | None = None  # None: not known (a SavedModel folder or a frozen graph)
+    weights_unquantized: bool = False
+    largest_weight: int = 0
 
     @classmethod
     def of(cls, spec: RecipeSpec, recipe: Recipe, info: ModelInfo, requested: InputStats | None,
@@ -92,8 +100,13 @@ class Outcome:
                    and (abs(effective.mean - requested.mean) > 0.5 + 1e-6
                         or abs(effective.std - requested.std) > 1e-3 * requested.std))
         per_channel = tuple(t.name for t in info.tensors if t.per_channel and t.dtype == "uint8")
+        weights = [t for t in info.tensors if t.producer is None and len(t.shape) > 1
+                   and t.index not in {io.index for io in info.inputs}]
+        largest = max((int(np.prod(t.shape)) for t in weights), default=0)
+        unquantized = spec.name == "dynamic-range" and not any(t.dtype in ("int8", "int4") for t in weights)
         return cls(spec.name, came_out_float, ops_left, ignored, requested, effective, per_channel,
-                   acts.get("float32", 0), sum(acts.values()), bool(recipe.keep_float), source_has_fake_quant)
+                   acts.get("float32", 0), sum(acts.values()), bool(recipe.keep_float), source_has_fake_quant,
+                   unquantized, largest)
 
     def sentences(self) -> tuple[str, ...]:
         """The outcome in words: one sentence per thing that did not go as asked."""
@@ -119,6 +132,11 @@ class Outcome:
                 f"mean={e.mean:g}, std={e.std:g} (scale={1 / e.std:.6g}, zero_point={round(e.mean)}) because "
                 + ("it learned its input range in QAT." if self.source_has_fake_quant else
                    "the model fixes its own input range (a fake-quant range recorded on its input)."))
+        if self.weights_unquantized:
+            notes.append(f"dynamic range changed nothing: the converter quantizes only weight tensors of at least "
+                         f"{DYNAMIC_RANGE_MIN_ELEMENTS} elements and this model's largest has {self.largest_weight}, "
+                         "so every weight stayed float32 and the model is the float model; use int8-ptq (it "
+                         "quantizes every weight) to get a smaller model.")
         if self.per_channel_on_uint8:
             notes.append(f"per-channel weights in a uint8 model ({', '.join(self.per_channel_on_uint8[:3])}): "
                          + diagnose.entry("per-channel-on-uint8").fix)

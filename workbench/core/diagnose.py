@@ -263,6 +263,19 @@ CATALOG: tuple[Entry, ...] = (
         examples=("java.lang.IllegalArgumentException: ByteBuffer is not a valid flatbuffer model",),
     ),
     Entry(
+        key="op-version",
+        title="The runtime has no kernel for this op version: the model is newer than the runtime.",
+        patterns=(r"Didn't find op for builtin opcode",),
+        cause=("Every op in a .tflite carries a version, raised whenever the converter starts using a new "
+               "feature of the op (a new type, a new option). A runtime older than the converter that wrote the "
+               "model has no kernel for that version, and loading the model stops ('Registration failed')."),
+        fix=("Run the model with a runtime at least as new as the converter (ai-edge-litert, or the app's TFLite "
+             "library, from the same release as the TensorFlow that converted it), or convert with the "
+             "TensorFlow that matches the deployed runtime; the message names the op and the version missing."),
+        examples=("Didn't find op for builtin opcode 'CONV_2D' version '5'. An older version of this builtin might "
+                  "be supported. Are you using an old TFLite binary with a newer model?\nRegistration failed.",),
+    ),
+    Entry(
         key="rank-limit",
         title="A tensor has more dimensions than the kernel supports.",
         patterns=(r"only supports 1D-4D input", r"(dimensions|rank) (must be|should be) (<=|at most)"),

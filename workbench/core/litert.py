@@ -156,6 +156,9 @@ def interpreter(model_bytes: bytes, num_threads: int | None = None, keep_tensors
         interp = Interpreter(model_content=bytes(model_bytes), num_threads=num_threads,
                              experimental_preserve_all_tensors=keep_tensors, **kwargs)
     except (ValueError, RuntimeError, UnicodeDecodeError) as err:
+        known = diagnose.explain(f"{type(err).__name__}: {err}")
+        if known.entry is not None:  # a readable model this runtime refuses (e.g. an op version it lacks)
+            raise diagnose.QuantizationError(known) from None
         raise ValueError(f"model bytes could not be read as a TFLite model ({type(err).__name__}: {str(err)[:200]}); "
                          "allowed: the bytes of a valid .tflite file") from None
     from . import native_log
@@ -172,6 +175,42 @@ def interpreter(model_bytes: bytes, num_threads: int | None = None, keep_tensors
 
         interp.allocate_tensors = allocate_tensors
     return interp
+
+
+def op_versions(model: Any) -> tuple[tuple[str, int], ...]:
+    """``(op name, version)`` of each operator code a ``.tflite`` declares."""
+    from ai_edge_litert import schema_py_generated as schema
+
+    tree = schema.ModelT.InitFromPackedBuf(bytearray(model_bytes(model)), 0)
+    names = {code: name for name, code in vars(schema.BuiltinOperator).items() if not name.startswith("_")}
+    return tuple((names.get(max(oc.builtinCode, oc.deprecatedBuiltinCode), "?"), int(oc.version))
+                 for oc in tree.operatorCodes)
+
+
+def with_op_version(model: Any, op: str, version: int) -> bytes:
+    """A copy of a ``.tflite`` whose ``op`` (e.g. ``"CONV_2D"``) claims operator version ``version``.
+
+    What a model from a newer converter looks like to an older runtime: the same
+    graph, an op version the runtime has no kernel for.
+
+    Raises:
+        ValueError: ``op`` is not in the model, ``version`` is not a whole number >= 1.
+    """
+    import flatbuffers
+    from ai_edge_litert import schema_py_generated as schema
+
+    version = checks.number("version", version, low=1, high=2**31 - 1, integer=True)
+    tree = schema.ModelT.InitFromPackedBuf(bytearray(model_bytes(model)), 0)
+    names = {code: name for name, code in vars(schema.BuiltinOperator).items() if not name.startswith("_")}
+    found = [oc for oc in tree.operatorCodes if names.get(max(oc.builtinCode, oc.deprecatedBuiltinCode)) == op]
+    if not found:
+        present = sorted({names.get(max(oc.builtinCode, oc.deprecatedBuiltinCode), "?") for oc in tree.operatorCodes})
+        raise ValueError(f"op={op!r} is not in the model; allowed: {', '.join(present)}")
+    for oc in found:
+        oc.version = version
+    builder = flatbuffers.Builder(1024)
+    builder.Finish(tree.Pack(builder), file_identifier=b"TFL3")
+    return bytes(builder.Output())
 
 
 def op_details(interp: Any) -> tuple[OpInfo, ...]:

@@ -10,14 +10,16 @@ Two QAT schemes:
   input quantizer (and the converter will ignore the stats).
 
 ``bits`` (2-8) simulates lower precision with fake-quant; TFLite kernels still
-run 8-bit.
+run 8-bit. ``delay_steps`` is TF1's ``quant_delay``: the QAT budget's first N
+training steps run without fake-quant (the float model trains on), the rest with
+it, so a delayed run sees exactly the images an undelayed one sees.
 """
 
 from __future__ import annotations
 
 import os
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
@@ -56,13 +58,17 @@ class QatConfig:
     """Which QAT scheme, how many simulated bits, and whether the input range is learned.
 
     ``learned_input_range=None`` means the scheme's default: learned for
-    ``int8``, not learned for ``uint8-legacy``.
+    ``int8``, not learned for ``uint8-legacy``. ``delay_steps`` (TF1's
+    ``quant_delay``): how many of the ``epochs`` worth of training steps run in
+    float before fake-quant starts (0: from the first step). It is part of the
+    cache key only when it is not 0, so undelayed models keep their cached weights.
     """
 
     scheme: str = "int8"
     bits: int = 8
     learned_input_range: bool | None = None
     epochs: int = 1
+    delay_steps: int = field(default=0, metadata={"key": "omit-default"})
 
     def __post_init__(self) -> None:
         checks.choice("scheme", self.scheme, QAT_SCHEMES)
@@ -71,6 +77,7 @@ class QatConfig:
                              "(the scheme's default)")
         checks.number("bits", self.bits, low=2, high=8, integer=True)
         checks.number("epochs", self.epochs, low=0, integer=True)
+        checks.number("delay_steps", self.delay_steps, low=0, integer=True)
 
     @property
     def input_quantizer(self) -> bool:
@@ -104,11 +111,54 @@ def quantize_model(float_model: keras.Model, qat: QatConfig = QatConfig()) -> ke
 
 def train_qat(float_model: keras.Model, data: Mnist, qat: QatConfig = QatConfig(),
               config: TrainConfig = TrainConfig(), progress: bool = False) -> keras.Model:
-    """Fine-tune a QAT copy of ``float_model`` for ``qat.epochs`` epochs and return it."""
+    """Fine-tune a QAT copy of ``float_model`` for ``qat.epochs`` epochs and return it.
+
+    With ``qat.delay_steps`` the first steps of that budget train a float copy first
+    (``quant_delay``); fake-quant is then applied and the remaining steps train with it.
+    Each phase starts its own Adam optimizer (TF1 kept one optimizer across the delay).
+
+    Raises:
+        ValueError: ``delay_steps`` not below the budget's number of steps.
+    """
     set_seed(config.seed + 1)
-    model = quantize_model(float_model, qat)
-    fit(model, data, config, epochs=qat.epochs, progress=progress, desc=f"QAT {qat.scheme}")
+    if not qat.delay_steps:
+        model = quantize_model(float_model, qat)
+        fit(model, data, config, epochs=qat.epochs, progress=progress, desc=f"QAT {qat.scheme}")
+        return model
+    total = qat_steps(data, config, qat)
+    if qat.delay_steps >= total:
+        raise ValueError(f"delay_steps={qat.delay_steps}; allowed: 0 to {total - 1} (the QAT budget is "
+                         f"{qat.epochs} epoch(s) of {total // max(qat.epochs, 1)} steps)")
+    x, y = _training_arrays(data, config)
+    rng = np.random.default_rng(config.seed + 1)
+    order = np.concatenate([rng.permutation(len(x)) for _ in range(qat.epochs)])
+    split = qat.delay_steps * config.batch_size
+    warm = keras.models.clone_model(float_model)
+    warm.set_weights(float_model.get_weights())
+    _fit_once(warm, x[order[:split]], y[order[:split]], config)
+    model = quantize_model(warm, qat)
+    _fit_once(model, x[order[split:]], y[order[split:]], config)
     return model
+
+
+def qat_steps(data: Mnist, config: TrainConfig, qat: QatConfig) -> int:
+    """How many training steps (batches) a QAT run of ``qat.epochs`` epochs takes."""
+    n = len(data.train_images) if config.train_size is None else min(config.train_size, len(data.train_images))
+    return qat.epochs * int(np.ceil(n / config.batch_size))
+
+
+def _training_arrays(data: Mnist, config: TrainConfig) -> tuple[np.ndarray, np.ndarray]:
+    images, labels = data.train_images, data.train_labels
+    if config.train_size is not None:
+        images, labels = images[: config.train_size], labels[: config.train_size]
+    return config.spec.normalize(images), labels
+
+
+def _fit_once(model: keras.Model, x: np.ndarray, y: np.ndarray, config: TrainConfig) -> None:
+    """One pass over ``x`` in the given order (the caller shuffled it), compiled as ``fit`` compiles."""
+    fit(model, None, config, epochs=0)
+    if len(x):
+        model.fit(x, y, batch_size=config.batch_size, epochs=1, verbose=0, shuffle=False)
 
 
 def fit(model: keras.Model, data: Mnist, config: TrainConfig, epochs: int,
@@ -118,10 +168,7 @@ def fit(model: keras.Model, data: Mnist, config: TrainConfig, epochs: int,
                   loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     if epochs == 0:
         return
-    images, labels = data.train_images, data.train_labels
-    if config.train_size is not None:
-        images, labels = images[: config.train_size], labels[: config.train_size]
-    x = config.spec.normalize(images)
+    x, labels = _training_arrays(data, config)
     callbacks = [_TqdmBar(desc, epochs, int(np.ceil(len(x) / config.batch_size)))] if progress else []
     model.fit(x, labels, batch_size=config.batch_size, epochs=epochs, verbose=0,
               shuffle=True, callbacks=callbacks)
@@ -185,7 +232,8 @@ def trained_model(build: Callable[[], keras.Model], name: str, data: Mnist, conf
         unreadable cache entry is retrained, never trusted.
     """
     key_parts = (config, qat, data_fingerprint(data)) if name == "lenet" else (name, config, qat, data_fingerprint(data))
-    kind = "float" if qat is None else f"qat-{qat.scheme}-{qat.bits}b"
+    kind = "float" if qat is None else f"qat-{qat.scheme}-{qat.bits}b" + (f"-delay{qat.delay_steps}"
+                                                                           if qat.delay_steps else "")
     weights = artifacts.cache_dir(cache) / "models" / f"{name}-{kind}-{artifacts.config_key(*key_parts)}.weights.h5"
     if qat is None:
         model = build()
