@@ -6,13 +6,16 @@ Two kinds of sweep:
   ``calibration_size``, ``io_type``): each point converts the model (a Keras
   model exported once to a SavedModel folder, a SavedModel with its signature, a
   frozen ``.pb`` with its arrays: any image shape and class count) and evaluates
-  it with LiteRT. Points run in parallel through any
-  ``concurrent.futures.Executor`` (a process pool by default on a multi-core
-  machine; a dask ``Client.get_executor()`` works unchanged).
+  it with LiteRT. This process converts (mean/std points of a legacy uint8 model
+  are patched into checked bytes, ``core.stats_patch``) while evaluators run the
+  bytes (``core.parallel``): a warm pool of LiteRT-only processes by default, or a
+  ``dask.distributed`` cluster (``client=``), the images sent once.
 * ``sweep_training`` — training parameters (``bits``, ``qat_epochs``): each
   point trains (or loads from the cache) a QAT model (LeNet, the MobileNet-style
   net, or any model a build function returns) and evaluates its fake-quant
-  simulation; these run one after another in this process.
+  simulation; these run one after another in this process, or as tasks on a
+  ``dask.distributed`` cluster (``client=``: the data scattered once, each task
+  trains in its worker and returns predictions).
 
 Every finished point is cached as a small JSON file keyed by the model, the
 recipe and the evaluation set, written atomically, so an interrupted sweep
@@ -30,21 +33,21 @@ import base64
 import itertools
 import json
 import zlib
-import multiprocessing
 import os
 import warnings
-from concurrent.futures import Executor, ProcessPoolExecutor, as_completed
+from concurrent.futures import Executor, as_completed
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
 import numpy as np
 
-from ..core import artifacts, checks
+from ..core import artifacts, checks, parallel
 from ..core.compare import paired
 from ..core.convert import Recipe
 from ..core.data import Dataset, InputSpec
 from ..core.sources import KERAS_SUFFIXES, FrozenGraph, SavedModel
+from ..core.stats_patch import GuardedConverter
 
 CONVERT_KEYS = ("mean", "std", "default_ranges", "calibration_size", "io_type")
 TRAIN_KEYS = ("bits", "qat_epochs", "scheme", "learned_input_range")
@@ -144,8 +147,13 @@ def sweep(model: Any, points: Points, images: np.ndarray, labels: np.ndarray, *,
           representative: np.ndarray | None = None, reference: Any = None,
           executor: Executor | str | None = "auto", cache: str | os.PathLike | bool | None = None,
           progress: bool = True, desc: str = "sweep", against: str | int | None = "best",
-          predictions: bool = False):
+          predictions: bool = False, client: Any = None, patch_stats: bool = True):
     """Convert and evaluate ``model`` at every point of a grid, each point tested against a reference point.
+
+    How the work is split: this process converts every point (a legacy uint8 mean/std point is written
+    straight into the bytes of an earlier conversion once a real conversion proved the patch byte-identical,
+    ``core.stats_patch``); evaluators run the ``.tflite`` bytes (``core.parallel``) while the next point
+    converts. Workers never import TensorFlow and never read a local path.
 
     Args:
         model: a Keras model (exported once into the cache, keyed by its weights), a
@@ -162,15 +170,24 @@ def sweep(model: Any, points: Points, images: np.ndarray, labels: np.ndarray, *,
         spec: the float range the model was trained on (``Dataset.spec``).
         representative: uint8 calibration images (``int8-ptq`` / ``int16x8``).
         reference: predictions (or an ``EvalResult``) to report agreement with.
-        executor: ``"auto"`` (a process pool when there are several cores and
-            points), ``None`` (run here, one by one) or any ``Executor``.
-        cache: the artifact folder; ``False`` disables the point cache.
-        progress: show a tqdm progress bar.
+        executor: ``"auto"`` (the warm LiteRT-only process pool of ``core.parallel`` when there are
+            several cores and points; it stays warm for the next sweep), ``None`` (everything here, one
+            point after another), a Dask ``client.get_executor()`` (same as ``client=``), or any other
+            ``concurrent.futures.Executor`` (each task converts and evaluates one point there: same
+            machine only, since it reads the model's folder; a task that fails is that point's ``error``).
+        cache: the artifact folder; ``False`` disables the point cache. Cached points are not recomputed
+            (nor sent to a cluster).
+        progress: show a tqdm progress bar (and, with a cluster, print its dashboard link).
         desc: the progress bar's label.
         against: the reference point every row is compared with on the same images (exact McNemar
             test, ``core.compare``): ``"best"`` (the most accurate point), a row position, or ``None``.
         predictions: add each point's predicted classes as a ``predictions`` column (arrays; ``None`` for a
             refused point), for comparisons of one's own (``screening`` combines image subsets with them).
+        client: a ``dask.distributed.Client`` or a scheduler address (``"tcp://host:8786"``): evaluate the
+            points on that cluster. The images are scattered to every worker once; each task carries one
+            model's bytes; a worker lost mid-sweep loses no point (Dask recomputes its tasks).
+        patch_stats: write mean/std points into the bytes of a checked conversion (``False``: convert
+            every point).
 
     Returns:
         A pandas DataFrame, one row per point in order: the point's parameters,
@@ -179,16 +196,24 @@ def sweep(model: Any, points: Points, images: np.ndarray, labels: np.ndarray, *,
         ``eval_s``, ``error``, ``cached`` and the comparison with the reference point:
         ``reference_point`` (its row position), ``delta_pts``, ``ci_low_pts``,
         ``ci_high_pts``, ``p_value``, ``significant`` (empty on the reference row) and ``verdict``.
+        ``frame.attrs`` says how the points ran: ``evaluator`` (``serial``, ``pool``, ``dask``,
+        ``executor``), ``workers``, ``converted`` and ``patched`` (points converted for real / patched).
 
     Raises:
         ValueError: an unknown key, a bad parameter value, a ``.tflite`` (nothing to
-            convert), images of another shape than the model reads, labels out of range, a bad ``against``.
+            convert), images of another shape than the model reads, labels out of range, a bad
+            ``against``, a ``client`` that is neither a Client nor a reachable scheduler address.
     """
     import pandas as pd
     from tqdm.auto import tqdm
 
     if not (executor is None or executor == "auto" or isinstance(executor, Executor)):
         raise ValueError(f"executor={executor!r}; allowed: 'auto', None or a concurrent.futures.Executor")
+    if client is None:
+        client = parallel.client_of(executor)
+    elif not (parallel.is_client(client) or isinstance(client, str)):
+        raise ValueError(f"client={client!r}; allowed: a dask.distributed Client or a scheduler address "
+                         "such as 'tcp://10.0.0.5:8786'")
     pts = _as_points(points, CONVERT_KEYS, "sweep_training")
     _check_against(against, len(pts))
     base = Recipe(recipe) if isinstance(recipe, str) else recipe
@@ -213,18 +238,16 @@ def sweep(model: Any, points: Points, images: np.ndarray, labels: np.ndarray, *,
 
     rows: list[dict | None] = [_load(store, k, len(images)) for k in keys]
     pending = [i for i, row in enumerate(rows) if row is None]
+    owned = None
+    if client is not None and pending:
+        client, own = parallel.connect(client)
+        owned = client if own else None
     bar = tqdm(total=len(pts), initial=len(pts) - len(pending), desc=desc, unit="point", disable=not progress)
-    own = None
-    if executor == "auto":
-        workers = min(os.cpu_count() or 1, len(pending))
-        executor = own = _process_pool(workers) if workers > 1 else None
-    threads = None if executor is None else 1
 
-    def task(i: int) -> PointTask:
-        rep = None
+    def rep_for(i: int) -> np.ndarray | None:
         if representative is not None and recipes[i].spec.calibrated:
-            rep = representative[: recipes[i].calibration_size]
-        return PointTask(source, recipes[i], spec, images, labels, rep, ref, threads)
+            return representative[: recipes[i].calibration_size]
+        return None
 
     def done(i: int, row: dict) -> None:
         if store is not None and not row["error"]:
@@ -232,20 +255,23 @@ def sweep(model: Any, points: Points, images: np.ndarray, labels: np.ndarray, *,
         rows[i] = {**row, "cached": False}
         bar.update(1)
 
-    futures: dict = {}
+    attrs: dict[str, Any] = {"evaluator": "serial", "workers": 1, "converted": 0, "patched": 0}
     try:
-        if executor is None:
-            for i in pending:
-                done(i, run_point(task(i)))
-        else:
-            futures = {executor.submit(run_point, task(i)): i for i in pending}
-            for fut in as_completed(futures):
-                done(futures[fut], fut.result())
+        if isinstance(executor, Executor) and client is None:
+            attrs.update(evaluator="executor", converted=len(pending))
+            _run_on_executor(executor, pending, source, recipes, spec, images, labels, ref, rep_for, done)
+        elif pending:
+            mode = "serial" if executor is None and client is None else "auto"
+            converter = GuardedConverter(source, spec, enabled=patch_stats)
+            with parallel.evaluator(images, spec, mode=mode, client=client, tasks=len(pending)) as ev:
+                attrs.update(evaluator=ev.kind, workers=ev.workers)
+                if ev.kind == "dask" and progress:
+                    print(f"Dask dashboard: {client.dashboard_link}", flush=True)
+                _run_points(ev, converter, pending, recipes, rep_for, labels, ref, done)
+            attrs.update(converted=converter.converted, patched=converter.patched)
     finally:
-        for fut in futures:
-            fut.cancel()
-        if own is not None:
-            own.shutdown(wait=True, cancel_futures=True)
+        if owned is not None:
+            owned.close()
         bar.close()
     preds = [_decoded(row.pop("predictions", None), len(images)) for row in rows]
     accuracy = [row["accuracy"] for row in rows]
@@ -254,7 +280,88 @@ def sweep(model: Any, points: Points, images: np.ndarray, labels: np.ndarray, *,
                           for p, r, row, test in zip(pts, recipes, rows, tests)])
     if predictions:
         frame["predictions"] = pd.Series(preds, index=frame.index, dtype=object)
+    frame.attrs.update(attrs)
     return frame
+
+
+def _empty_row() -> dict[str, Any]:
+    return {"accuracy": float("nan"), "agreement": float("nan"), "size_kb": float("nan"),
+            "came_out_float": False, "stats_ignored": False, "effective_mean": float("nan"),
+            "effective_std": float("nan"), "convert_s": float("nan"), "eval_s": float("nan"), "error": ""}
+
+
+def _first_line(err: BaseException) -> str:
+    return (str(err).strip().splitlines() or [type(err).__name__])[0][:300]
+
+
+def point_row(converted: Any, prediction: parallel.Prediction, labels: np.ndarray,
+              reference: np.ndarray | None = None) -> dict[str, Any]:
+    """A sweep row from a ``ConvertedModel`` and what an evaluator returned for its bytes."""
+    row = _empty_row()
+    eff = converted.effective_stats
+    row.update(size_kb=round(converted.size_kb, 2), came_out_float=converted.came_out_float,
+               stats_ignored=converted.stats_ignored, effective_mean=float("nan") if eff is None else eff.mean,
+               effective_std=float("nan") if eff is None else eff.std, convert_s=round(converted.seconds, 4))
+    if prediction.predictions is None:
+        row.update(error=prediction.error, eval_s=round(prediction.seconds, 4))
+        for key in ("size_kb", "effective_mean", "effective_std"):
+            row[key] = float("nan")
+        row.update(came_out_float=False, stats_ignored=False)
+        return row
+    pred = prediction.predictions
+    row.update(accuracy=float(np.mean(pred == labels)), eval_s=round(prediction.seconds, 4),
+               agreement=float("nan") if reference is None else float(np.mean(reference == pred)),
+               predictions=encode_predictions(pred))
+    return row
+
+
+def _run_points(ev: parallel.Evaluator, converter: GuardedConverter, pending: list[int], recipes: list[Recipe],
+                rep_for: Callable[[int], Any], labels: np.ndarray, ref: np.ndarray | None,
+                done: Callable[[int, dict], None]) -> None:
+    """Convert each pending point here and hand its bytes to ``ev``; rows arrive as evaluations finish."""
+    from ..core.convert import QuantizationWarning
+    from ..core.diagnose import QuantizationError
+
+    waiting: dict[Any, tuple[int, Any]] = {}
+
+    def harvest(block: bool) -> None:
+        finished = list(ev.as_completed(waiting)) if block else [f for f in waiting if f.done()]
+        for fut in finished:
+            i, converted = waiting.pop(fut)
+            done(i, point_row(converted, ev.result(fut), labels, ref))
+
+    try:
+        for i in pending:
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", QuantizationWarning)  # kept as columns
+                    converted = converter(recipes[i], rep_for(i))
+            except QuantizationError as err:
+                done(i, {**_empty_row(), "error": _first_line(err)})
+                continue
+            waiting[ev.submit(converted.tflite)] = (i, converted)
+            harvest(block=False)
+        harvest(block=True)
+    finally:
+        ev.cancel(waiting)
+
+
+def _run_on_executor(executor: Executor, pending: list[int], source: Any, recipes: list[Recipe], spec: InputSpec,
+                     images: np.ndarray, labels: np.ndarray, ref: np.ndarray | None,
+                     rep_for: Callable[[int], Any], done: Callable[[int, dict], None]) -> None:
+    """Any ``concurrent.futures.Executor``: each task converts and evaluates one point (``run_point``)."""
+    futures = {executor.submit(run_point, PointTask(source, recipes[i], spec, images, labels, rep_for(i), ref, 1)): i
+               for i in pending}
+    try:
+        for fut in as_completed(futures):
+            try:
+                row = fut.result()
+            except Exception as err:  # noqa: BLE001 - a point its worker could not run is that point's error
+                row = {**_empty_row(), "error": f"{type(err).__name__}: {_first_line(err)}"}
+            done(futures[fut], row)
+    finally:
+        for fut in futures:
+            fut.cancel()
 
 
 def sweep_training(data: Dataset, points: Points, *, model: str | Callable[[], Any] = "lenet",
@@ -596,11 +703,6 @@ def _paired_columns(accuracy: list[float], predictions: list, labels: np.ndarray
             cols.update(test)
         out.append(cols)
     return out
-
-
-def _process_pool(workers: int) -> ProcessPoolExecutor:
-    # "spawn": forking a process that has TensorFlow's threads running can deadlock.
-    return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
 
 
 def _as_points(points: Points, allowed: tuple[str, ...], other: str) -> list[dict[str, Any]]:

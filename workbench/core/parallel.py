@@ -1,0 +1,409 @@
+"""Where many ``.tflite`` models are evaluated on one image set: here, on warm local workers, or on a Dask cluster.
+
+This module owns the evaluation half of a sweep (the caller converts; workers
+only run bytes), so it imports no TensorFlow, and neither do its workers:
+
+* ``"serial"``: in this process, one model after another (LiteRT's default threads);
+* ``"pool"``: a module-level pool of spawned processes that import only LiteRT and
+  numpy (~0.3 s, not TensorFlow's ~8 s). It starts on first use and stays warm for
+  every later sweep of the session (``shutdown_pool()`` or interpreter exit stops
+  it). The images go into shared memory once per image set, never per task; a task
+  carries the model bytes (tens of KB) and gets back one class per image. Each
+  worker runs one single-threaded interpreter, so ``cores`` workers run at
+  ``cores x`` single-thread LiteRT speed. A worker that dies makes the pool start
+  afresh and the lost models are submitted again, once.
+* a ``dask.distributed.Client``: the images are scattered to every worker once
+  (``broadcast=True``); each task carries model bytes and the scattered images'
+  future, never a local path, so a worker on another machine needs only the
+  ``workbench`` package. Tasks are retried (``retries``) and Dask recomputes the
+  tasks of a worker that dies.
+
+``Evaluator`` is the one interface (``submit(model_bytes)``, ``as_completed``), so a
+sweep, a screening pass over an image subset, or a report run the same way;
+``evaluate_models`` is the one-call form: a list of model bytes -> predictions.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import threading
+import time
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import as_completed as _cf_as_completed
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Iterator, Sequence
+
+import numpy as np
+
+from . import checks
+from .data import InputSpec
+
+MODES = ("auto", "serial", "pool")
+DASK_RETRIES = 2
+
+
+@dataclass(frozen=True, eq=False)
+class Prediction:
+    """What a worker returns for one model: a class per image (``None`` on error), seconds, the error line."""
+
+    predictions: np.ndarray | None = field(repr=False)
+    seconds: float
+    error: str = ""
+
+
+def predict_task(model_bytes: bytes, images: np.ndarray, spec: InputSpec = InputSpec(),
+                 num_threads: int | None = 1) -> Prediction:
+    """Run one model on ``images`` (the worker function of every mode); LiteRT's refusals become ``error``."""
+    from . import litert
+    from .diagnose import QuantizationError
+
+    start = time.perf_counter()
+    try:
+        scores = litert.run(model_bytes, images, spec, num_threads=num_threads).raw
+    except (QuantizationError, ValueError) as err:
+        return Prediction(None, time.perf_counter() - start, str(err).strip().splitlines()[0][:300])
+    return Prediction(scores.argmax(axis=1).astype(np.int64), time.perf_counter() - start)
+
+
+class Evaluator:
+    """Runs ``predict_task`` for model bytes on one image set; ``submit`` returns a future of a ``Prediction``.
+
+    Use as a context manager (``with evaluator(...) as ev``); ``close`` releases what the session holds (the
+    local pool itself stays warm).
+    """
+
+    workers: int = 1
+    kind: str = "serial"
+
+    def submit(self, model_bytes: bytes) -> Any:
+        raise NotImplementedError
+
+    def as_completed(self, futures: Iterable[Any]) -> Iterator[Any]:
+        return _cf_as_completed(list(futures))
+
+    def result(self, future: Any) -> Prediction:
+        return future.result()
+
+    def cancel(self, futures: Iterable[Any]) -> None:
+        for fut in futures:
+            fut.cancel()
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self) -> "Evaluator":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class SerialEvaluator(Evaluator):
+    """In this process, at once (``submit`` returns a finished future)."""
+
+    def __init__(self, images: np.ndarray, spec: InputSpec, num_threads: int | None = None) -> None:
+        self.images, self.spec, self.num_threads = images, spec, num_threads
+
+    def submit(self, model_bytes: bytes) -> Future:
+        fut: Future = Future()
+        fut.set_result(predict_task(model_bytes, self.images, self.spec, self.num_threads))
+        return fut
+
+
+class PoolEvaluator(Evaluator):
+    """The warm local pool (see module doc); the image set is shared once per set."""
+
+    kind = "pool"
+
+    def __init__(self, images: np.ndarray, spec: InputSpec, workers: int | None = None) -> None:
+        self.pool = warm_pool(workers)
+        self.workers = _POOL_WORKERS
+        self.images, self.spec = images, spec
+        self.shared = _share(images)
+        self._bytes: dict[Any, bytes] = {}
+        self._retried: set[int] = set()
+
+    def submit(self, model_bytes: bytes) -> Future:
+        try:
+            fut = self.pool.submit(_pool_task, self.shared, bytes(model_bytes), self.spec)
+        except (BrokenProcessPool, RuntimeError):
+            self.pool = _restart_pool()
+            fut = self.pool.submit(_pool_task, self.shared, bytes(model_bytes), self.spec)
+        self._bytes[fut] = bytes(model_bytes)
+        return fut
+
+    def result(self, future: Future) -> Prediction:
+        try:
+            return future.result()
+        except BrokenProcessPool:  # a worker died: start afresh and run this model again, once
+            model = self._bytes[future]
+            if id(future) in self._retried:
+                raise
+            self.pool = _restart_pool(self.pool)
+            retry = self.pool.submit(_pool_task, self.shared, model, self.spec)
+            self._retried.add(id(retry))
+            self._bytes[retry] = model
+            return self.result(retry)
+
+
+class DaskEvaluator(Evaluator):
+    """A ``dask.distributed.Client``: images scattered to every worker once, model bytes per task."""
+
+    kind = "dask"
+
+    def __init__(self, client: Any, images: np.ndarray, spec: InputSpec, retries: int = DASK_RETRIES) -> None:
+        self.client, self.spec, self.retries = client, spec, retries
+        info = client.scheduler_info()
+        self.workers = max(1, sum(int(w.get("nthreads", 1)) for w in info.get("workers", {}).values()))
+        self.images = client.scatter(images, broadcast=True, hash=False)
+
+    def submit(self, model_bytes: bytes) -> Any:
+        return self.client.submit(predict_task, bytes(model_bytes), self.images, self.spec, 1, pure=False,
+                                  retries=self.retries)
+
+    def as_completed(self, futures: Iterable[Any]) -> Iterator[Any]:
+        from distributed import as_completed
+
+        futures = list(futures)
+        return iter(as_completed(futures)) if futures else iter(())
+
+    def result(self, future: Any) -> Prediction:
+        try:
+            return future.result()
+        except Exception as err:  # noqa: BLE001 - a task the cluster gave up on (e.g. KilledWorker) is one row
+            return Prediction(None, float("nan"), f"{type(err).__name__}: {str(err).splitlines()[0][:250]}")
+
+    def cancel(self, futures: Iterable[Any]) -> None:
+        futures = list(futures)
+        if futures:
+            self.client.cancel(futures)
+
+    def close(self) -> None:
+        try:
+            self.client.cancel([self.images])
+        except Exception:  # noqa: BLE001 - a closed client has nothing left to release
+            pass
+
+
+def is_client(obj: Any) -> bool:
+    """Whether ``obj`` is a ``dask.distributed.Client`` (without importing Dask when it is not)."""
+    return type(obj).__name__ == "Client" and type(obj).__module__.startswith("distributed")
+
+
+def client_of(executor: Any) -> Any:
+    """The ``Client`` behind ``client.get_executor()`` (a Dask ``ClientExecutor``), else ``None``."""
+    if type(executor).__name__ == "ClientExecutor" and type(executor).__module__.startswith("distributed"):
+        return getattr(executor, "_client", None)
+    return None
+
+
+def connect(client: Any) -> tuple[Any, bool]:
+    """``(Client, owned)`` for a ``Client`` or a scheduler address (``tcp://host:8786``; owned: close it after).
+
+    Raises:
+        ValueError: neither a Client nor an address, Dask not installed, or no scheduler answering there.
+    """
+    if is_client(client):
+        return client, False
+    if not isinstance(client, str) or "://" not in client and ":" not in client:
+        raise ValueError(f"client={client!r}; allowed: a dask.distributed Client or a scheduler address "
+                         "such as 'tcp://10.0.0.5:8786'")
+    try:
+        from distributed import Client
+    except ImportError:
+        raise ValueError("client=... needs dask.distributed; allowed: pip install 'distributed' "
+                         "(pinned in requirements.txt)") from None
+    try:
+        return Client(client, timeout="10s"), True
+    except (OSError, TimeoutError) as err:
+        raise ValueError(f"client={client!r}: no Dask scheduler answered ({type(err).__name__}: {err}); "
+                         "allowed: the address a running scheduler prints (dask scheduler)") from None
+
+
+def evaluator(images: np.ndarray, spec: InputSpec = InputSpec(), *, mode: str = "auto", client: Any = None,
+              tasks: int | None = None, workers: int | None = None) -> Evaluator:
+    """The evaluator for ``mode`` (``"auto"``: the warm pool on a multi-core machine when there are several
+    ``tasks``, else serial; ``"serial"``; ``"pool"``) or for a Dask ``client`` (it wins over ``mode``).
+
+    Raises:
+        ValueError: an unknown mode.
+    """
+    if client is not None:
+        return DaskEvaluator(client, images, spec)
+    checks.choice("mode", mode, MODES)
+    cores = os.cpu_count() or 1
+    if mode == "pool" or (mode == "auto" and cores > 1 and (tasks is None or tasks > 1)):
+        return PoolEvaluator(images, spec, workers)
+    return SerialEvaluator(images, spec)
+
+
+def evaluate_models(models: Sequence[bytes], images: np.ndarray, spec: InputSpec = InputSpec(), *,
+                    mode: str = "auto", client: Any = None) -> list[Prediction]:
+    """Each model's predicted classes on ``images``, in order, through one evaluator (the images shared once).
+
+    This is the reusable evaluation step of a sweep: convert in the caller, then hand the bytes here (a
+    screening pass hands the same call an image subset).
+
+    Args:
+        models: ``.tflite`` bytes (or ``ConvertedModel``s).
+        images: uint8 images ``(N, H, W, C)`` of the shape the models read.
+        spec: the float range the models were trained on (float and int8 inputs).
+        mode: ``"auto"``, ``"serial"`` or ``"pool"`` (see ``evaluator``).
+        client: a ``dask.distributed.Client`` or a scheduler address: evaluate on that cluster.
+
+    Returns:
+        One ``Prediction`` per model (``predictions`` ``None`` and ``error`` set where LiteRT refused a model).
+
+    Raises:
+        ValueError: no models, images that are not uint8 ``(N, H, W, C)``, a bad mode or client.
+    """
+    if not models:
+        raise ValueError("models is empty; allowed: a list of .tflite bytes")
+    from .litert import model_bytes
+
+    payloads = [model_bytes(m) for m in models]
+    images = checks.images("images", images)
+    owned = None
+    if client is not None:
+        client, own = connect(client)
+        owned = client if own else None
+    try:
+        with evaluator(images, spec, mode=mode, client=client, tasks=len(payloads)) as ev:
+            futures = [ev.submit(p) for p in payloads]
+            return [ev.result(f) for f in futures]
+    finally:
+        if owned is not None:
+            owned.close()
+
+
+# --- the warm local pool ------------------------------------------------------------------------
+
+_POOL: ProcessPoolExecutor | None = None
+_POOL_WORKERS = 0
+_POOL_LOCK = threading.Lock()
+_SHARED: dict[str, Any] = {}  # image-set digest -> SharedMemory (the newest few are kept)
+_SHARED_KEEP = 2
+
+
+def warm_pool(workers: int | None = None) -> ProcessPoolExecutor:
+    """The module's LiteRT-only worker pool (started on first use, kept for the session).
+
+    Args:
+        workers: processes (default: the machine's cores); a different count restarts the pool.
+    """
+    global _POOL, _POOL_WORKERS
+    if workers is None:
+        count = os.cpu_count() or 1
+    else:
+        count = checks.number("workers", workers, low=1, high=256, integer=True)
+    with _POOL_LOCK:
+        if _POOL is not None and _POOL_WORKERS != count:
+            _POOL.shutdown(wait=True, cancel_futures=True)
+            _POOL = None
+        if _POOL is None:
+            import multiprocessing
+
+            # "spawn": a fork of a process with TensorFlow's threads running can deadlock; the spawned
+            # workers import workbench.core.parallel, LiteRT and numpy only.
+            _POOL = ProcessPoolExecutor(count, mp_context=multiprocessing.get_context("spawn"),
+                                        initializer=_pool_init)
+            _POOL_WORKERS = count
+        return _POOL
+
+
+def pool_workers_pids() -> list[int]:
+    """The process ids of the warm pool's workers (empty when it is not running)."""
+    if _POOL is None:
+        return []
+    return sorted(p.pid for p in (_POOL._processes or {}).values())  # noqa: SLF001 - no public listing
+
+
+def shutdown_pool() -> None:
+    """Stop the warm pool and free the shared image sets (also run at interpreter exit)."""
+    global _POOL
+    with _POOL_LOCK:
+        if _POOL is not None:
+            _POOL.shutdown(wait=True, cancel_futures=True)
+            _POOL = None
+    for shm in _SHARED.values():
+        _release(shm)
+    _SHARED.clear()
+
+
+atexit.register(shutdown_pool)
+
+
+def _restart_pool(broken: ProcessPoolExecutor | None = None) -> ProcessPoolExecutor:
+    global _POOL
+    with _POOL_LOCK:
+        if _POOL is broken or _POOL is None:
+            if _POOL is not None:
+                _POOL.shutdown(wait=False, cancel_futures=True)
+            _POOL = None
+    return warm_pool(_POOL_WORKERS or None)
+
+
+@dataclass(frozen=True)
+class _SharedImages:
+    name: str
+    shape: tuple[int, ...]
+    dtype: str
+
+
+def _share(images: np.ndarray) -> _SharedImages:
+    from multiprocessing import shared_memory
+
+    from .artifacts import digest
+
+    key = digest(images)
+    if key not in _SHARED:
+        shm = shared_memory.SharedMemory(create=True, size=max(1, images.nbytes))
+        np.ndarray(images.shape, images.dtype, buffer=shm.buf)[...] = images
+        _SHARED[key] = (shm, _SharedImages(shm.name, tuple(images.shape), images.dtype.str))
+        while len(_SHARED) > _SHARED_KEEP:  # the oldest set: workers drop it when they see a newer one
+            _release(_SHARED.pop(next(iter(_SHARED))))
+    else:
+        _SHARED[key] = _SHARED.pop(key)  # most recent last
+    return _SHARED[key][1]
+
+
+def _release(entry: Any) -> None:
+    shm = entry[0] if isinstance(entry, tuple) else entry
+    try:
+        shm.close()
+        shm.unlink()
+    except (FileNotFoundError, OSError):
+        pass
+
+
+# Worker side: attachments to the shared image sets, newest last.
+_ATTACHED: dict[str, tuple[Any, np.ndarray]] = {}
+
+
+def _pool_init() -> None:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from . import litert  # noqa: F401 - warm the import before the first task
+
+    import ai_edge_litert.interpreter  # noqa: F401
+
+
+def _pool_task(shared: _SharedImages, model_bytes: bytes, spec: InputSpec) -> Prediction:
+    return predict_task(model_bytes, _attached(shared), spec, 1)
+
+
+def _attached(shared: _SharedImages) -> np.ndarray:
+    from multiprocessing import shared_memory
+
+    if shared.name not in _ATTACHED:
+        # The parent owns the block (it unlinks it); spawned workers share its resource tracker.
+        shm = shared_memory.SharedMemory(name=shared.name)
+        _ATTACHED[shared.name] = (shm, np.ndarray(shared.shape, np.dtype(shared.dtype), buffer=shm.buf))
+        while len(_ATTACHED) > _SHARED_KEEP:
+            old, _ = _ATTACHED.pop(next(iter(_ATTACHED)))
+            try:
+                old.close()
+            except BufferError:
+                pass
+    return _ATTACHED[shared.name][1]
