@@ -368,7 +368,8 @@ def sweep_training(data: Dataset, points: Points, *, model: str | Callable[[], A
                    name: str | None = None, config: Any = None, qat: Any = None,
                    images: np.ndarray | None = None, labels: np.ndarray | None = None,
                    cache: str | os.PathLike | bool | None = None, progress: bool = True,
-                   desc: str = "training sweep", seeds: int = 1, against: str | int | None = "best"):
+                   desc: str = "training sweep", seeds: int = 1, against: str | int | None = "best",
+                   client: Any = None):
     """Train (or load) a QAT model per point and seed, and evaluate its fake-quant simulation.
 
     Args:
@@ -391,6 +392,9 @@ def sweep_training(data: Dataset, points: Points, *, model: str | Callable[[], A
         against: the reference point (``"best"``: the highest mean accuracy over seeds, a point's
             position in ``points``, or ``None``); each seed's model is compared with the reference
             point's model of the same seed, on the same images (exact McNemar test).
+        client: a ``dask.distributed.Client`` or a scheduler address: train the points that are not
+            cached here on that cluster (``data`` and the evaluation images scattered once; each task
+            trains in its worker, with that worker's own weight cache, and returns the predictions).
 
     Returns:
         A pandas DataFrame, one row per point and seed (long format): ``model``, its parameters, ``seed``,
@@ -411,6 +415,9 @@ def sweep_training(data: Dataset, points: Points, *, model: str | Callable[[], A
 
     config = TrainConfig() if config is None else config
     qat = QatConfig() if qat is None else qat
+    if client is not None and not (parallel.is_client(client) or isinstance(client, str)):
+        raise ValueError(f"client={client!r}; allowed: a dask.distributed Client or a scheduler address "
+                         "such as 'tcp://10.0.0.5:8786'")
     seeds = checks.number("seeds", seeds, low=1, high=20, integer=True)
     pts = _as_points(points, TRAIN_KEYS, "sweep")
     _check_against(against, len(pts))
@@ -421,25 +428,75 @@ def sweep_training(data: Dataset, points: Points, *, model: str | Callable[[], A
     store = None if cache is False else artifacts.cache_dir(cache) / "sweeps"
     eval_fp = array_fingerprint(images, labels)
     jobs = [(i, q, replace(config, seed=config.seed + s)) for s in range(seeds) for i, q in enumerate(qats)]
-    rows, preds = [], []
-    for i, q, cfg in tqdm(jobs, desc=desc, unit="point", disable=not progress):
+    keys = []
+    for i, q, cfg in jobs:
         parts = ("train-point", cfg, q, data_fingerprint(data), eval_fp)
-        key = artifacts.config_key(*parts) if label == "lenet" else artifacts.config_key(label, *parts)
-        row = _load(store, key, len(images))
-        if row is None:
-            trained = train(cfg, q, None if cache is False else cache)
-            result = evaluate_keras(trained, images, labels, cfg.spec)
-            row = {"accuracy": result.accuracy, "eval_s": round(result.seconds, 4), "error": "",
-                   "predictions": encode_predictions(result.predictions)}
-            if store is not None:
-                _store(store, key, row)
-            row = {**row, "cached": False}
-        preds.append(_decoded(row.pop("predictions"), len(images)))
+        keys.append(artifacts.config_key(*parts) if label == "lenet" else artifacts.config_key(label, *parts))
+    found = [_load(store, key, len(images)) for key in keys]
+    owned = None
+    if client is not None and any(row is None for row in found):
+        client, own = parallel.connect(client)
+        owned = client if own else None
+    bar = tqdm(total=len(jobs), initial=sum(row is not None for row in found), desc=desc, unit="point",
+               disable=not progress)
+
+    def finish(j: int, row: dict) -> None:
+        if store is not None and not row.get("error"):
+            _store(store, keys[j], row)
+        found[j] = {**row, "cached": False}
+        bar.update(1)
+
+    try:
+        todo = [j for j, row in enumerate(found) if row is None]
+        if client is not None and todo:
+            if progress:
+                print(f"Dask dashboard: {client.dashboard_link}", flush=True)
+            shared = client.scatter([data, images, labels], broadcast=True, hash=False)
+            futures = {client.submit(train_point, shared[0], model, name, jobs[j][2], jobs[j][1], shared[1], shared[2],
+                                     pure=False, retries=parallel.DASK_RETRIES): j for j in todo}
+            from distributed import as_completed as dask_completed
+
+            for fut in dask_completed(list(futures)):
+                try:
+                    row = fut.result()
+                except Exception as err:  # noqa: BLE001 - a point the cluster gave up on is that point's error
+                    row = {"accuracy": float("nan"), "eval_s": float("nan"),
+                           "error": f"{type(err).__name__}: {_first_line(err)}", "predictions": None}
+                finish(futures[fut], row)
+        else:
+            for j in todo:
+                _, q, cfg = jobs[j]
+                trained = train(cfg, q, None if cache is False else cache)
+                result = evaluate_keras(trained, images, labels, cfg.spec)
+                finish(j, {"accuracy": result.accuracy, "eval_s": round(result.seconds, 4), "error": "",
+                           "predictions": encode_predictions(result.predictions)})
+    finally:
+        if owned is not None:
+            owned.close()
+        bar.close()
+    rows, preds = [], []
+    for (i, q, cfg), row in zip(jobs, found):
+        preds.append(_decoded(row.pop("predictions", None), len(images)))
         rows.append({"model": label, "bits": q.bits, "qat_epochs": q.epochs, "scheme": q.scheme, "seed": cfg.seed,
                      "epochs": cfg.epochs + q.epochs, **row, "_point": i})
     tests = _paired_columns([r["accuracy"] for r in rows], preds, labels, against,
                             [r.pop("_point") for r in rows], [r["seed"] for r in rows])
     return pd.DataFrame([{**row, **test} for row, test in zip(rows, tests)])
+
+
+def train_point(data: Dataset, model: Any, name: str | None, config: Any, qat: Any, images: np.ndarray,
+                labels: np.ndarray) -> dict[str, Any]:
+    """One training point as a cluster task: train (or load from this worker's cache) and evaluate.
+
+    Returns:
+        The point's columns (``accuracy``, ``eval_s``, ``error``) and its encoded ``predictions``.
+    """
+    from ..core.evaluate import evaluate_keras
+
+    _, train = _trainer(model, name, data)
+    result = evaluate_keras(train(config, qat, None), images, labels, config.spec)
+    return {"accuracy": result.accuracy, "eval_s": round(result.seconds, 4), "error": "",
+            "predictions": encode_predictions(result.predictions)}
 
 
 def _trainer(model: Any, name: str | None, data: Dataset) -> tuple[str, Callable[..., Any]]:
