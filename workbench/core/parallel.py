@@ -216,10 +216,21 @@ def connect(client: Any) -> tuple[Any, bool]:
         raise ValueError("client=... needs dask.distributed; allowed: pip install 'distributed' "
                          "(pinned in requirements.txt)") from None
     try:
+        _reachable(client)
         return Client(client, timeout="10s"), True
     except (OSError, TimeoutError) as err:
         raise ValueError(f"client={client!r}: no Dask scheduler answered ({type(err).__name__}: {err}); "
                          "allowed: the address a running scheduler prints (dask scheduler)") from None
+
+
+def _reachable(address: str) -> None:
+    """Fail at once (``OSError``) when nothing listens at a ``tcp://host:port`` address."""
+    import socket
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(address if "://" in address else f"tcp://{address}")
+    if parts.scheme in ("tcp", "tls") and parts.hostname and parts.port:
+        socket.create_connection((parts.hostname, parts.port), timeout=5).close()
 
 
 def evaluator(images: np.ndarray, spec: InputSpec = InputSpec(), *, mode: str = "auto", client: Any = None,
