@@ -144,6 +144,24 @@ def test_training_grid_on_the_cluster(client, mnist, tmp_path):
     assert again["cached"].all() and list(again["accuracy"]) == list(frame["accuracy"])
 
 
+def test_report_evaluates_on_the_scheduler(client, uint8_folder, small_set, tmp_path, capsys):
+    """``python -m workbench report ... --scheduler ADDRESS``: the same table, evaluated on the cluster."""
+    import csv
+
+    from workbench.cli.main import main
+
+    np.savez(tmp_path / "data.npz", images=small_set[0], labels=small_set[1])
+    common = ["report", str(uint8_folder), "--data", str(tmp_path / "data.npz"), "--recipes", "float32", "legacy-uint8"]
+    assert main([*common, "--out", str(tmp_path / "here")]) == 0
+    assert main([*common, "--out", str(tmp_path / "there"), "--scheduler", client.scheduler.address]) == 0
+    assert f"dashboard: {client.dashboard_link}" in capsys.readouterr().out
+    here, there = ([{k: r[k] for k in ("recipe", "status", "accuracy", "p_value", "agreement")}
+                    for r in csv.DictReader((tmp_path / d / "report.csv").open())] for d in ("here", "there"))
+    assert here == there and [r["status"] for r in here] == ["ok", "ok"]
+    assert main([*common, "--out", str(tmp_path / "x"), "--scheduler", "tcp://127.0.0.1:9"]) == 2
+    assert "--scheduler tcp://127.0.0.1:9" in capsys.readouterr().err
+
+
 def test_bad_clients_are_refused(uint8_folder, small_set, mnist):
     with pytest.raises(ValueError, match="client=42"):
         sw.sweep(uint8_folder, {"mean": [0.0]}, *small_set, client=42, cache=False, progress=False)

@@ -11,7 +11,8 @@ table (accuracy, size, images/s, the outcome in words) as ``report.csv`` and
 ``float32`` is tested on the same images (``core.compare``: exact McNemar ``p_value``,
 95 % interval, ``verdict``); one within noise is marked ``n.s.`` (hatched in the PNG). A recipe that needs a QAT
 model is skipped on a float model, with a note; a recipe the converter or
-LiteRT refuses is a row that says why.
+LiteRT refuses is a row that says why. ``--scheduler ADDRESS`` evaluates on a
+``dask.distributed`` cluster (conversions stay here; ``core.parallel``).
 """
 
 from __future__ import annotations
@@ -48,6 +49,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="only these recipes (default: all): " + ", ".join(registry.names()))
     parser.add_argument("--out", default=None, metavar="DIR",
                         help="folder for report.csv, report.png and models/ (default out/report-SOURCE)")
+    parser.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                        help="evaluate on this dask.distributed scheduler (e.g. tcp://10.0.0.5:8786): conversions "
+                             "run here, the .tflite bytes and the images (sent once) go to the cluster")
     evaluation.add_data_arguments(parser)
 
 
@@ -123,7 +127,20 @@ def run(args: argparse.Namespace, out: Callable[[str], None] = print) -> int:
                for n in names]
     out(f"report: {args.model} ({'QAT' if qat else 'float'} model) on {data.describe()}; "
         f"input range [{spec.lo:g}, {spec.hi:g}]; {len(choices)} recipes")
-    rows = compare(model, choices, data, calibration, spec, progress=out)
+    client, owned = None, False
+    if getattr(args, "scheduler", None):
+        from ..core.parallel import connect
+
+        try:
+            client, owned = connect(args.scheduler)
+        except ValueError as err:
+            raise ValueError(f"--scheduler {args.scheduler}: {err}") from None
+        out(f"evaluating on the Dask cluster at {args.scheduler}; dashboard: {client.dashboard_link}")
+    try:
+        rows = compare(model, choices, data, calibration, spec, progress=out, client=client)
+    finally:
+        if owned:
+            client.close()
     paths = write(rows, out_dir, title=f"{Path(args.model).name} on {Path(args.data).name}")
     frame = table(rows)
     out("")
@@ -139,9 +156,10 @@ def run(args: argparse.Namespace, out: Callable[[str], None] = print) -> int:
 
 
 def compare(model: Any, choices: list[Choice], data: inputs.Labelled, calibration: np.ndarray, spec: InputSpec,
-            progress: Callable[[str], None] | None = None) -> list[dict[str, Any]]:
+            progress: Callable[[str], None] | None = None, client: Any = None) -> list[dict[str, Any]]:
     """Convert and evaluate every chosen recipe (``core.recipe_table.run_recipes``); one row each, skipped and
-    refused recipes included, each converted one tested against ``float32`` on the same images."""
+    refused recipes included, each converted one tested against ``float32`` on the same images. With a
+    ``dask.distributed`` ``client`` the evaluations run on that cluster (the conversions stay here)."""
     from ..core.compare import paired
     from .toco import as_asked
 
@@ -154,7 +172,7 @@ def compare(model: Any, choices: list[Choice], data: inputs.Labelled, calibratio
 
     runs = {r.name: r for r in run_recipes(model, data.images, data.labels, spec=spec, representative=calibration,
                                             recipes=list(chosen), kind="qat" if inputs.is_qat(model) else "float",
-                                            parameters=chosen, progress=said)} if chosen else {}
+                                            parameters=chosen, progress=said, client=client)} if chosen else {}
     base = runs.get("float32")
     base = base.result if base is not None and base.ok else None
     rows = []

@@ -104,6 +104,12 @@ def evaluate_keras(model: Any, images: np.ndarray, labels: np.ndarray, spec: Inp
     return _record(pred, labels, classes, time.perf_counter() - start, None)
 
 
+def from_predictions(predictions: np.ndarray, labels: np.ndarray, classes: int, seconds: float,
+                     reference: Any = None) -> EvalResult:
+    """The ``EvalResult`` of predictions made elsewhere (a worker process, a cluster), ``seconds`` being theirs."""
+    return _record(np.asarray(predictions).reshape(-1), labels, classes, seconds, reference)
+
+
 def _record(pred: np.ndarray, labels: np.ndarray, classes: int, seconds: float, reference: Any) -> EvalResult:
     confusion = np.zeros((classes, classes), dtype=np.int64)
     np.add.at(confusion, (labels, pred), 1)

@@ -85,7 +85,7 @@ def run_recipes(model: Any, images: np.ndarray, labels: np.ndarray, *, spec: Inp
                 representative: np.ndarray | None = None, recipes: Sequence[str] | None = None,
                 calibration_size: int = 500, kind: str | None = None,
                 parameters: Mapping[str, Mapping[str, Any]] | None = None,
-                progress: Callable[[RecipeRun], None] | None = None) -> list[RecipeRun]:
+                progress: Callable[[RecipeRun], None] | None = None, client: Any = None) -> list[RecipeRun]:
     """Convert ``model`` with every registered recipe (or ``recipes``) and evaluate each on ``images``.
 
     Args:
@@ -102,6 +102,8 @@ def run_recipes(model: Any, images: np.ndarray, labels: np.ndarray, *, spec: Inp
         parameters: the parameters of some recipes, in place of ``recipe_parameters`` (``python -m
             workbench report`` adds the input range's mean/std and its default ranges this way).
         progress: called with each run as it finishes.
+        client: a ``dask.distributed.Client``: convert here, evaluate on that cluster (``core.parallel``: the
+            images scattered once, each task one model's bytes); the runs are the same.
 
     Returns:
         One ``RecipeRun`` per recipe.
@@ -112,7 +114,7 @@ def run_recipes(model: Any, images: np.ndarray, labels: np.ndarray, *, spec: Inp
     """
     from .convert import QuantizationWarning, convert
     from .diagnose import QuantizationError
-    from .evaluate import evaluate
+    from .evaluate import evaluate, from_predictions, model_io
 
     if isinstance(model, (str, os.PathLike)) and Path(model).is_file():
         from .sources import load_source
@@ -136,34 +138,64 @@ def run_recipes(model: Any, images: np.ndarray, labels: np.ndarray, *, spec: Inp
         raise ValueError(f"parameters={unknown!r} name recipes that do not run; allowed: {names}")
     runs: list[RecipeRun] = []
     reference = None
+    remote = None
+    if client is not None:
+        from .parallel import DaskEvaluator
+
+        remote = DaskEvaluator(client, images, spec)
+    waiting: list[Any] = []  # with a cluster: runs, or (name, label, converted, future) still evaluating
 
     def finish(run: RecipeRun) -> None:
         runs.append(run)
         if progress is not None:
             progress(run)
 
+    def record(name: str, label: str, converted: Any, result: Any) -> None:
+        nonlocal reference
+        if reference is None and name == "float32":
+            reference = result
+        finish(RecipeRun(name, label, " ".join(converted.warnings) or "ok", converted, result))
+
+    def hold(run: RecipeRun) -> None:
+        (waiting.append if remote is not None else finish)(run)
+
     for name in names:
         rspec = registry.get(name)
         params = dict(given[name]) if name in given else recipe_parameters(name, kind, calibration_size)
         if params is None:
-            finish(RecipeRun(name, name, "not run: needs a QAT model (train with QAT, then convert)"))
+            hold(RecipeRun(name, name, "not run: needs a QAT model (train with QAT, then convert)"))
             continue
         recipe = registry.recipe(name, **params)
         if rspec.calibrated and representative is None:
-            finish(RecipeRun(name, recipe.label(), "not run: needs representative images for calibration"))
+            hold(RecipeRun(name, recipe.label(), "not run: needs representative images for calibration"))
             continue
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", QuantizationWarning)  # the sentences go in the outcome column
                 converted = convert(model, recipe, spec=spec,
                                     representative=representative if rspec.calibrated else None)
+            if remote is not None:
+                waiting.append((name, recipe.label(), converted, remote.submit(converted.tflite)))
+                continue
             result = evaluate(converted, images, labels, spec, reference=reference)
         except (QuantizationError, RuntimeError, ValueError) as err:  # explained: one row, not an exception
-            finish(RecipeRun(name, recipe.label(), "failed: " + failure(err)))
+            hold(RecipeRun(name, recipe.label(), "failed: " + failure(err)))
             continue
-        if reference is None and name == "float32":
-            reference = result
-        finish(RecipeRun(name, recipe.label(), " ".join(converted.warnings) or "ok", converted, result))
+        record(name, recipe.label(), converted, result)
+    for item in waiting:  # the cluster's evaluations, in recipe order (float32 first: the reference)
+        if isinstance(item, RecipeRun):
+            finish(item)
+            continue
+        name, label, converted, future = item
+        done = remote.result(future)
+        if done.predictions is None:
+            finish(RecipeRun(name, label, "failed: " + done.error))
+            continue
+        checks.labels("labels", labels, len(images), model_io(converted)[1])
+        record(name, label, converted, from_predictions(done.predictions, labels, model_io(converted)[1],
+                                                        done.seconds, reference))
+    if remote is not None:
+        remote.close()
     return runs
 
 
