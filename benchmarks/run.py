@@ -1,6 +1,7 @@
 """Foundation benchmarks: demo wall time, epoch times, conversion times, batched vs looped inference.
 
-Run: ``.venv/bin/python benchmarks/run.py`` (or ``make benchmark``). Every
+Run: ``.venv/bin/python benchmarks/run.py`` (or ``make benchmark``); the sweep rates against the bound
+come from ``bench_sweep.py`` (``--skip-sweep`` leaves them out). Every
 figure is measured in this one run; ratios compare measurements taken side by
 side. Targets (benchmarks/README.md, 2 cores): demo <= 60 s, QAT/float epoch <= 1.3x,
 batched evaluation >= 1.5x the one-image loop with the same predictions, screening sweep >= 5x the exact
@@ -119,6 +120,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--skip-demo", action="store_true", help="skip the demo wall-time run")
     parser.add_argument("--skip-screening", action="store_true", help="skip the screening vs exact sweep run")
+    parser.add_argument("--skip-sweep", action="store_true", help="skip the sweep rates (bench_sweep.py)")
     args = parser.parse_args()
     from workbench import load_mnist
 
@@ -139,6 +141,13 @@ def main() -> int:
         from bench_screening import measure  # this folder is on the path when run as a script
 
         print("\n".join(measure()))
+    if not args.skip_sweep:
+        import bench_sweep  # benchmarks/ is this script's folder
+        from workbench import QatConfig, TrainConfig, sweep, trained_lenet
+
+        model = trained_lenet(data, TrainConfig(epochs=1, train_size=20000), QatConfig(scheme="uint8-legacy"))
+        bench_sweep.measure(data, sweep.saved_model_folder(model), size=5, test_size=len(data.test_images),
+                            updates=12)
     return 0
 
 
