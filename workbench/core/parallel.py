@@ -101,10 +101,13 @@ class Evaluator:
 
 
 class SerialEvaluator(Evaluator):
-    """In this process, at once (``submit`` returns a finished future)."""
+    """In this process, at once (``submit`` returns a finished future), with ``evaluate``'s default threads."""
 
     def __init__(self, images: np.ndarray, spec: InputSpec, num_threads: int | None = None) -> None:
-        self.images, self.spec, self.num_threads = images, spec, num_threads
+        from .evaluate import default_threads
+
+        self.images, self.spec = images, spec
+        self.num_threads = default_threads() if num_threads is None else num_threads
 
     def submit(self, model_bytes: bytes) -> Future:
         fut: Future = Future()

@@ -153,7 +153,10 @@ def sweep(model: Any, points: Points, images: np.ndarray, labels: np.ndarray, *,
     How the work is split: this process converts every point (a legacy uint8 mean/std point is written
     straight into the bytes of an earlier conversion once a real conversion proved the patch byte-identical,
     ``core.stats_patch``); evaluators run the ``.tflite`` bytes (``core.parallel``) while the next point
-    converts. Workers never import TensorFlow and never read a local path.
+    converts. Workers never import TensorFlow and never read a local path. The evaluation step on its own
+    (e.g. a screening pass over an image subset, through the same warm pool or cluster):
+    ``core.parallel.evaluate_models(list_of_tflite_bytes, images, client=...)``, or
+    ``core.parallel.evaluator(...)`` with ``point_row`` to build rows as evaluations finish.
 
     Args:
         model: a Keras model (exported once into the cache, keyed by its weights), a
