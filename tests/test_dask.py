@@ -126,6 +126,7 @@ def test_a_worker_without_the_kernels_files_still_works(uint8_folder, small_set,
     assert frame["error"].eq("").all() and frame.drop(columns=TIMING).equals(here.drop(columns=TIMING))
 
 
+@pytest.mark.slow  # the workers import TensorFlow and train
 def test_training_grid_on_the_cluster(client, mnist, tmp_path):
     from workbench.core.train import QatConfig, TrainConfig
 

@@ -191,9 +191,13 @@ def run_recipes(model: Any, images: np.ndarray, labels: np.ndarray, *, spec: Inp
         if done.predictions is None:
             finish(RecipeRun(name, label, "failed: " + done.error))
             continue
-        checks.labels("labels", labels, len(images), model_io(converted)[1])
-        record(name, label, converted, from_predictions(done.predictions, labels, model_io(converted)[1],
-                                                        done.seconds, reference))
+        classes = model_io(converted)[1]
+        try:
+            checks.labels("labels", labels, len(images), classes)
+        except ValueError as err:  # as evaluate() says it here
+            finish(RecipeRun(name, label, "failed: " + failure(err)))
+            continue
+        record(name, label, converted, from_predictions(done.predictions, labels, classes, done.seconds, reference))
     if remote is not None:
         remote.close()
     return runs
