@@ -133,3 +133,17 @@ def test_sweep_patches_and_matches_converting_every_point(uint8_folder, small_se
     assert patched.drop(columns=timing).equals(converted.drop(columns=timing))
     pooled = sw.sweep(uint8_folder, points, *small_set, cache=False, progress=False)
     assert pooled.attrs["evaluator"] == "pool" and pooled.drop(columns=timing).equals(converted.drop(columns=timing))
+
+
+def test_evaluators_open_at_once_keep_their_image_sets(small_set, models):
+    """Three sweeps' evaluators at once (a background sweep beside a foreground one): no set is freed in use."""
+    images = small_set[0]
+    sets = [images[:100], images[100:250], images[250:500]]
+    evaluators = [parallel.evaluator(x, mode="pool") for x in sets]
+    futures = [ev.submit(models[0]) for ev in evaluators]
+    results = [ev.result(f) for ev, f in zip(evaluators, futures)]
+    for ev in evaluators:
+        ev.close()
+    expected = parallel.evaluate_models([models[0]], images, mode="serial")[0].predictions
+    assert np.array_equal(np.concatenate([r.predictions for r in results]), expected)
+    assert len(parallel._SHARED) <= parallel._SHARED_KEEP  # idle sets beyond the newest two are freed

@@ -127,6 +127,7 @@ class PoolEvaluator(Evaluator):
         self.shared = _share(images)
         self._bytes: dict[Any, bytes] = {}
         self._retried: set[int] = set()
+        self._closed = False
 
     def submit(self, model_bytes: bytes) -> Future:
         try:
@@ -149,6 +150,11 @@ class PoolEvaluator(Evaluator):
             self._retried.add(id(retry))
             self._bytes[retry] = model
             return self.result(retry)
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            _unshare(self.shared)
 
 
 class DaskEvaluator(Evaluator):
@@ -297,8 +303,9 @@ def evaluate_models(models: Sequence[bytes], images: np.ndarray, spec: InputSpec
 _POOL: ProcessPoolExecutor | None = None
 _POOL_WORKERS = 0
 _POOL_LOCK = threading.Lock()
-_SHARED: dict[str, Any] = {}  # image-set digest -> SharedMemory (the newest few are kept)
-_SHARED_KEEP = 2
+_SHARED: dict[str, list] = {}  # image-set digest -> [SharedMemory, _SharedImages, evaluators using it]
+_SHARED_KEEP = 2  # image sets kept shared when no evaluator uses them (the next sweep often reuses one)
+_SHARED_LOCK = threading.Lock()
 
 
 def warm_pool(workers: int | None = None) -> ProcessPoolExecutor:
@@ -341,9 +348,10 @@ def shutdown_pool() -> None:
         if _POOL is not None:
             _POOL.shutdown(wait=True, cancel_futures=True)
             _POOL = None
-    for shm in _SHARED.values():
-        _release(shm)
-    _SHARED.clear()
+    with _SHARED_LOCK:
+        for entry in _SHARED.values():
+            _release(entry)
+        _SHARED.clear()
 
 
 atexit.register(shutdown_pool)
@@ -367,24 +375,41 @@ class _SharedImages:
 
 
 def _share(images: np.ndarray) -> _SharedImages:
+    """The image set in shared memory (copied once per distinct set), counted as used until ``_unshare``."""
     from multiprocessing import shared_memory
 
     from .artifacts import digest
 
     key = digest(images)
-    if key not in _SHARED:
-        shm = shared_memory.SharedMemory(create=True, size=max(1, images.nbytes))
-        np.ndarray(images.shape, images.dtype, buffer=shm.buf)[...] = images
-        _SHARED[key] = (shm, _SharedImages(shm.name, tuple(images.shape), images.dtype.str))
-        while len(_SHARED) > _SHARED_KEEP:  # the oldest set: workers drop it when they see a newer one
-            _release(_SHARED.pop(next(iter(_SHARED))))
-    else:
-        _SHARED[key] = _SHARED.pop(key)  # most recent last
-    return _SHARED[key][1]
+    with _SHARED_LOCK:
+        if key not in _SHARED:
+            shm = shared_memory.SharedMemory(create=True, size=max(1, images.nbytes))
+            np.ndarray(images.shape, images.dtype, buffer=shm.buf)[...] = images
+            _SHARED[key] = [shm, _SharedImages(shm.name, tuple(images.shape), images.dtype.str), 0]
+        entry = _SHARED.pop(key)
+        entry[2] += 1
+        _SHARED[key] = entry  # most recent last
+        _evict()
+        return entry[1]
+
+
+def _unshare(shared: _SharedImages) -> None:
+    with _SHARED_LOCK:
+        for entry in _SHARED.values():
+            if entry[1] is shared:
+                entry[2] -= 1
+        _evict()
+
+
+def _evict() -> None:
+    """Free the oldest image sets no evaluator uses, beyond the newest ``_SHARED_KEEP``."""
+    idle = [key for key, entry in _SHARED.items() if entry[2] <= 0]
+    for key in idle[:max(0, len(_SHARED) - _SHARED_KEEP)]:
+        _release(_SHARED.pop(key))
 
 
 def _release(entry: Any) -> None:
-    shm = entry[0] if isinstance(entry, tuple) else entry
+    shm = entry[0]
     try:
         shm.close()
         shm.unlink()
@@ -394,6 +419,7 @@ def _release(entry: Any) -> None:
 
 # Worker side: attachments to the shared image sets, newest last.
 _ATTACHED: dict[str, tuple[Any, np.ndarray]] = {}
+_ATTACHED_KEEP = 4
 
 
 def _pool_init() -> None:
@@ -414,7 +440,7 @@ def _attached(shared: _SharedImages) -> np.ndarray:
         # The parent owns the block (it unlinks it); spawned workers share its resource tracker.
         shm = shared_memory.SharedMemory(name=shared.name)
         _ATTACHED[shared.name] = (shm, np.ndarray(shared.shape, np.dtype(shared.dtype), buffer=shm.buf))
-        while len(_ATTACHED) > _SHARED_KEEP:
+        while len(_ATTACHED) > _ATTACHED_KEEP:
             old, _ = _ATTACHED.pop(next(iter(_ATTACHED)))
             try:
                 old.close()
