@@ -108,7 +108,9 @@ class PointTask:
 
 
 def run_point(task: PointTask) -> dict[str, Any]:
-    """Convert and evaluate one point (the worker function; TensorFlow is imported on first use).
+    """Convert and evaluate one point: the task a caller's own ``concurrent.futures.Executor`` runs (it imports
+    TensorFlow and reads the model's folder, so same machine only; the default pool and a Dask cluster get
+    ``.tflite`` bytes instead, ``core.parallel``).
 
     Returns:
         The measured columns; a conversion the converter or runtime refuses gives
@@ -118,10 +120,7 @@ def run_point(task: PointTask) -> dict[str, Any]:
     from ..core.diagnose import QuantizationError
     from ..core.evaluate import evaluate
 
-    row: dict[str, Any] = {"accuracy": float("nan"), "agreement": float("nan"), "size_kb": float("nan"),
-                           "came_out_float": False, "stats_ignored": False, "effective_mean": float("nan"),
-                           "effective_std": float("nan"), "convert_s": float("nan"), "eval_s": float("nan"),
-                           "error": ""}
+    row = _empty_row()
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", QuantizationWarning)  # kept as columns
