@@ -164,8 +164,7 @@ class DaskEvaluator(Evaluator):
 
     def __init__(self, client: Any, images: np.ndarray, spec: InputSpec, retries: int = DASK_RETRIES) -> None:
         self.client, self.spec, self.retries = client, spec, retries
-        info = client.scheduler_info()
-        self.workers = max(1, sum(int(w.get("nthreads", 1)) for w in info.get("workers", {}).values()))
+        self.workers = max(1, sum(client.nthreads().values()))  # worker threads of the whole cluster
         self.images = client.scatter(images, broadcast=True, hash=False)
 
     def submit(self, model_bytes: bytes) -> Any:
