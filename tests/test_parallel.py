@@ -125,12 +125,17 @@ def test_the_guard_patches_only_what_a_real_conversion_confirmed(uint8_folder, q
 
 def test_sweep_patches_and_matches_converting_every_point(uint8_folder, small_set, tmp_path):
     points = sw.grid(mean=[0.0, 64.0, 127.5], std=[1.0, 255.0])
+    sw._CONVERTERS.clear()  # this session's checked patchers: start as a new session does
     patched = sw.sweep(uint8_folder, points, *small_set, executor=None, cache=False, progress=False)
     converted = sw.sweep(uint8_folder, points, *small_set, executor=None, cache=False, progress=False,
                          patch_stats=False)
-    assert patched.attrs["patched"] == 4 and converted.attrs["patched"] == 0
+    assert (patched.attrs["patched"], patched.attrs["converted"]) == (4, 2) and converted.attrs["patched"] == 0
+    # the next sweep of the same model reuses the checked patcher: no check conversion again
+    again = sw.sweep(uint8_folder, points, *small_set, executor=None, cache=False, progress=False)
+    assert (again.attrs["patched"], again.attrs["converted"]) == (6, 0)
     timing = ["convert_s", "eval_s"]
     assert patched.drop(columns=timing).equals(converted.drop(columns=timing))
+    assert again.drop(columns=timing).equals(converted.drop(columns=timing))
     pooled = sw.sweep(uint8_folder, points, *small_set, cache=False, progress=False)
     assert pooled.attrs["evaluator"] == "pool" and pooled.drop(columns=timing).equals(converted.drop(columns=timing))
 

@@ -92,6 +92,15 @@ def test_heatmap_hatches_the_screened_cells(standard):
     assert any("screened" in text.get_text() for text in ax.get_legend().get_texts())
 
 
+@pytest.mark.parametrize("correct,total", [(0, 1), (1, 1), (0, 156), (3, 156), (150, 156), (156, 156), (9579, 10000)])
+@pytest.mark.parametrize("confidence", [0.95, 0.9997])
+def test_clopper_pearson_is_scipys_exact_interval(correct, total, confidence):
+    from scipy.stats import binomtest
+
+    ci = binomtest(correct, total).proportion_ci(confidence_level=confidence, method="exact")
+    assert screening.clopper_pearson(correct, total, confidence) == pytest.approx((ci.low, ci.high), abs=1e-9)
+
+
 def test_clopper_pearson_known_values():
     low, high = screening.clopper_pearson(100, 100, 0.95)
     assert high == 1.0 and low == pytest.approx(0.025 ** (1 / 100))

@@ -49,6 +49,14 @@ def test_mean_slider_move_equals_convert_plus_evaluate(explorer, uint8_folder, t
     assert ("within noise" in explorer.readout.value) == (not test.significant)
 
 
+def test_slider_moves_past_the_check_are_patched_bytes_equal_to_a_conversion(uint8_folder, test_set):
+    engine = widgets.StatsExplorer(uint8_folder, *test_set, live_size=LIVE)
+    for mean, std in [(127.5, 255.0), (64.0, 5.62), (127.5, 5.62)]:  # the second move is the check conversion
+        view = engine.update(mean, std)
+        assert view.converted.tflite == convert(uint8_folder, "legacy-uint8", mean=mean, std=std).tflite
+    assert engine.converter.checked is True and (engine.converter.converted, engine.converter.patched) == (2, 2)
+
+
 def test_a_move_within_noise_is_called_so(explorer):
     explorer.controls["mean"].value = 0.0
     explorer.controls["std"].value = 256.0  # one step from the correct 255: the same predictions, or nearly

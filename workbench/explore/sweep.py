@@ -264,13 +264,14 @@ def sweep(model: Any, points: Points, images: np.ndarray, labels: np.ndarray, *,
             _run_on_executor(executor, pending, source, recipes, spec, images, labels, ref, rep_for, done)
         elif pending:
             mode = "serial" if executor is None and client is None else "auto"
-            converter = GuardedConverter(source, spec, enabled=patch_stats)
+            converter = _guarded_converter(source, spec, model_fp, patch_stats)
+            before = converter.converted, converter.patched
             with parallel.evaluator(images, spec, mode=mode, client=client, tasks=len(pending)) as ev:
                 attrs.update(evaluator=ev.kind, workers=ev.workers)
                 if ev.kind == "dask" and progress:
                     print(f"Dask dashboard: {client.dashboard_link}", flush=True)
                 _run_points(ev, converter, pending, recipes, rep_for, labels, ref, done)
-            attrs.update(converted=converter.converted, patched=converter.patched)
+            attrs.update(converted=converter.converted - before[0], patched=converter.patched - before[1])
     finally:
         if owned is not None:
             owned.close()
@@ -315,6 +316,27 @@ def point_row(converted: Any, prediction: parallel.Prediction, labels: np.ndarra
                agreement=float("nan") if reference is None else float(np.mean(reference == pred)),
                predictions=encode_predictions(pred))
     return row
+
+
+_CONVERTERS: dict[str, GuardedConverter] = {}  # checked mean/std patchers of this session, newest last
+_CONVERTERS_KEPT = 8
+
+
+def _guarded_converter(source: Any, spec: InputSpec, model_fp: str, enabled: bool) -> GuardedConverter:
+    """This session's ``GuardedConverter`` for a model's content (its fingerprint) and training range.
+
+    Sweeps of one model (the rounds of a screening sweep, a grid after a slider) reuse its checked patcher, so only
+    the first sweep pays the check conversions; a changed model has another fingerprint and starts over.
+    """
+    if not enabled:
+        return GuardedConverter(source, spec, enabled=False)
+    key = artifacts.config_key("guarded-converter", model_fp, spec)
+    converter = _CONVERTERS.pop(key, None) or GuardedConverter(source, spec)
+    converter.model = source  # the same content; this call's copy of it is the one sure to exist
+    _CONVERTERS[key] = converter
+    while len(_CONVERTERS) > _CONVERTERS_KEPT:
+        del _CONVERTERS[next(iter(_CONVERTERS))]
+    return converter
 
 
 def _run_points(ev: parallel.Evaluator, converter: GuardedConverter, pending: list[int], recipes: list[Recipe],

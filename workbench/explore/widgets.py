@@ -42,6 +42,7 @@ from ..core.convert import ConvertedModel, QuantizationWarning, convert
 from ..core.data import InputSpec
 from ..core.evaluate import evaluate
 from ..core.stats import InputStats, stats_for_range
+from ..core.stats_patch import GuardedConverter
 from .sweep import grid, model_io, stats_grid, sweep, sweep_source
 
 LIVE_SIZE = 2000
@@ -79,11 +80,14 @@ def recipe_options(parameter: str) -> tuple[str, ...]:
 
 def stats_view(model_dir: Any, images: np.ndarray, labels: np.ndarray, mean: float, std: float,
                spec: InputSpec = InputSpec(), recipe: str = "legacy-uint8",
-               default_ranges: tuple[float, float] | None = None) -> StatsView:
+               default_ranges: tuple[float, float] | None = None,
+               converter: GuardedConverter | None = None) -> StatsView:
     """Convert with ``(mean, std)``, evaluate on ``images``, and measure the input-code usage.
 
     ``default_ranges`` goes along for a float model (no QAT ranges), which would otherwise
-    come out float and ignore the stats; recipes that do not take it get none.
+    come out float and ignore the stats; recipes that do not take it get none. ``converter`` (a
+    ``core.stats_patch.GuardedConverter`` of ``model_dir``, as the explorer keeps one) patches the
+    stats into bytes a real conversion has checked instead of converting again.
 
     Raises:
         ValueError: mean outside [0, 255], std <= 0, or bad images/labels.
@@ -91,7 +95,7 @@ def stats_view(model_dir: Any, images: np.ndarray, labels: np.ndarray, mean: flo
     requested = InputStats(mean, std)
     extra = {"default_ranges": default_ranges} if default_ranges is not None and \
         registry.get(recipe).takes("default_ranges") else {}
-    converted = _convert(model_dir, recipe, spec, "mean", mean=requested.mean, std=requested.std, **extra)
+    converted = _convert(model_dir, recipe, spec, "mean", converter, mean=requested.mean, std=requested.std, **extra)
     result = evaluate(converted, images, labels, spec)
     effective = converted.effective_stats or requested
     usage = code_usage(effective, (spec.lo, spec.hi), images)
@@ -107,7 +111,7 @@ def range_view(model_dir: Any, images: np.ndarray, labels: np.ndarray, lo: float
         ValueError: ``lo >= hi`` or bad images/labels.
     """
     lo, hi = checks.range_pair("default_ranges", (lo, hi))
-    converted = _convert(model_dir, recipe, spec, "default_ranges", default_ranges=(lo, hi))
+    converted = _convert(model_dir, recipe, spec, "default_ranges", None, default_ranges=(lo, hi))
     result = evaluate(converted, images, labels, spec)
     return RangeView((lo, hi), result.accuracy, result.count, converted.came_out_float, converted)
 
@@ -210,8 +214,9 @@ class StatsExplorer(_LiveFigure):
         self._setup(model, images, labels, spec, live_size, cache, recipe, "mean")
         self.grid_size = checks.number("grid_size", grid_size, low=2, high=40, integer=True)
         self.default_ranges = None if default_ranges is None else checks.range_pair("default_ranges", default_ranges)
+        self.converter = GuardedConverter(self.folder, spec)  # slider moves patch checked bytes where they can
         self.best = stats_view(self.folder, self.live_images, self.live_labels, spec.stats.mean,
-                               spec.stats.std, spec, self.recipe, self.default_ranges)
+                               spec.stats.std, spec, self.recipe, self.default_ranges, self.converter)
         self.baseline = self.best.accuracy if baseline is None else baseline
         self.view = self.best
         self.seconds = 0.0
@@ -227,7 +232,7 @@ class StatsExplorer(_LiveFigure):
         """Reconvert with ``(mean, std)``, re-evaluate the live subset, move the artists."""
         start = time.perf_counter()
         self.view = stats_view(self.folder, self.live_images, self.live_labels, mean, std, self.spec, self.recipe,
-                               self.default_ranges)
+                               self.default_ranges, self.converter)
         plots.update_gauge(self._gauge, self._values(self.view))
         plots.update_input_histogram(self._hist, self.view.effective, self._counts, (self.spec.lo, self.spec.hi))
         self.seconds = time.perf_counter() - start
@@ -525,10 +530,13 @@ def _recipe_chooser(w: Any, engine: Any, parameter: str):
     return chooser
 
 
-def _convert(model_dir: Any, recipe: str, spec: InputSpec, parameter: str, **params: Any) -> ConvertedModel:
+def _convert(model_dir: Any, recipe: str, spec: InputSpec, parameter: str, converter: GuardedConverter | None,
+             **params: Any) -> ConvertedModel:
     checks.choice("recipe", recipe, recipe_options(parameter))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", QuantizationWarning)  # shown in the readout instead
+        if converter is not None:
+            return converter(registry.recipe(recipe, **params))
         return convert(model_dir, recipe, spec=spec, **params)
 
 
