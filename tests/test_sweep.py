@@ -98,6 +98,16 @@ def test_interrupted_sweep_resumes_from_the_cache(uint8_folder, small_set, tmp_p
     assert again["cached"].all()
 
 
+def test_points_given_as_numpy_numbers_are_cached_like_plain_numbers(uint8_folder, small_set, tmp_path):
+    numpy = [{"mean": np.float64(0.0), "std": np.float32(255.0)}, {"mean": np.float64(127.5), "std": np.float64(127.5)}]
+    first = sw.sweep(uint8_folder, numpy, *small_set, executor=None, cache=tmp_path, progress=False)
+    assert len(list((tmp_path / "sweeps").glob("*.manifest.json"))) == 2  # both rows written to the cache
+    plain = sw.sweep(uint8_folder, [{"mean": 0.0, "std": 255.0}, {"mean": 127.5, "std": 127.5}], *small_set,
+                     executor=None, cache=tmp_path, progress=False)
+    assert plain["cached"].all() and list(plain["accuracy"]) == list(first["accuracy"])
+    assert type(first.loc[0, "came_out_float"]) is type(plain.loc[0, "came_out_float"])
+
+
 def test_cache_key_follows_the_evaluation_set(uint8_folder, small_set, tmp_path):
     images, labels = small_set
     sw.sweep(uint8_folder, {"mean": [0.0]}, images, labels, executor=None, cache=tmp_path, progress=False)

@@ -796,12 +796,22 @@ def _as_points(points: Points, allowed: tuple[str, ...], other: str) -> list[dic
             raise ValueError(f"points={points!r}; allowed: a dict of value lists or a list of dicts") from None
     if not pts:
         raise ValueError("points is empty; allowed: at least one point")
+    pts = [{k: _plain(v) for k, v in p.items()} for p in pts]  # values taken from numpy or a DataFrame
     for p in pts:
         unknown = set(p) - set(allowed)
         if unknown:
             hint = f" ({other}() takes {sorted(unknown)})" if unknown <= set(CONVERT_KEYS + TRAIN_KEYS) else ""
             raise ValueError(f"unknown sweep key(s) {sorted(unknown)}{hint}; allowed: {', '.join(allowed)}")
     return pts
+
+
+def _plain(value: Any) -> Any:
+    """A numpy scalar as the Python number it holds (in tuples too); anything else as it is."""
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, tuple):
+        return tuple(_plain(v) for v in value)
+    return value
 
 
 def _recipe_for(base: Recipe, point: dict[str, Any], spec: InputSpec) -> Recipe:
@@ -827,7 +837,14 @@ def _point_columns(point: dict[str, Any], recipe: Recipe) -> dict[str, Any]:
 
 
 def _store(store: Path, key: str, row: dict) -> None:
-    artifacts.entry(store / f"{key}.json", lambda tmp: tmp.write_text(json.dumps(row)), key=key)
+    text = json.dumps(row, default=_plain_json)  # checked before the entry is made: nothing half-written
+    artifacts.entry(store / f"{key}.json", lambda tmp: tmp.write_text(text), key=key)
+
+
+def _plain_json(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"a sweep row holds {type(value).__name__} {value!r}, which a cache file cannot keep")
 
 
 def _decoded(predictions: Any, count: int) -> np.ndarray | None:
