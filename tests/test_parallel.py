@@ -152,3 +152,19 @@ def test_evaluators_open_at_once_keep_their_image_sets(small_set, models):
     expected = parallel.evaluate_models([models[0]], images, mode="serial")[0].predictions
     assert np.array_equal(np.concatenate([r.predictions for r in results]), expected)
     assert len(parallel._SHARED) <= parallel._SHARED_KEEP  # idle sets beyond the newest two are freed
+
+
+@pytest.mark.slow  # a Python process with TensorFlow, and worker processes that fail twice
+def test_a_script_without_the_main_guard_is_told_what_to_do(uint8_folder, tmp_path):
+    """Spawned workers import the script again; without ``if __name__ == "__main__":`` each one starts a sweep
+    while starting up and dies. The script gets one sentence that names the guard, not a bare BrokenProcessPool."""
+    script = tmp_path / "unguarded.py"
+    script.write_text(
+        "import numpy as np\nfrom workbench import sweep as sw\n"
+        f"images = np.zeros((20, 28, 28, 1), np.uint8)\n"
+        f"sw.sweep({str(uint8_folder)!r}, {{'mean': [0.0, 64.0], 'std': [1.0, 255.0]}}, images, np.zeros(20, int), "
+        "cache=False, progress=False)\n")
+    run = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert run.returncode != 0
+    last = run.stderr.strip().splitlines()[-1]
+    assert last.startswith("RuntimeError:") and 'if __name__ == "__main__":' in last and "executor=None" in last

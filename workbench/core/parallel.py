@@ -141,10 +141,14 @@ class PoolEvaluator(Evaluator):
     def result(self, future: Future) -> Prediction:
         try:
             return future.result()
-        except BrokenProcessPool:  # a worker died: start afresh and run this model again, once
+        except BrokenProcessPool as err:  # a worker died: start afresh and run this model again, once
             model = self._bytes[future]
             if id(future) in self._retried:
-                raise
+                raise RuntimeError(
+                    "the sweep's worker processes stopped twice while evaluating one model. In a script, run the "
+                    "sweep under `if __name__ == \"__main__\":` (each worker process imports the script again, and "
+                    "without that guard it starts another sweep while starting up); or pass executor=None to "
+                    "evaluate in this process") from err
             self.pool = _restart_pool(self.pool)
             retry = self.pool.submit(_pool_task, self.shared, model, self.spec)
             self._retried.add(id(retry))
