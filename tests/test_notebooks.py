@@ -48,7 +48,8 @@ def check_quickstart(r: dict) -> None:
     assert abs(uint8_row["delta_pts"]) <= 2.0, r["table"]
     assert uint8_row["accuracy_pct"] == pytest.approx(same_budget["accuracy_pct"] + uint8_row["delta_pts"], abs=0.011)
     assert 0 <= uint8_row["p_value"] <= 1 and uint8_row["significant"] == (uint8_row["p_value"] < 0.05)
-    assert uint8_row["size_kb"] < 0.35 * same_budget["size_kb"], r["table"]  # "roughly a quarter"
+    ratio = uint8_row["size_kb"] / same_budget["size_kb"]
+    assert 0.2 <= ratio <= 0.3, r["table"]  # "roughly a quarter" (LeNet: 0.27; the graph's metadata is not shrunk)
     assert uint8_row["agreement_pct"] >= 90.0, r["table"]  # "at least nine images in ten"
     # the model QAT started from trained one epoch less: shown, not tested
     assert starting_point["verdict"].startswith("not compared") and starting_point["significant"] is None

@@ -54,6 +54,13 @@ def freeze_function(function):
     return convert_variables_to_constants_v2(function)
 
 
+def optimize_for_inference(graph_def, inputs: list[str], outputs: list[str], dtype_enum: int):
+    """TF1's ``optimize_for_inference`` on a GraphDef; the tool was never given a public path."""
+    from tensorflow.python.tools import optimize_for_inference_lib
+
+    return optimize_for_inference_lib.optimize_for_inference(graph_def, inputs, outputs, dtype_enum)
+
+
 def input_layer_names(model) -> set[str]:
     """The names of a functional Keras model's input layers (tf_keras keeps them in ``_input_layers``)."""
     return {layer.name for layer in model._input_layers}  # noqa: SLF001

@@ -146,15 +146,12 @@ def graph_ops(path: str | Path) -> dict[str, int]:
 
 def optimize_frozen_graph(path: str | Path, target: str | Path) -> Path:
     """Run TF's ``optimize_for_inference`` on a frozen graph written by ``export_tf1_frozen_graph``."""
-    from tensorflow.python.tools import optimize_for_inference_lib
-
-    from ..core.keras_compat import tf
+    from ..core.keras_compat import optimize_for_inference, tf
 
     graph = tf.compat.v1.GraphDef.FromString(Path(path).read_bytes())
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        optimized = optimize_for_inference_lib.optimize_for_inference(
-            graph, [INPUT_NAME], [OUTPUT_NAME], tf.float32.as_datatype_enum)
+        optimized = optimize_for_inference(graph, [INPUT_NAME], [OUTPUT_NAME], tf.float32.as_datatype_enum)
     artifacts.write_bytes_atomic(target, optimized.SerializeToString())
     return Path(target)
 
