@@ -26,12 +26,16 @@ pytestmark = pytest.mark.browser
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 MEAN_STD = "04_mean_std.ipynb"
 GRAPHS = "06_graphs.ipynb"
+YOUR_MODEL = "08_your_model.ipynb"
 # Small values injected after each notebook's parameters cell, as papermill does (same training config as the
 # session fixtures, so trained weights come from the cache).
 PARAMETERS = {
     MEAN_STD: {"epochs": TRAIN_EPOCHS, "train_size": TRAIN_SIZE, "eval_size": 1000, "live_size": 500, "grid_size": 3,
                "show_widgets": True},
     GRAPHS: {"epochs": TRAIN_EPOCHS, "train_size": TRAIN_SIZE, "show_netron": True},
+    # the digits stand-in the fixtures train (cached), as tests/test_notebooks.py runs it
+    YOUR_MODEL: {"epochs": 30, "calibration_size": 300, "live_size": 100, "grid_size": 3, "range_maxes": [0.5, 6],
+                 "layer_images": 100, "show_widgets": True, "show_netron": True, "netron_height": 400},
 }
 
 
@@ -283,3 +287,52 @@ def test_graphs_notebook_shows_netron_iframe(lab, output_dir):
         stderr = "\n".join(page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']")
                            .all_text_contents())
         assert not NATIVE_NOISE.search(stderr), stderr[:2000]  # no red TensorFlow / LiteRT text in the cells
+
+
+def test_your_model_notebook_sliders_and_graphs_in_lab(lab, output_dir):
+    """08 on the digits stand-in, as a user runs it: both explorers respond, the float and uint8 graphs draw, and
+    nothing is requested outside the machine."""
+    assert (lab.root / YOUR_MODEL).is_file(), f"notebooks/{YOUR_MODEL} is missing"
+    with browser_session() as session:
+        page = session.page
+        run_all_cells(page, lab, YOUR_MODEL, timeout=300.0)
+        text = _outputs_text(page)
+        assert "Loading widget" not in text
+        assert not re.search(r"\b(FloatSlider|IntSlider|FloatRangeSlider|VBox|HBox|Tab)\(", text), \
+            "a widget shows as its raw repr"
+        slider = widget_slider(page, "mean")
+        slider.wait_for(state="visible", timeout=60_000)
+        slider.scroll_into_view_if_needed()
+        before, deadline = "", time.monotonic() + 60
+        while not before and time.monotonic() < deadline:  # the graphs below load meanwhile and may scroll the page
+            slider.scroll_into_view_if_needed()
+            before = output_text_with(page, "accuracy now")
+            if not before:
+                time.sleep(0.3)
+        page.screenshot(path=str(output_dir / "jupyterlab_08_your_model_before.png"))
+        assert before, "no accuracy readout next to the sliders"
+        current = float(slider.locator(".widget-readout").inner_text())
+        set_slider(slider, 200 if current < 100 else 0)
+        after, deadline = before, time.monotonic() + 60
+        while after == before and time.monotonic() < deadline:
+            time.sleep(0.3)
+            slider.scroll_into_view_if_needed()
+            after = output_text_with(page, "accuracy now")
+        page.screenshot(path=str(output_dir / "jupyterlab_08_your_model_sliders.png"))
+        assert after != before, f"accuracy text did not change after moving mean: {before!r}"
+
+        figures = page.locator(".workbench-compare figure")
+        figures.first.wait_for(state="attached", timeout=30_000)
+        assert figures.count() == 2
+        left, right = (_frame(figures.nth(i).locator("iframe")) for i in range(2))
+        for side in (left, right):  # the MobileNet-style net: depthwise-separable convolutions
+            wait_for_ops(side, {"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED"})
+        page.screenshot(path=str(output_dir / "jupyterlab_08_your_model_compare.png"))
+        left_types, right_types = tensor_types(left), tensor_types(right)
+        assert "float32" in left_types and "uint8" not in left_types, left_types
+        assert "uint8" in right_types, right_types
+        time.sleep(1.0)
+        assert not session.outside_requests(), session.outside_requests()
+        stderr = "\n".join(page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']")
+                           .all_text_contents())
+        assert not NATIVE_NOISE.search(stderr), stderr[:2000]
