@@ -92,6 +92,14 @@ def float_tflite(float_model):
 
 
 @pytest.fixture(scope="session")
+def uint8_folder(qat_uint8):
+    """The uint8-legacy QAT LeNet exported once as a SavedModel folder (what sweeps and explorers convert)."""
+    from workbench.explore.sweep import saved_model_folder
+
+    return saved_model_folder(qat_uint8)
+
+
+@pytest.fixture(scope="session")
 def output_dir():
     """Where tests write artifacts worth looking at (screenshots, plots)."""
     folder = ROOT / "test-output"

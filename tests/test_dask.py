@@ -35,11 +35,6 @@ def client(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def uint8_folder(qat_uint8):
-    return sw.saved_model_folder(qat_uint8)
-
-
-@pytest.fixture(scope="module")
 def small_set(test_set):
     images, labels = test_set
     return images[:1000], labels[:1000]

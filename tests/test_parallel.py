@@ -18,11 +18,6 @@ from workbench.core.recipes import Recipe
 
 
 @pytest.fixture(scope="module")
-def uint8_folder(qat_uint8):
-    return sw.saved_model_folder(qat_uint8)
-
-
-@pytest.fixture(scope="module")
 def small_set(test_set):
     images, labels = test_set
     return images[:500], labels[:500]

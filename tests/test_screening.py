@@ -16,11 +16,6 @@ matplotlib.use("Agg")
 
 
 @pytest.fixture(scope="module")
-def uint8_folder(qat_uint8):
-    return sw.saved_model_folder(qat_uint8)
-
-
-@pytest.fixture(scope="module")
 def standard(uint8_folder, test_set):
     """The standard 7x7 stats grid, exact and screened, on the same images (the point cache makes reruns cheap)."""
     grid = sw.stats_grid(InputSpec(), 7)

@@ -17,11 +17,6 @@ from workbench.core.compare import paired
 
 
 @pytest.fixture(scope="module")
-def uint8_folder(qat_uint8):
-    return sw.saved_model_folder(qat_uint8)
-
-
-@pytest.fixture(scope="module")
 def small_set(test_set):
     images, labels = test_set
     return images[:1000], labels[:1000]

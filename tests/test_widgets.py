@@ -14,11 +14,6 @@ LIVE = 500
 
 
 @pytest.fixture(scope="module")
-def uint8_folder(qat_uint8):
-    return sw.saved_model_folder(qat_uint8)
-
-
-@pytest.fixture(scope="module")
 def explorer(uint8_folder, test_set):
     return widgets.stats_explorer(uint8_folder, *test_set, baseline=0.97, live_size=LIVE)
 

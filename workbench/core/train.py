@@ -242,6 +242,21 @@ def trained_model(build: Callable[[], keras.Model], name: str, data: Mnist, conf
         if prepare is not None:
             base = prepare(base, qat)
         model = quantize_model(base, qat)
+    def train() -> keras.Model:
+        if qat is None:
+            set_seed(config.seed)
+            fresh = build()
+            fit(fresh, data, config, epochs=config.epochs, progress=progress, desc=name)
+            return fresh
+        return train_qat(base, data, qat, config, progress)
+
+    return _cached_weights(model, weights, key_parts, train, data, config)
+
+
+def _cached_weights(model: keras.Model, weights: os.PathLike, key_parts: tuple, train: Callable[[], keras.Model],
+                    data: Mnist, config: TrainConfig) -> keras.Model:
+    """``model`` with the weights of the cache entry ``weights``; ``train()`` (a trained model) fills a missing or
+    unreadable entry, once across processes (``artifacts.entry``)."""
     if artifacts.valid_entry(weights, key_parts):
         try:
             model.load_weights(str(weights))
@@ -252,12 +267,7 @@ def trained_model(build: Callable[[], keras.Model], name: str, data: Mnist, conf
     trained = []
 
     def train_into(tmp) -> None:
-        if qat is None:
-            set_seed(config.seed)
-            fresh = build()
-            fit(fresh, data, config, epochs=config.epochs, progress=progress, desc=name)
-        else:
-            fresh = train_qat(base, data, qat, config, progress)
+        fresh = train()
         fresh.save_weights(str(tmp))
         trained.append(fresh)
 
@@ -300,30 +310,15 @@ def fine_tuned_model(build: Callable[[], keras.Model], name: str, data: Mnist, c
     weights = (artifacts.cache_dir(cache) / "models"
                / f"{name}-float-plus{epochs}-{artifacts.config_key(*key_parts)}.weights.h5")
     base = trained_model(build, name, data, config, None, cache, progress)
-    model = build()
-    if artifacts.valid_entry(weights, key_parts):
-        try:
-            model.load_weights(str(weights))
-            fit(model, data, config, epochs=0)
-            return model
-        except Exception:  # noqa: BLE001 - an unreadable entry is retrained, never trusted
-            artifacts.manifest_path(weights).unlink(missing_ok=True)
-    trained = []
 
-    def train_into(tmp) -> None:
+    def train() -> keras.Model:
         fresh = build()
         fresh.set_weights(base.get_weights())
         set_seed(config.seed + 1)  # as train_qat
         fit(fresh, data, config, epochs=epochs, progress=progress, desc=f"{name} float +{epochs}")
-        fresh.save_weights(str(tmp))
-        trained.append(fresh)
+        return fresh
 
-    artifacts.entry(weights, train_into, key=key_parts, suffix=".weights.h5")
-    if trained:
-        return trained[0]
-    model.load_weights(str(weights))  # another process trained it while this one waited
-    fit(model, data, config, epochs=0)
-    return model
+    return _cached_weights(build(), weights, key_parts, train, data, config)
 
 
 class _WithoutInputQuantizer:

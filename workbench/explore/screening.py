@@ -33,7 +33,7 @@ not conversions: each round converts its points again, which costs little where 
 from __future__ import annotations
 
 from concurrent.futures import Executor
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Iterable, Sequence
 
 import numpy as np
 
@@ -193,14 +193,11 @@ def check_points(points: exact.Points, recipe: Any = "legacy-uint8", spec: Input
 
     from ..core.convert import Recipe
 
-    pts = _points(points)
+    pts = exact.as_points(points)
     base = Recipe(recipe) if isinstance(recipe, str) else recipe
     if not isinstance(base, Recipe):
         raise ValueError(f"recipe={recipe!r}; allowed: a Recipe or a recipe name")
     for p in pts:
-        unknown = set(p) - set(exact.CONVERT_KEYS)
-        if unknown:
-            raise ValueError(f"unknown sweep key(s) {sorted(unknown)}; allowed: {', '.join(exact.CONVERT_KEYS)}")
         params = dict(p)
         if ("mean" in params) != ("std" in params):
             params.setdefault("mean", spec.stats.mean)
@@ -208,19 +205,6 @@ def check_points(points: exact.Points, recipe: Any = "legacy-uint8", spec: Input
         if params.get("default_ranges") is not None:
             params["default_ranges"] = tuple(checks.range_pair("default_ranges", params["default_ranges"]))
         replace(base, **params)
-    return pts
-
-
-def _points(points: Any) -> list[dict[str, Any]]:
-    if isinstance(points, Mapping):
-        pts = exact.grid(**points)
-    else:
-        try:
-            pts = [dict(p) for p in points]
-        except (TypeError, ValueError):
-            raise ValueError(f"points={points!r}; allowed: a dict of value lists or a list of dicts") from None
-    if not pts:
-        raise ValueError("points is empty; allowed: at least one point")
     return pts
 
 

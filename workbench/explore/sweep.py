@@ -216,7 +216,7 @@ def sweep(model: Any, points: Points, images: np.ndarray, labels: np.ndarray, *,
     elif not (parallel.is_client(client) or isinstance(client, str)):
         raise ValueError(f"client={client!r}; allowed: a dask.distributed Client or a scheduler address "
                          "such as 'tcp://10.0.0.5:8786'")
-    pts = _as_points(points, CONVERT_KEYS, "sweep_training")
+    pts = as_points(points, CONVERT_KEYS, "sweep_training")
     _check_against(against, len(pts))
     base = Recipe(recipe) if isinstance(recipe, str) else recipe
     if not isinstance(base, Recipe):
@@ -443,7 +443,7 @@ def sweep_training(data: Dataset, points: Points, *, model: str | Callable[[], A
         raise ValueError(f"client={client!r}; allowed: a dask.distributed Client or a scheduler address "
                          "such as 'tcp://10.0.0.5:8786'")
     seeds = checks.number("seeds", seeds, low=1, high=20, integer=True)
-    pts = _as_points(points, TRAIN_KEYS, "sweep")
+    pts = as_points(points, TRAIN_KEYS, "sweep")
     _check_against(against, len(pts))
     qats = [replace(qat, **{("epochs" if k == "qat_epochs" else k): v for k, v in p.items()}) for p in pts]
     label, train = _trainer(model, name, data)
@@ -786,7 +786,14 @@ def _paired_columns(accuracy: list[float], predictions: list, labels: np.ndarray
     return out
 
 
-def _as_points(points: Points, allowed: tuple[str, ...], other: str) -> list[dict[str, Any]]:
+def as_points(points: Points, allowed: tuple[str, ...] = CONVERT_KEYS, other: str = "sweep_training"
+              ) -> list[dict[str, Any]]:
+    """A grid dict or a list of dicts as a list of points with plain values, every key in ``allowed``.
+
+    Raises:
+        ValueError: not a dict or list of dicts, no points, a key not in ``allowed`` (naming ``other``, the
+            sweep that takes it).
+    """
     if isinstance(points, Mapping):
         pts = grid(**points)
     else:
