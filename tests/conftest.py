@@ -21,6 +21,14 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 if str(ROOT) not in os.environ.get("PYTHONPATH", "").split(os.pathsep):
     os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
 
+# Under pytest-xdist (`make test` runs two workers on two cores) each worker, and the kernels and processes it
+# starts, gets its share of the cores for TensorFlow's thread pools: two pools of two threads each on two cores
+# spin against each other (four of the longest modules, cold: 219 s with them, 200 s without).
+_WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+if _WORKERS > 1:
+    for _name in ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS"):
+        os.environ.setdefault(_name, str(max(1, (os.cpu_count() or 1) // _WORKERS)))
+
 # Text TensorFlow, absl, the converter and LiteRT write on their own (absl/glog-prefixed lines, their notices).
 NATIVE_NOISE = re.compile(r"^([IWEF]\d{4} [\d:.]+ +\d+ \S+\.cc:\d+\]|WARNING: All log messages before absl"
                           r"|INFO: Created TensorFlow Lite|fully_quantize: |To enable the following instructions|.*cuInit"
