@@ -118,9 +118,9 @@ def output_dir():
 # Under pytest-xdist (`make test` runs `-n 2 --dist loadgroup`): the tests of one module share a worker, so each
 # module-scoped fixture (a JupyterLab server, converted models) is built once; the tests of these modules share
 # only session fixtures cached on disk and are spread one by one.
-SPREAD = {"test_notebooks.py", "test_gallery.py"}
+SPREAD = {"test_notebooks.py"}
 # The longest modules first (measured with an empty cache), so the short ones fill the gaps at the end.
-FIRST = ("test_notebooks.py", "test_your_model.py", "test_browser.py", "test_faults.py", "test_gallery.py",
+FIRST = ("test_gallery.py", "test_notebooks.py", "test_your_model.py", "test_browser.py", "test_faults.py",
          "test_sweep.py", "test_cli_report.py", "test_demo.py", "test_dask.py", "test_parallel.py")
 
 

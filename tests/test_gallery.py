@@ -1,34 +1,68 @@
 """Each troubleshooting case: the failure happens as described, and the fix works (measured).
 
-Models are small (12,000 training images, one epoch, the conftest's config) and
-cached, so the notebook and these tests share them.
+The cases are the ones notebook 07 shows: the module runs ``07_troubleshooting.ipynb`` top to bottom once (its
+``Case`` in ``test_notebooks.py``: parameters, lesson check) and reads back each ``CaseResult`` the notebook
+computed (pickled in the kernel), so every assertion here is about what a reader of the notebook sees, and the
+cases' conversions run once rather than once for the notebook and once for these tests. The models are the
+session fixtures' training config, cached, so the notebook reuses them.
 """
 
 from __future__ import annotations
 
+import base64
 import inspect
+import pickle
 import re
 
 import pytest
 
+from test_notebooks import NOTEBOOK_DIR, NOTEBOOKS, execute
 from workbench import gallery, legacy_graphs, model_choices
 from workbench.troubleshoot.gallery import GalleryConfig
 
 pytestmark = pytest.mark.slow
 
+NOTEBOOK = next(c for c in NOTEBOOKS if c.name == "07_troubleshooting.ipynb")
+CASE_NAMES = [f"r{n}" for n in range(1, len(model_choices.CASES) + 1)]  # the notebook's r1 ... r11
+
 
 @pytest.fixture(scope="module")
-def cfg(train_config):
-    return GalleryConfig(train_size=train_config.train_size, epochs=train_config.epochs, eval_size=1000,
-                         lstm_eval_size=300)
+def shown():
+    """What notebook 07 computed: its ``Case`` results plus each case's ``CaseResult``."""
+    pickled = "{" + ", ".join(f"{n!r}: __import__('base64').b64encode(__import__('pickle').dumps({n})).decode()"
+                              for n in CASE_NAMES) + "}"
+    return execute(NOTEBOOK_DIR / NOTEBOOK.name, NOTEBOOK.parameters, {**NOTEBOOK.results, "cases": pickled})
+
+
+@pytest.fixture(scope="module")
+def cases(shown):
+    return {name: pickle.loads(base64.b64decode(data)) for name, data in shown["cases"].items()}
+
+
+@pytest.fixture(scope="module")
+def cfg():
+    """The notebook's own ``GalleryConfig`` (its parameters as the test runs it)."""
+    p = NOTEBOOK.parameters
+    return GalleryConfig(train_size=p["train_size"], epochs=p["epochs"], eval_size=p["eval_size"],
+                         lstm_eval_size=p["lstm_eval_size"])
+
+
+def test_the_notebook_teaches(shown):
+    NOTEBOOK.check(shown)
+
+
+def test_every_case_is_the_notebooks(cases):
+    """r1 ... r11 are the gallery's cases in number order, each with its measured rows."""
+    for number, (name, function) in enumerate(zip(CASE_NAMES, model_choices.CASES), start=1):
+        assert cases[name].number == number and cases[name].rows, (name, function, cases[name].number)
 
 
 def _key(result):
     return result.diagnosis.entry.key if result.diagnosis and result.diagnosis.entry else None
 
 
-def test_1_lacking_min_max(mnist, cfg):
-    r = gallery.lacking_min_max(mnist, cfg)
+def test_1_lacking_min_max(cases):
+    r = cases["r1"]
     assert r.number == 1
     assert _key(r) == "came-out-float"
     silent = r.row("float -> uint8, no ranges")
@@ -47,8 +81,8 @@ def test_1_lacking_min_max(mnist, cfg):
     assert f"default_ranges=(0,6) against its float model ({same['epochs'] - 1} epochs each" in r.notes[1]
 
 
-def test_2_wrong_mean_std(mnist, cfg):
-    r = gallery.wrong_mean_std(mnist, cfg)
+def test_2_wrong_mean_std(cases):
+    r = cases["r2"]
     assert r.number == 2
     for trained in ("[0,1]", "[-1,1]", "[0,255]"):
         rows = [row for row in r.rows if row["trained_on"] == trained]
@@ -61,8 +95,8 @@ def test_2_wrong_mean_std(mnist, cfg):
     assert "[0,1] -> (0, 255), [-1,1] -> (127.5, 127.5), [0,255] -> (0, 1)." in r.notes[0]  # the note = the rows
 
 
-def test_3_batchnorm(mnist, cfg):
-    r = gallery.batchnorm(mnist, cfg)
+def test_3_batchnorm(cases):
+    r = cases["r3"]
     assert r.number == 3
     assert _key(r) == "qat-layer-unsupported"  # tfmot refuses BN after the ReLU
     folded = r.row("Conv->BN->ReLU QAT -> int8")
@@ -83,8 +117,8 @@ def test_3_batchnorm(mnist, cfg):
     assert legacy_note.endswith("between DEQUANTIZE and QUANTIZE: CONV_2D; CONV_2D.")  # the two convs run float
 
 
-def test_4_no_quantized_kernel(mnist, cfg):
-    r = gallery.no_quantized_kernel(mnist, cfg)
+def test_4_no_quantized_kernel(cases):
+    r = cases["r4"]
     assert r.number == 4
     assert _key(r) == "no-quantized-kernel" and "RSQRT" in r.failure
     keras_acc = r.row("instance norm float")["accuracy"]
@@ -105,8 +139,8 @@ def test_4_no_quantized_kernel(mnist, cfg):
     assert cast_note.endswith("between DEQUANTIZE and QUANTIZE: ROUND CAST CAST.")
 
 
-def test_5_per_channel_on_uint8(mnist, cfg):
-    r = gallery.per_channel_on_uint8(mnist, cfg)
+def test_5_per_channel_on_uint8(cases):
+    r = cases["r5"]
     assert r.number == 5
     assert _key(r) == "per-channel-on-uint8" and "CONV_2D" in r.failure
     keras_acc = r.row("per-channel QAT Keras")["accuracy"]
@@ -114,8 +148,8 @@ def test_5_per_channel_on_uint8(mnist, cfg):
     assert r.row("per-channel QAT -> int8")["accuracy"] > keras_acc - 0.01
 
 
-def test_6_raw_outputs(mnist, cfg):
-    r = gallery.raw_outputs(mnist, cfg)
+def test_6_raw_outputs(cases):
+    r = cases["r6"]
     assert r.number == 6
     for row in r.rows:
         assert row["max_abs_error_raw"] > 1.0  # raw codes are not probabilities
@@ -129,8 +163,8 @@ def test_6_raw_outputs(mnist, cfg):
         f"{uint8['raw_row_sum']:.0f}" in r.notes[0]
 
 
-def test_7_dynamic_shape(mnist, cfg):
-    r = model_choices.dynamic_shape(mnist, cfg)
+def test_7_dynamic_shape(cases):
+    r = cases["r7"]
     assert r.number == 7
     assert _key(r) == "dynamic-shape"
     assert r.row("fixed 28x28 -> float32")["accuracy"] == pytest.approx(r.row("dynamic Keras")["accuracy"], abs=0.005)
@@ -141,8 +175,8 @@ def test_7_dynamic_shape(mnist, cfg):
     assert r.notes[1] == "legacy uint8 path: dynamic-shape"
 
 
-def test_8_dynamic_range_vs_integer(mnist, cfg):
-    r = model_choices.dynamic_range_vs_integer(mnist, cfg)
+def test_8_dynamic_range_vs_integer(cases):
+    r = cases["r8"]
     assert r.number == 8
     dyn, full, flt = r.row("dynamic-range"), r.row("int8-ptq"), r.row("float32")
     assert dyn["float_activations"] == flt["float_activations"]  # activations stay float
@@ -155,8 +189,8 @@ def test_8_dynamic_range_vs_integer(mnist, cfg):
         f"(int8-ptq: {full['float_activations']}, float32: {flt['float_activations']})"
 
 
-def test_9_lstm(mnist, cfg):
-    r = model_choices.lstm(mnist, cfg)
+def test_9_lstm(cases):
+    r = cases["r9"]
     assert r.number == 9
     assert _key(r) == "lstm-dynamic-batch"
     keras_acc = r.row("LSTM Keras")["accuracy"]
@@ -171,8 +205,8 @@ def test_9_lstm(mnist, cfg):
     assert any(note.startswith("legacy-uint8: legacy-lstm") for note in r.notes)
 
 
-def test_10_four_bit(mnist, cfg):
-    r = model_choices.four_bit(mnist, cfg)
+def test_10_four_bit(cases):
+    r = cases["r10"]
     assert r.number == 10
     assert _key(r) == "low-bit-qat"
     by_bits = {bits: [row for row in r.rows if row["variant"].startswith(f"{bits}-bit")] for bits in (4, 8)}
@@ -188,10 +222,13 @@ def test_10_four_bit(mnist, cfg):
                        "its numbers are the Keras model's simulated accuracy only.")
 
 
-def test_11_selective(mnist, cfg):
-    r = model_choices.selective(mnist, cfg, layer="conv1")
+def test_11_selective(cases, mnist, cfg):
+    r = cases["r11"]
     assert r.number == 11
-    full, kept = r.row("int8 (all layers)"), r.row("int8, conv1 kept float")
+    (kept,) = [row for row in r.rows if row.get("kept_float")]  # the layer the QuantizationDebugger chose
+    layer = kept["kept_float"]
+    full = r.row("int8 (all layers)")
+    assert kept["variant"] == f"int8, {layer} kept float" and r.failure == f"kept {layer} float"
     assert kept["float_activations"] > full["float_activations"]
     assert kept["accuracy"] > r.row("float32")["accuracy"] - 0.02
     with pytest.raises(ValueError, match="keep_float"):

@@ -252,6 +252,9 @@ class Case:
     parameters: dict[str, Any]
     results: dict[str, str] = field(default_factory=dict)
     check: Callable[[dict], None] | None = None
+    # A test module that runs this notebook itself, once, and reads more back from the same run (it calls
+    # ``check`` too); empty: ``test_notebook_runs_and_teaches`` runs it here.
+    run_by: str = ""
 
 
 NOTEBOOKS = [
@@ -299,7 +302,8 @@ NOTEBOOKS = [
           "r13_notes": "list(r13.notes)", "r14": "list(r14.rows)", "r14_notes": "list(r14.notes)",
           "r15": "list(r15.rows)", "r15_notes": "list(r15.notes)", "r16": "list(r16.rows)",
           "int8_layers": "[e.layer for e in int8_report.layers]",
-          "uint8_layers": "[e.layer for e in uint8_report.layers]"}, check_troubleshooting),
+          "uint8_layers": "[e.layer for e in uint8_report.layers]"}, check_troubleshooting,
+         run_by="tests/test_gallery.py"),  # whose cases are this run's r1 ... r11
     # epochs=30: the digits stand-in the tests' fixtures train (cached); the default ranges swept are the claims'.
     Case("08_your_model.ipynb", {"epochs": 30, "calibration_size": 300, "live_size": 100, "grid_size": 3,
                                  "range_maxes": [0.5, 6], "layer_images": 100, "show_widgets": False,
@@ -351,7 +355,10 @@ def execute(path: Path, parameters: dict[str, Any], results: dict[str, str]) -> 
     raise AssertionError(f"{path.name}: no results printed by the last cell")
 
 
-@pytest.mark.parametrize("case", NOTEBOOKS, ids=[c.name for c in NOTEBOOKS])
+RUN_HERE = [c for c in NOTEBOOKS if not c.run_by]
+
+
+@pytest.mark.parametrize("case", RUN_HERE, ids=[c.name for c in RUN_HERE])
 def test_notebook_runs_and_teaches(case: Case) -> None:
     results = execute(NOTEBOOK_DIR / case.name, case.parameters, case.results)
     if case.check is not None:
@@ -361,6 +368,10 @@ def test_notebook_runs_and_teaches(case: Case) -> None:
 def test_every_listed_notebook_exists() -> None:
     missing = [c.name for c in NOTEBOOKS if not (NOTEBOOK_DIR / c.name).is_file()]
     assert not missing
+    for case in NOTEBOOKS:  # a notebook run by another module: that module runs it and calls its check
+        if case.run_by:
+            source = (ROOT / case.run_by).read_text()
+            assert case.name in source and ".check(" in source, (case.name, case.run_by)
 
 
 @pytest.mark.parametrize("path", sorted(NOTEBOOK_DIR.glob("*.ipynb")), ids=lambda p: p.name)

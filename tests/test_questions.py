@@ -4,7 +4,8 @@ Static checks (no TensorFlow, no kernel): the anchors are read from the committe
 notebooks, the tests from their source. For a ``check_*`` function of
 ``test_notebooks.py`` the chain is followed through its ``Case``: the answering
 cell's name appears in one of the expressions the test reads back, and the check
-reads that result. For any other test, the test's own source calls what the cell calls.
+reads that result. For any other test, the test's own source uses what the cell computes (calls the same
+function, or reads the notebook's variable back, as ``test_gallery.py`` reads ``r1`` ... ``r11``).
 """
 
 from __future__ import annotations
