@@ -115,9 +115,11 @@ def output_dir():
     return folder
 
 
-# Under pytest-xdist (`make test` runs `-n 2 --dist loadgroup`): the tests of one module share a worker, so each
-# module-scoped fixture (a JupyterLab server, converted models) is built once; the tests of these modules share
-# only session fixtures cached on disk and are spread one by one.
+# Under pytest-xdist (`make test` runs `-n 2 --dist loadscope`): the tests of one module share a worker, so each
+# module-scoped fixture (a JupyterLab server, converted models, notebook 07's run) is built once; the tests of
+# SPREAD modules share only session fixtures cached on disk and are spread one by one. (pytest-xdist's
+# `xdist_group` marks do not group under pytest 9: its loadgroup suffix is written to a node attribute pytest 9
+# no longer reads, so the scheduler is told the scopes here.)
 SPREAD = {"test_notebooks.py"}
 # The longest modules first (measured with an empty cache), so the short ones fill the gaps at the end.
 FIRST = ("test_gallery.py", "test_notebooks.py", "test_your_model.py", "test_browser.py", "test_faults.py",
@@ -130,6 +132,22 @@ def pytest_collection_modifyitems(config, items):
         return FIRST.index(name) if name in FIRST else len(FIRST)
 
     items.sort(key=rank)  # stable: each module's tests keep their order and stay together
-    for item in items:
-        if item.path.name not in SPREAD:
-            item.add_marker(pytest.mark.xdist_group(item.path.name))
+
+
+def _scope(nodeid: str) -> str:
+    """A test's scheduling unit: its module, or the test itself in a SPREAD module."""
+    module = nodeid.split("::", 1)[0]
+    return nodeid if Path(module).name in SPREAD else module
+
+
+@pytest.hookimpl(optionalhook=True)  # a hook of pytest-xdist's, absent without it
+def pytest_xdist_make_scheduler(config, log):
+    if config.getvalue("dist") != "loadscope":
+        return None  # any other --dist: pytest-xdist's own scheduler
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ModuleScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return _scope(nodeid)
+
+    return ModuleScheduling(config, log)
