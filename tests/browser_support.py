@@ -263,6 +263,43 @@ def lab_page_config(lab: Lab) -> dict:
     return json.loads(match.group(1))
 
 
+def kernel_results(lab: Lab, name: str, results: dict[str, str], timeout: float = 120.0) -> dict:
+    """Evaluate ``results`` (key -> Python expression) in the kernel that ran notebook ``name`` in ``lab``.
+
+    The values come from the run the browser just made, through the kernel's own
+    connection file (``jupyter_client``), as JSON: what ``test_notebooks.py`` reads
+    back from its nbclient runs, so the same ``check`` applies.
+    """
+    from jupyter_client import BlockingKernelClient
+
+    with urllib.request.urlopen(f"{lab.url}/api/sessions?token={lab.token}", timeout=10) as response:
+        sessions = json.loads(response.read())
+    kernels = [s["kernel"]["id"] for s in sessions if s.get("path") == name and s.get("kernel")]
+    assert len(kernels) == 1, f"{name}: {len(kernels)} kernels in {[s.get('path') for s in sessions]}"
+    connection = lab.log.parent / "jupyter_runtime_dir" / f"kernel-{kernels[0]}.json"
+    client = BlockingKernelClient(connection_file=str(connection))
+    client.load_connection_file()
+    client.start_channels()
+    marker = "<<kernel-results>>"
+    body = ", ".join(f"{k!r}: {v}" for k, v in results.items())
+    printed: list[str] = []
+
+    def keep(message: dict) -> None:
+        if message["header"]["msg_type"] == "stream":
+            printed.append(message["content"]["text"])
+        elif message["header"]["msg_type"] == "error":
+            printed.append("\n".join(message["content"]["traceback"]))
+
+    try:
+        reply = client.execute_interactive(f"import json as _json\nprint({marker!r} + _json.dumps({{{body}}}, "
+                                           "default=float))", timeout=timeout, output_hook=keep, store_history=False)
+    finally:
+        client.stop_channels()
+    text = "".join(printed)
+    assert reply["content"]["status"] == "ok" and marker in text, f"{name}: reading results failed:\n{text[-3000:]}"
+    return json.loads(text.split(marker, 1)[1])
+
+
 def _wait_until_up(url: str, token: str, process: subprocess.Popen, log: Path, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -16,8 +16,10 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from conftest import NATIVE_NOISE, TRAIN_EPOCHS, TRAIN_SIZE
-from browser_support import (browser_session, chromium, copy_notebooks, jupyter_lab, lab_page_config, netron_notice,
+from conftest import NATIVE_NOISE
+from test_notebooks import NOTEBOOKS as NOTEBOOK_CASES
+from browser_support import (browser_session, chromium, copy_notebooks, jupyter_lab, kernel_results,
+                             lab_page_config, netron_notice,
                              output_text_with, run_all_cells, set_slider, svg_texts, tensor_types, wait_for_ops,
                              wait_kernel_idle, widget_slider)
 
@@ -27,16 +29,21 @@ NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 MEAN_STD = "04_mean_std.ipynb"
 GRAPHS = "06_graphs.ipynb"
 YOUR_MODEL = "08_your_model.ipynb"
-# Small values injected after each notebook's parameters cell, as papermill does (same training config as the
-# session fixtures, so trained weights come from the cache).
-PARAMETERS = {
-    MEAN_STD: {"epochs": TRAIN_EPOCHS, "train_size": TRAIN_SIZE, "eval_size": 1000, "live_size": 500, "grid_size": 3,
-               "show_widgets": True},
-    GRAPHS: {"epochs": TRAIN_EPOCHS, "train_size": TRAIN_SIZE, "show_netron": True},
-    # the digits stand-in the fixtures train (cached), as tests/test_notebooks.py runs it
-    YOUR_MODEL: {"epochs": 30, "calibration_size": 300, "live_size": 100, "grid_size": 3, "range_maxes": [0.5, 6],
-                 "layer_images": 100, "show_widgets": True, "show_netron": True, "netron_height": 400},
-}
+# Each notebook runs with its test parameters (its ``Case`` in test_notebooks.py, injected after its parameters
+# cell as papermill does; the session fixtures' training config, so trained weights come from the cache) and with
+# its widgets and Netron views shown. Its lesson check runs on the values of this run: test_notebooks.py does not
+# run these three again.
+CASES = {case.name: case for case in NOTEBOOK_CASES}
+UI = {MEAN_STD: {"show_widgets": True}, GRAPHS: {"show_netron": True},
+      YOUR_MODEL: {"show_widgets": True, "show_netron": True, "netron_height": 400}}
+PARAMETERS = {name: {**CASES[name].parameters, **ui} for name, ui in UI.items()}
+
+
+def _teaches(lab, name: str) -> None:
+    """The notebook's lesson (its ``Case.check``) on what the kernel of the browser's run computed."""
+    case = CASES[name]
+    assert case.run_by == "tests/test_browser.py", (name, case.run_by)
+    case.check(kernel_results(lab, name, case.results))
 
 
 def _listening_addresses(port: int) -> set[str]:
@@ -195,6 +202,7 @@ def test_mean_std_sliders_render_and_move_accuracy(lab, output_dir):
     assert (lab.root / MEAN_STD).is_file(), f"notebooks/{MEAN_STD} is missing"
     with chromium() as page:
         run_all_cells(page, lab, MEAN_STD)
+        _teaches(lab, MEAN_STD)
         slider = widget_slider(page, "mean")
         slider.wait_for(state="visible", timeout=60_000)
         slider.scroll_into_view_if_needed()
@@ -248,6 +256,7 @@ def test_graphs_notebook_shows_netron_iframe(lab, output_dir):
     with browser_session() as session:
         page = session.page
         run_all_cells(page, lab, GRAPHS)
+        _teaches(lab, GRAPHS)
         iframes = page.locator(".jp-OutputArea-output iframe")
         iframes.first.wait_for(state="attached", timeout=30_000)
         sources = [iframes.nth(i).get_attribute("src") for i in range(iframes.count())]
@@ -296,6 +305,7 @@ def test_your_model_notebook_sliders_and_graphs_in_lab(lab, output_dir):
     with browser_session() as session:
         page = session.page
         run_all_cells(page, lab, YOUR_MODEL, timeout=300.0)
+        _teaches(lab, YOUR_MODEL)
         text = _outputs_text(page)
         assert "Loading widget" not in text
         assert not re.search(r"\b(FloatSlider|IntSlider|FloatRangeSlider|VBox|HBox|Tab)\(", text), \

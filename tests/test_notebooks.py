@@ -279,7 +279,8 @@ NOTEBOOKS = [
           "ignored": "ignored[['mean', 'std', 'accuracy', 'stats_ignored']].to_dict('records')",
           "explorer_accuracy": "explorer.engine.view.accuracy",
           "screened": "screened[['mean', 'std', 'accuracy', 'ci_low', 'ci_high', 'screened']].to_dict('records')"},
-         check_mean_std),
+         check_mean_std,
+         run_by="tests/test_browser.py"),
     Case("05_default_ranges.ipynb", {**SMALL, "range_maxes": [0.5, 2, 6, 20], "live_size": 500,
                                      "show_widgets": False},
          {"came_out_float": "came_out.came_out_float", "baseline": "baseline", "qat": "qat_accuracy",
@@ -293,7 +294,8 @@ NOTEBOOKS = [
                            "'channels']].to_dict('records')",
           "bias": "{name: wb.viewer.bias_scales(m).to_dict('records') for name, m in [('int8', int8), "
                   "('uint8', uint8)]}",
-          "depthwise": "{**vars(check), 'equivalent': check.equivalent}"}, check_graphs),
+          "depthwise": "{**vars(check), 'equivalent': check.equivalent}"}, check_graphs,
+         run_by="tests/test_browser.py"),
     Case("07_troubleshooting.ipynb", {**SMALL, "eval_size": 1000, "lstm_eval_size": 200, "layer_images": 100,
                                       "batch_one_images": 200},
          {"keys": "[r.diagnosis.entry.key for r in (r1, r3, r4, r5, r7, r9, r10)]",
@@ -313,7 +315,8 @@ NOTEBOOKS = [
           "grid": "grid[['mean', 'std', 'accuracy']].to_dict('records')",
           "ranges": "default_ranges[['default_max', 'accuracy', 'came_out_float']].to_dict('records')",
           "int8_layers": "[e.layer for e in reports['int8-ptq'].layers]",
-          "int8_snr": "[e.snr_db for e in reports['int8-ptq'].layers]"}, check_your_model),
+          "int8_snr": "[e.snr_db for e in reports['int8-ptq'].layers]"}, check_your_model,
+         run_by="tests/test_browser.py"),
 ]
 
 
