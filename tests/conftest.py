@@ -144,10 +144,15 @@ def _scope(nodeid: str) -> str:
 def pytest_xdist_make_scheduler(config, log):
     if config.getvalue("dist") != "loadscope":
         return None  # any other --dist: pytest-xdist's own scheduler
+    return _module_scheduling()(config, log)
+
+
+def _module_scheduling() -> type:
+    """pytest-xdist's loadscope scheduler with ``_scope`` as its units."""
     from xdist.scheduler import LoadScopeScheduling
 
     class ModuleScheduling(LoadScopeScheduling):
         def _split_scope(self, nodeid: str) -> str:
             return _scope(nodeid)
 
-    return ModuleScheduling(config, log)
+    return ModuleScheduling

@@ -224,8 +224,10 @@ def test_predictions_round_trip_compactly():
 def test_training_sweep_over_seeds_pairs_seed_by_seed(mnist, train_config, small_set, tmp_path):
     from workbench.core.train import QatConfig
 
+    # no point cache; the weights are the shared cache's (8 bits at seed 0 is the qat_uint8 fixture, seed 1 the
+    # demo's second seed)
     frame = sw.sweep_training(mnist, {"bits": [2, 8]}, config=train_config, qat=QatConfig(scheme="uint8-legacy"),
-                              images=small_set[0], labels=small_set[1], progress=False, cache=tmp_path, seeds=2)
+                              images=small_set[0], labels=small_set[1], progress=False, cache=False, seeds=2)
     assert list(zip(frame["bits"], frame["seed"])) == [(2, 0), (8, 0), (2, 1), (8, 1)]
     assert (frame["epochs"] == train_config.epochs + 1).all()
     assert list(frame["verdict"][[1, 3]]) == ["reference"] * 2  # 8 bits: the best mean accuracy
