@@ -7,9 +7,10 @@ STAMP := $(VENV)/.installed
 OUT ?= out
 DEMO_ARGS ?=
 PYTEST_ARGS ?=
-# Test processes (pytest-xdist); 0 runs the tests in this process.
+# Test processes (pytest-xdist); 0 runs the tests in this process. A module's tests share a process; the units start
+# in tests/conftest.py's order (longest first), not xdist's most-tests-first.
 TEST_WORKERS ?= 2
-XDIST := -n $(TEST_WORKERS) --dist loadscope
+XDIST := -n $(TEST_WORKERS) --dist loadscope --no-loadscope-reorder
 
 .PHONY: demo test test-quick install browser benchmark clean
 
