@@ -115,11 +115,11 @@ def output_dir():
     return folder
 
 
-# Under pytest-xdist (`make test` runs `-n 2 --dist loadscope`): the tests of one module share a worker, so each
-# module-scoped fixture (a JupyterLab server, converted models, notebook 07's run) is built once; the tests of
-# SPREAD modules share only session fixtures cached on disk and are spread one by one. (pytest-xdist's
-# `xdist_group` marks do not group under pytest 9: its loadgroup suffix is written to a node attribute pytest 9
-# no longer reads, so the scheduler is told the scopes here.)
+# Under pytest-xdist (`make test`: `-n 2 --dist loadscope --no-loadscope-reorder`) the tests of one module share a
+# worker, so each module-scoped fixture (a JupyterLab server, converted models, notebook 07's run) is built once;
+# the tests of SPREAD modules share only session fixtures cached on disk and are spread one by one; the units
+# start in FIRST's order. (pytest-xdist's `xdist_group` marks do not group under pytest 9: its loadgroup suffix is
+# written to a node attribute pytest 9 no longer reads, so the scheduler is told the units here.)
 SPREAD = {"test_notebooks.py"}
 # The longest modules first (measured with an empty cache), so the short ones fill the gaps at the end.
 FIRST = ("test_gallery.py", "test_notebooks.py", "test_your_model.py", "test_browser.py", "test_faults.py",
