@@ -263,12 +263,12 @@ def lab_page_config(lab: Lab) -> dict:
     return json.loads(match.group(1))
 
 
-def kernel_results(lab: Lab, name: str, results: dict[str, str], timeout: float = 120.0) -> dict:
-    """Evaluate ``results`` (key -> Python expression) in the kernel that ran notebook ``name`` in ``lab``.
+def run_in_kernel(lab: Lab, name: str, code: str, timeout: float = 120.0) -> str:
+    """Run ``code`` in the kernel that runs notebook ``name`` in ``lab`` (through the kernel's own connection
+    file, with ``jupyter_client``); return what it printed.
 
-    The values come from the run the browser just made, through the kernel's own
-    connection file (``jupyter_client``), as JSON: what ``test_notebooks.py`` reads
-    back from its nbclient runs, so the same ``check`` applies.
+    Raises:
+        AssertionError: no single kernel runs ``name``, or ``code`` raised (its traceback is in the message).
     """
     from jupyter_client import BlockingKernelClient
 
@@ -276,12 +276,10 @@ def kernel_results(lab: Lab, name: str, results: dict[str, str], timeout: float 
         sessions = json.loads(response.read())
     kernels = [s["kernel"]["id"] for s in sessions if s.get("path") == name and s.get("kernel")]
     assert len(kernels) == 1, f"{name}: {len(kernels)} kernels in {[s.get('path') for s in sessions]}"
-    connection = lab.log.parent / "jupyter_runtime_dir" / f"kernel-{kernels[0]}.json"
-    client = BlockingKernelClient(connection_file=str(connection))
+    client = BlockingKernelClient(connection_file=str(lab.log.parent / "jupyter_runtime_dir" /
+                                                      f"kernel-{kernels[0]}.json"))
     client.load_connection_file()
     client.start_channels()
-    marker = "<<kernel-results>>"
-    body = ", ".join(f"{k!r}: {v}" for k, v in results.items())
     printed: list[str] = []
 
     def keep(message: dict) -> None:
@@ -291,13 +289,12 @@ def kernel_results(lab: Lab, name: str, results: dict[str, str], timeout: float 
             printed.append("\n".join(message["content"]["traceback"]))
 
     try:
-        reply = client.execute_interactive(f"import json as _json\nprint({marker!r} + _json.dumps({{{body}}}, "
-                                           "default=float))", timeout=timeout, output_hook=keep, store_history=False)
+        reply = client.execute_interactive(code, timeout=timeout, output_hook=keep, store_history=False)
     finally:
         client.stop_channels()
     text = "".join(printed)
-    assert reply["content"]["status"] == "ok" and marker in text, f"{name}: reading results failed:\n{text[-3000:]}"
-    return json.loads(text.split(marker, 1)[1])
+    assert reply["content"]["status"] == "ok", f"{name}: the code raised:\n{text[-3000:]}"
+    return text
 
 
 def _wait_until_up(url: str, token: str, process: subprocess.Popen, log: Path, timeout: float) -> None:

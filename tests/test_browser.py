@@ -17,11 +17,10 @@ import nbformat
 import pytest
 
 from conftest import NATIVE_NOISE
-from test_notebooks import NOTEBOOKS as NOTEBOOK_CASES
-from browser_support import (browser_session, chromium, copy_notebooks, jupyter_lab, kernel_results,
-                             lab_page_config, netron_notice,
-                             output_text_with, run_all_cells, set_slider, svg_texts, tensor_types, wait_for_ops,
-                             wait_kernel_idle, widget_slider)
+from test_notebooks import NOTEBOOKS as NOTEBOOK_CASES, parse_results, results_source
+from browser_support import (browser_session, chromium, copy_notebooks, jupyter_lab, lab_page_config, netron_notice,
+                             output_text_with, run_all_cells, run_in_kernel, set_slider, svg_texts, tensor_types,
+                             wait_for_ops, wait_kernel_idle, widget_slider)
 
 pytestmark = pytest.mark.browser
 
@@ -43,7 +42,7 @@ def _teaches(lab, name: str) -> None:
     """The notebook's lesson (its ``Case.check``) on what the kernel of the browser's run computed."""
     case = CASES[name]
     assert case.run_by == "tests/test_browser.py", (name, case.run_by)
-    case.check(kernel_results(lab, name, case.results))
+    case.check(parse_results(run_in_kernel(lab, name, results_source(case.results)), name))
 
 
 def _listening_addresses(port: int) -> set[str]:

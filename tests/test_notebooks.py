@@ -332,9 +332,7 @@ def execute(path: Path, parameters: dict[str, Any], results: dict[str, str]) -> 
     injected.metadata["tags"] = ["injected-parameters"]
     nb.cells.insert(tagged[0] + 1, injected)
     if results:
-        body = ", ".join(f"{k!r}: {v}" for k, v in results.items())
-        nb.cells.append(nbformat.v4.new_code_cell(
-            f"import json as _json\nprint({MARKER!r} + _json.dumps({{{body}}}, default=float))"))
+        nb.cells.append(nbformat.v4.new_code_cell(results_source(results)))
     client = NotebookClient(nb, kernel_name="python3", timeout=900,
                             resources={"metadata": {"path": str(NOTEBOOK_DIR)}})
     out_dir = ROOT / "test-output" / "notebooks"
@@ -352,10 +350,21 @@ def execute(path: Path, parameters: dict[str, Any], results: dict[str, str]) -> 
         nbformat.write(nb, out_dir / path.name)
     if not results:
         return {}
-    for output in nb.cells[-1].get("outputs", []):
-        if output.get("output_type") == "stream" and MARKER in output.get("text", ""):
-            return json.loads(output["text"].split(MARKER, 1)[1])
-    raise AssertionError(f"{path.name}: no results printed by the last cell")
+    printed = "".join(o.get("text", "") for o in nb.cells[-1].get("outputs", []) if o.get("output_type") == "stream")
+    return parse_results(printed, path.name)
+
+
+def results_source(results: dict[str, str]) -> str:
+    """Code that prints ``results`` (key -> expression, evaluated in the kernel) as JSON after ``MARKER``."""
+    body = ", ".join(f"{k!r}: {v}" for k, v in results.items())
+    return f"import json as _json\nprint({MARKER!r} + _json.dumps({{{body}}}, default=float))"
+
+
+def parse_results(printed: str, name: str) -> dict[str, Any]:
+    """The values ``results_source``'s code printed."""
+    if MARKER not in printed:
+        raise AssertionError(f"{name}: no results printed:\n{printed[-3000:]}")
+    return json.loads(printed.split(MARKER, 1)[1])
 
 
 RUN_HERE = [c for c in NOTEBOOKS if not c.run_by]
