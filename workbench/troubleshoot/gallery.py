@@ -13,199 +13,19 @@ showed. History (what TOCO did) is labelled as such.
 
 from __future__ import annotations
 
-import re
-import warnings
-from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
 from ..core import diagnose, checks
-from ..core.convert import ConvertedModel, convert
 from ..core.data import InputSpec, Mnist
-from ..core.diagnose import Diagnosis, QuantizationError
 from ..core.evaluate import evaluate, evaluate_keras
 from ..core.stats import stats_for_range
 from ..core.compare import paired
-from ..core.train import QatConfig, TrainConfig, fine_tuned_lenet, trained_lenet
+from ..core.train import QatConfig, fine_tuned_lenet, trained_lenet
+from .casework import (CaseResult, GalleryConfig, attempt, convert_case, count_ops, failure_text, islands_text,
+                       keras_row, measure, ops_by_input_dtype, refused, tf_version, written_dtypes)
 from .variants import build, trained_variant
-
-
-@dataclass(frozen=True)
-class GalleryConfig:
-    """How big each case's experiments are (small by default: a case takes seconds once cached).
-
-    Args:
-        train_size: training images for the LeNet-sized models.
-        epochs: training epochs for them.
-        eval_size: test images each model is measured on.
-        calibration_size: representative images for int8 post-training quantization.
-        lstm_train_size, lstm_epochs: training for the LSTM (case 9).
-        lstm_eval_size: test images for the LSTM (it runs one image per invoke).
-    """
-
-    train_size: int = 12000
-    epochs: int = 1
-    eval_size: int = 2000
-    calibration_size: int = 200
-    lstm_train_size: int = 12000
-    lstm_epochs: int = 2
-    lstm_eval_size: int = 500
-
-    def __post_init__(self) -> None:
-        for name in ("train_size", "epochs", "eval_size", "calibration_size", "lstm_train_size",
-                     "lstm_epochs", "lstm_eval_size"):
-            checks.number(name, getattr(self, name), low=1, integer=True)
-
-    def train(self, spec: InputSpec = InputSpec()) -> TrainConfig:
-        return TrainConfig(epochs=self.epochs, train_size=self.train_size, spec=spec)
-
-
-@dataclass(frozen=True)
-class CaseResult:
-    """One gallery case: what failed, why, and what each variant measured."""
-
-    number: int
-    title: str
-    failure: str  # the message or symptom, as observed
-    diagnosis: Diagnosis | None
-    rows: tuple[dict[str, Any], ...] = field(repr=False)
-    notes: tuple[str, ...] = ()
-
-    def row(self, variant: str) -> dict[str, Any]:
-        """The measured row named ``variant``."""
-        for r in self.rows:
-            if r["variant"] == variant:
-                return r
-        raise ValueError(f"variant={variant!r}; allowed: {', '.join(r['variant'] for r in self.rows)}")
-
-    def table(self):
-        """The rows as a pandas DataFrame."""
-        import pandas as pd
-
-        return pd.DataFrame(list(self.rows)).set_index("variant")
-
-    def report(self) -> str:
-        """The failure, its explanation and the notes as plain text."""
-        parts = [f"Case {self.number}: {self.title}", f"Observed: {self.failure}"]
-        if self.diagnosis is not None and self.diagnosis.entry is not None:
-            e = self.diagnosis.entry
-            parts += [f"Cause: {e.cause}", f"Fix: {e.fix}"]
-        parts += [f"- {n}" for n in self.notes]
-        return "\n".join(parts)
-
-
-def short_message(message: str, limit: int = 400) -> str:
-    """The informative part of a converter message: its ``error:`` lines without MLIR locations."""
-    errors = list(dict.fromkeys(m.strip() for m in re.findall(r"error: ([^\n]+)", message)))
-    text = " | ".join(errors) if errors else message.strip()
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def _failure(error: QuantizationError | None, otherwise: str) -> str:
-    return short_message(error.diagnosis.original) if error else otherwise
-
-
-def attempt(action: Callable[[], Any]) -> tuple[Any, QuantizationError | None]:
-    """Run ``action``; return ``(result, None)`` or ``(None, explained error)`` if TF or LiteRT refused."""
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            return action(), None
-    except ValueError:
-        raise  # bad arguments are the caller's bug, not a gallery failure
-    except Exception as err:  # noqa: BLE001 - every TF/tfmot/LiteRT failure is explained
-        return None, diagnose.explain_error(err)
-
-
-def measure(variant: str, model: ConvertedModel, data: Mnist, cfg: GalleryConfig,
-            spec: InputSpec = InputSpec(), **extra: Any) -> dict[str, Any]:
-    """One row: accuracy, size, speed and activation dtypes of a converted model."""
-    images, labels = data.test_images[: cfg.eval_size], data.test_labels[: cfg.eval_size]
-    result = evaluate(model, images, labels, spec)
-    acts = model.activation_dtypes
-    return {"variant": variant, "accuracy": result.accuracy, "size_kb": round(model.size_kb, 1),
-            "images_per_s": round(result.images_per_second), "float_activations": acts.get("float32", 0),
-            "activations": ", ".join(f"{k}:{v}" for k, v in sorted(acts.items())), **extra}
-
-
-def keras_row(variant: str, model: Any, data: Mnist, cfg: GalleryConfig,
-              spec: InputSpec = InputSpec(), **extra: Any) -> dict[str, Any]:
-    """One row for a Keras model (the float or fake-quant reference)."""
-    images, labels = data.test_images[: cfg.eval_size], data.test_labels[: cfg.eval_size]
-    return {"variant": variant, "accuracy": evaluate_keras(model, images, labels, spec).accuracy, **extra}
-
-
-def _convert(model: Any, recipe: str, data: Mnist, cfg: GalleryConfig, **params: Any) -> ConvertedModel:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return convert(model, recipe, representative=data.train_images[: cfg.calibration_size],
-                       spec=params.pop("spec", InputSpec()), **params)
-
-
-def _tf_version() -> str:
-    """The installed TensorFlow's major.minor, for notes that say which converter behaved so."""
-    from ..core.keras_compat import tf
-
-    return ".".join(tf.__version__.split(".")[:2])
-
-
-def _refused(error: QuantizationError | None, what: str) -> str:
-    return f"refused {what} ({error.key or 'unexplained error'})" if error else f"accepted {what}"
-
-
-def _written_dtypes(model: ConvertedModel, *ops: str) -> str:
-    """The dtypes of the tensors the named ops write (``"no such op"`` when there is none)."""
-    dtypes = {model.info.tensor(o).dtype for op in model.info.op_details if op.name in ops for o in op.outputs}
-    return " and ".join(sorted(dtypes)) or "no such op"
-
-
-def float_islands(model: ConvertedModel) -> list[tuple[str, ...]]:
-    """The runs of ops between a DEQUANTIZE and the next QUANTIZE (execution order): float math in an integer model."""
-    islands, current = [], None
-    for op in model.ops:
-        if op == "DEQUANTIZE":
-            current = []
-        elif op == "QUANTIZE" and current is not None:
-            islands.append(tuple(current))
-            current = None
-        elif current is not None:
-            current.append(op)
-    return islands
-
-
-def _islands_text(model: ConvertedModel) -> str:
-    islands = float_islands(model)
-    if not islands:
-        return "no op runs in float between a DEQUANTIZE and a QUANTIZE"
-    return "ops run in float between DEQUANTIZE and QUANTIZE: " + "; ".join(" ".join(i) for i in islands)
-
-
-def kernel_table(model) -> list[dict]:
-    """Per op: the dtype its activations arrive in and the dtype of its weights (hybrid = float + int8)."""
-    info = model.info
-    details = {t.index: t for t in info.tensors}
-    model_inputs = {io.index for io in info.inputs}
-    rows = []
-    for op in info.op_details:
-        ins = [details[i] for i in op.inputs if i >= 0]
-        acts = [t.dtype for t in ins if t.is_activation or t.index in model_inputs]
-        weights = [t.dtype for t in ins if len(t.shape) > 1 and not t.is_activation and t.index not in model_inputs]
-        act = acts[0] if acts else "-"
-        kind = ("conversion" if op.name in ("QUANTIZE", "DEQUANTIZE")
-                else "hybrid (float math, int8 weights)" if act == "float32" and "int8" in weights
-                else "float" if act == "float32" else "integer")
-        rows.append({"op": op.name, "activation": act, "weights": weights[0] if weights else "-", "kernel": kind})
-    return rows
-
-
-def ops_by_input_dtype(model) -> dict[str, list[str]]:
-    """Which ops (by name, first seen first) read activations of each dtype; QUANTIZE/DEQUANTIZE left out."""
-    found: dict[str, list[str]] = {}
-    for row in kernel_table(model):
-        if row["kernel"] != "conversion" and row["op"] not in found.setdefault(row["activation"], []):
-            found[row["activation"]].append(row["op"])
-    return found
 
 
 # --- 1. lacking min/max --------------------------------------------------------------------------
@@ -222,15 +42,15 @@ def lacking_min_max(data: Mnist, cfg: GalleryConfig = GalleryConfig()) -> CaseRe
     qat = trained_lenet(data, cfg.train(), qat_config)
     same_budget = fine_tuned_lenet(data, cfg.train(), epochs=qat_config.epochs)
     budget, qat_budget = cfg.epochs, cfg.epochs + qat_config.epochs
-    plain = _convert(float_model, "legacy-uint8", data, cfg)
+    plain = convert_case(float_model, "legacy-uint8", data, cfg)
     rows = [keras_row("float Keras", float_model, data, cfg, epochs=budget),
             measure("float -> uint8, no ranges", plain, data, cfg, epochs=budget)]
     ranged = {}
     for lo, hi in ((0.0, 6.0), (-1.0, 1.0), (0.0, 20.0)):
-        ranged[(lo, hi)] = _convert(float_model, "legacy-uint8", data, cfg, default_ranges=(lo, hi))
+        ranged[(lo, hi)] = convert_case(float_model, "legacy-uint8", data, cfg, default_ranges=(lo, hi))
         rows.append(measure(f"float -> uint8, default_ranges=({lo:g},{hi:g})", ranged[(lo, hi)], data, cfg,
                             epochs=budget))
-    qat_uint8 = _convert(qat, "legacy-uint8", data, cfg)
+    qat_uint8 = convert_case(qat, "legacy-uint8", data, cfg)
     rows.append(keras_row("float Keras, same budget as QAT", same_budget, data, cfg, epochs=qat_budget))
     rows.append(measure("QAT (per-tensor) -> uint8", qat_uint8, data, cfg, epochs=qat_budget))
     images, labels = data.test_images[: cfg.eval_size], data.test_labels[: cfg.eval_size]
@@ -240,7 +60,7 @@ def lacking_min_max(data: Mnist, cfg: GalleryConfig = GalleryConfig()) -> CaseRe
     qat_test = paired(same_pred, evaluate(qat_uint8, images, labels).predictions, labels)
     warning = plain.warnings[0] if plain.warnings else "no warning"
     return CaseResult(1, "lacking min/max data", warning, diagnose.explain(warning), tuple(rows), (
-        f"TF {_tf_version()}'s v1 converter does not stop with 'lacking min/max data' as TOCO did: it returned a model "
+        f"TF {tf_version()}'s v1 converter does not stop with 'lacking min/max data' as TOCO did: it returned a model "
         f"of {plain.size_kb:.0f} KB with {rows[1]['float_activations']} float32 activations.",
         f"default_ranges=(0,6) against its float model ({budget} epoch{'s' if budget != 1 else ''} each, "
         f"{len(labels):,} test images): {ranged_test.summary()}.",
@@ -263,7 +83,7 @@ def wrong_mean_std(data: Mnist, cfg: GalleryConfig = GalleryConfig()) -> CaseRes
         for s_lo, s_hi in SPEC_RANGES:
             stats = stats_for_range(s_lo, s_hi)
             mean, std = stats.mean + 0.0, stats.std  # + 0.0 turns -0.0 into 0.0 for display
-            converted = _convert(model, "legacy-uint8", data, cfg, spec=spec, mean=mean, std=std)
+            converted = convert_case(model, "legacy-uint8", data, cfg, spec=spec, mean=mean, std=std)
             rows.append(measure(f"trained [{lo:g},{hi:g}], stats ({abs(mean):g},{std:g})", converted,
                                 data, cfg, trained_on=f"[{lo:g},{hi:g}]", mean=abs(mean), std=std,
                                 correct=(s_lo, s_hi) == (lo, hi)))
@@ -283,35 +103,31 @@ def batchnorm(data: Mnist, cfg: GalleryConfig = GalleryConfig()) -> CaseResult:
     rows.append(keras_row("Conv->BN->ReLU float", folded, data, cfg))
     for label, model, recipe in (("Conv->BN->ReLU QAT -> int8", qat, "qat-int8"),
                                  ("Conv->BN->ReLU PTQ -> int8", folded, "int8-ptq")):
-        c = _convert(model, recipe, data, cfg)
-        rows.append(measure(label, c, data, cfg, mul_add_ops=_count(c, "MUL", "ADD")))
+        c = convert_case(model, recipe, data, cfg)
+        rows.append(measure(label, c, data, cfg, mul_add_ops=count_ops(c, "MUL", "ADD")))
     legacy_qat = trained_variant("lenet-bn", data, cfg.train(), QatConfig("uint8-legacy"))
-    legacy = _convert(legacy_qat, "legacy-uint8", data, cfg)
+    legacy = convert_case(legacy_qat, "legacy-uint8", data, cfg)
     rows.append(measure("Conv->BN->ReLU QAT -> legacy uint8", legacy, data, cfg,
-                        mul_add_ops=_count(legacy, "MUL", "ADD")))
+                        mul_add_ops=count_ops(legacy, "MUL", "ADD")))
     unfolded = trained_variant("lenet-bn-after-relu", data, cfg.train())
     rows.append(keras_row("Conv->ReLU->BN float", unfolded, data, cfg))
     _, error = attempt(lambda: trained_variant("lenet-bn-after-relu", data, cfg.train(), QatConfig("int8")))
-    c = _convert(unfolded, "int8-ptq", data, cfg)
-    rows.append(measure("Conv->ReLU->BN PTQ -> int8", c, data, cfg, mul_add_ops=_count(c, "MUL", "ADD")))
-    failure = _failure(error, "tfmot quantized the unfoldable layout")
+    c = convert_case(unfolded, "int8-ptq", data, cfg)
+    rows.append(measure("Conv->ReLU->BN PTQ -> int8", c, data, cfg, mul_add_ops=count_ops(c, "MUL", "ADD")))
+    failure = failure_text(error, "tfmot quantized the unfoldable layout")
     folded_qat, folded_ptq = rows[1]["mul_add_ops"], rows[2]["mul_add_ops"]
     bn_layers = sum(1 for layer in unfolded.layers if type(layer).__name__ == "BatchNormalization")
-    muls, adds = _count(c, "MUL"), _count(c, "ADD")
+    muls, adds = count_ops(c, "MUL"), count_ops(c, "ADD")
     return CaseResult(3, "BatchNorm in QAT", failure, error.diagnosis if error else None, tuple(rows), (
         f"Folded (Conv->BN->ReLU): {folded_qat} MUL/ADD ops after QAT -> int8, {folded_ptq} after PTQ -> int8"
         + ("; the BN lives inside CONV_2D's weights and bias." if folded_qat == folded_ptq == 0
            else "; some BN arithmetic stayed as separate ops."),
-        f"Not folded (Conv->ReLU->BN): tfmot {_refused(error, 'QAT')}; PTQ -> int8 keeps {muls} MUL and {adds} ADD "
+        f"Not folded (Conv->ReLU->BN): tfmot {refused(error, 'QAT')}; PTQ -> int8 keeps {muls} MUL and {adds} ADD "
         f"ops for {bn_layers} BatchNormalization layers"
         + (" (a MUL and an ADD per BN)" if muls == adds == bn_layers else "")
-        + f", writing {_written_dtypes(c, 'MUL', 'ADD')}.",
+        + f", writing {written_dtypes(c, 'MUL', 'ADD')}.",
         f"Legacy uint8 path on the folded QAT model: {rows[3]['float_activations']} activations stayed float; "
-        f"{_islands_text(legacy)}.",))
-
-
-def _count(model: ConvertedModel, *ops: str) -> int:
-    return sum(1 for op in model.ops if op in ops)
+        f"{islands_text(legacy)}.",))
 
 
 # --- 4. ops with no quantized kernel -------------------------------------------------------------
@@ -320,25 +136,25 @@ def no_quantized_kernel(data: Mnist, cfg: GalleryConfig = GalleryConfig()) -> Ca
     """The instance-norm block and a tf.cast on the uint8 and int8 paths; rewrite or keep float."""
     inorm = trained_variant("instance-norm", data, cfg.train())
     rows = [keras_row("instance norm float", inorm, data, cfg)]
-    _, error = attempt(lambda: _convert(inorm, "legacy-uint8", data, cfg, default_ranges=(-6.0, 6.0)))
-    int8 = _convert(inorm, "int8-ptq", data, cfg)
+    _, error = attempt(lambda: convert_case(inorm, "legacy-uint8", data, cfg, default_ranges=(-6.0, 6.0)))
+    int8 = convert_case(inorm, "int8-ptq", data, cfg)
     rows.append(measure("instance norm -> int8", int8, data, cfg, ops=" ".join(sorted(set(int8.ops)))))
-    kept = _convert(inorm, "int8-ptq", data, cfg, keep_float=("inorm1",))
+    kept = convert_case(inorm, "int8-ptq", data, cfg, keep_float=("inorm1",))
     rows.append(measure("instance norm -> int8, inorm1 kept float", kept, data, cfg))
     rewritten = build("instance-norm-rewritten")
     rewritten.set_weights(inorm.get_weights())
-    rw = _convert(rewritten, "float32", data, cfg)
-    plain = _convert(inorm, "float32", data, cfg)
+    rw = convert_case(rewritten, "float32", data, cfg)
+    plain = convert_case(inorm, "float32", data, cfg)
     cast = trained_variant("cast", data, cfg.train())
     rows.append(keras_row("tf.cast float", cast, data, cfg))
-    cast_int8 = _convert(cast, "int8-ptq", data, cfg)
-    rows.append(measure("tf.cast -> int8", cast_int8, data, cfg, cast_ops=_count(cast_int8, "CAST")))
+    cast_int8 = convert_case(cast, "int8-ptq", data, cfg)
+    rows.append(measure("tf.cast -> int8", cast_int8, data, cfg, cast_ops=count_ops(cast_int8, "CAST")))
     cast_row = rows[-1]
-    cast_legacy = _convert(cast, "legacy-uint8", data, cfg, default_ranges=(0.0, 6.0))
+    cast_legacy = convert_case(cast, "legacy-uint8", data, cfg, default_ranges=(0.0, 6.0))
     rows.append(measure("tf.cast -> uint8, default_ranges=(0,6)", cast_legacy, data, cfg))
     no_cast = _without(cast, "pixel_cast")
-    rows.append(measure("cast removed -> int8", _convert(no_cast, "int8-ptq", data, cfg), data, cfg))
-    failure = _failure(error, "the uint8 conversion of the instance norm ran")
+    rows.append(measure("cast removed -> int8", convert_case(no_cast, "int8-ptq", data, cfg), data, cfg))
+    failure = failure_text(error, "the uint8 conversion of the instance norm ran")
     reads = ops_by_input_dtype(int8)
     return CaseResult(4, "ops with no quantized kernel", failure, error.diagnosis if error else None, tuple(rows), (
         f"The converter already rewrites the block: ops {sorted(set(plain.ops))}; written with rsqrt by hand "
@@ -346,7 +162,7 @@ def no_quantized_kernel(data: Mnist, cfg: GalleryConfig = GalleryConfig()) -> Ca
         "int8, the dtype each op reads: " + "; ".join(f"{dtype}: {', '.join(ops)}" for dtype, ops in reads.items())
         + ("; every op between QUANTIZE and DEQUANTIZE runs an int8 kernel." if set(reads) == {"int8"} else "."),
         f"tf.cast: the int8 converter returned a model with {cast_row['cast_ops']} CAST ops and "
-        f"{cast_row['float_activations']} float activations; {_islands_text(cast_int8)}.",))
+        f"{cast_row['float_activations']} float activations; {islands_text(cast_int8)}.",))
 
 
 def _without(model: Any, layer_name: str) -> Any:
@@ -367,11 +183,11 @@ def per_channel_on_uint8(data: Mnist, cfg: GalleryConfig = GalleryConfig()) -> C
     """tfmot's default (per-channel) QAT model down the uint8 path; fixes: per-tensor QAT or int8."""
     per_channel = trained_lenet(data, cfg.train(), QatConfig("int8"))
     per_tensor = trained_lenet(data, cfg.train(), QatConfig("uint8-legacy"))
-    _, error = attempt(lambda: _convert(per_channel, "legacy-uint8", data, cfg))
+    _, error = attempt(lambda: convert_case(per_channel, "legacy-uint8", data, cfg))
     rows = [keras_row("per-channel QAT Keras", per_channel, data, cfg),
-            measure("per-tensor QAT -> legacy uint8", _convert(per_tensor, "legacy-uint8", data, cfg), data, cfg),
-            measure("per-channel QAT -> int8", _convert(per_channel, "qat-int8", data, cfg), data, cfg)]
-    failure = _failure(error, "the per-channel model ran on the uint8 path")
+            measure("per-tensor QAT -> legacy uint8", convert_case(per_tensor, "legacy-uint8", data, cfg), data, cfg),
+            measure("per-channel QAT -> int8", convert_case(per_channel, "qat-int8", data, cfg), data, cfg)]
+    failure = failure_text(error, "the per-channel model ran on the uint8 path")
     return CaseResult(5, "per-channel QAT weights on the uint8 path", failure,
                       error.diagnosis if error else None, tuple(rows))
 
@@ -386,8 +202,8 @@ def raw_outputs(data: Mnist, cfg: GalleryConfig = GalleryConfig(), count: int = 
     qat = trained_lenet(data, cfg.train(), QatConfig("uint8-legacy"))
     reference = np.asarray(qat.predict(InputSpec().normalize(data.test_images[:count]), verbose=0))
     rows, notes = [], []
-    for label, converted in (("legacy uint8", _convert(qat, "legacy-uint8", data, cfg)),
-                             ("int8 with int8 I/O", _convert(
+    for label, converted in (("legacy uint8", convert_case(qat, "legacy-uint8", data, cfg)),
+                             ("int8 with int8 I/O", convert_case(
                                  trained_lenet(data, cfg.train(), QatConfig("int8")), "qat-int8", data, cfg,
                                  io_type="int8"))):
         outcome = litert.run(converted, data.test_images[:count], batch_size=None)

@@ -30,7 +30,7 @@ from ..core.data import Mnist
 from ..core.evaluate import evaluate, evaluate_keras
 from ..core.sources import load_source
 from ..core.train import QatConfig, qat_steps, trained_lenet
-from .gallery import CaseResult, GalleryConfig, _convert, _count, _tf_version, measure, short_message
+from .casework import CaseResult, GalleryConfig, convert_case, count_ops, tf_version, measure, short_message
 from .variants import trained_variant
 
 INPUT_NAME = "image"
@@ -188,7 +188,7 @@ def tf1_model(data: Mnist, cfg: GalleryConfig = GalleryConfig(), folder: str | P
         for source_name, source in (("TF1 SavedModel", saved), ("TF1 frozen .pb", frozen)):
             for recipe, params in (("float32", {}), ("int8-ptq", {}),
                                    ("legacy-uint8", {"default_ranges": (0.0, 6.0)})):
-                converted = _convert(source, recipe, data, cfg, **params)
+                converted = convert_case(source, recipe, data, cfg, **params)
                 result = evaluate(converted, images, labels)
                 rows.append(measure(f"{source_name} -> {recipe}", converted, data, cfg, source=source_name,
                                     recipe=recipe,
@@ -197,7 +197,7 @@ def tf1_model(data: Mnist, cfg: GalleryConfig = GalleryConfig(), folder: str | P
     float_rows = [r for r in rows if r.get("recipe") == "float32"]
     return CaseResult(12, "Estimator, TF1 SavedModel, frozen graph", f"tf.estimator present: {has_estimator}",
                       None, tuple(rows), (
-        f"TensorFlow {_tf_version()} has {'a' if has_estimator else 'no'} tf.estimator: an Estimator cannot be "
+        f"TensorFlow {tf_version()} has {'a' if has_estimator else 'no'} tf.estimator: an Estimator cannot be "
         "built or exported here; what it exported (a TF1 SavedModel with a serving signature) and what "
         "freeze_graph wrote (a frozen .pb) still convert.",
         f"SavedModel: load_source(folder) (signature 'serving_default'); frozen .pb: load_source(path, "
@@ -224,12 +224,12 @@ def optimize_for_inference(data: Mnist, cfg: GalleryConfig = GalleryConfig(),
             source = load_source(path, input_arrays=INPUT_NAME, output_arrays=OUTPUT_NAME)
             ops = graphs[name] = graph_ops(path)
             for recipe in ("float32", "int8-ptq"):
-                c = converted[(name, recipe)] = _convert(source, recipe, data, cfg)
+                c = converted[(name, recipe)] = convert_case(source, recipe, data, cfg)
                 rows.append(measure(f"{name} -> {recipe}", c, data, cfg, graph=name, recipe=recipe,
                                     graph_nodes=sum(ops.values()),
                                     graph_batchnorm=sum(v for k, v in ops.items() if k.startswith("FusedBatchNorm")),
                                     graph_identity=ops.get("Identity", 0), graph_const=ops.get("Const", 0),
-                                    tflite_ops=len(c.ops), mul_add_ops=_count(c, "MUL", "ADD"),
+                                    tflite_ops=len(c.ops), mul_add_ops=count_ops(c, "MUL", "ADD"),
                                     op_list=" ".join(c.ops)))
     before, after = graphs["frozen"], graphs["optimize_for_inference"]
     changed = ", ".join(f"{op} {before.get(op, 0)} -> {after.get(op, 0)}" for op in sorted(set(before) | set(after))
@@ -342,11 +342,11 @@ def _export_both_behaviours(model: Any, data: Mnist, cfg: GalleryConfig, work: P
         ops = collections.Counter(node.op for node in graph.node)
         source = FrozenGraph(path, tuple(t.name.split(":")[0] for t in frozen.inputs),
                              tuple(t.name.split(":")[0] for t in frozen.outputs), ((1, *model.input_shape[1:]),))
-        converted = _convert(source, "qat-int8", data, cfg)
+        converted = convert_case(source, "qat-int8", data, cfg)
         rows.append(measure(f"{label} frozen -> qat-int8", converted, data, cfg, exported=True,
                             graph_fused_batchnorm=ops.get("FusedBatchNormV3", 0) + ops.get("FusedBatchNorm", 0),
                             graph_fake_quant=sum(v for k, v in ops.items() if k.startswith("FakeQuant")),
-                            mul_add_ops=_count(converted, "MUL", "ADD")))
+                            mul_add_ops=count_ops(converted, "MUL", "ADD")))
     return rows
 
 
@@ -368,7 +368,7 @@ def quant_delay(data: Mnist, cfg: GalleryConfig = GalleryConfig(), delay_steps: 
     for steps in (0, delay):
         qat = QatConfig(scheme, delay_steps=steps)
         model = trained_lenet(data, config, qat)
-        converted = _convert(model, recipe, data, cfg)
+        converted = convert_case(model, recipe, data, cfg)
         preds[steps] = evaluate(converted, images, labels).predictions
         rows.append(measure(f"fake-quant from step {steps + 1} of {total} -> {recipe}", converted, data, cfg,
                             delay_steps=steps, float_steps=steps, fake_quant_steps=total - steps,
@@ -389,7 +389,7 @@ def newer_op_version(data: Mnist, cfg: GalleryConfig = GalleryConfig(), op: str 
     from ..core.diagnose import QuantizationError
 
     model = trained_lenet(data, cfg.train())
-    converted = _convert(model, "float32", data, cfg)
+    converted = convert_case(model, "float32", data, cfg)
     used = next(v for name, v in litert.op_versions(converted) if name == op) if op in converted.ops else None
     newer = litert.with_op_version(converted, op, version)
     rows = [measure(f"{op} version {used} (as converted)", converted, data, cfg, op_version=used, loads=True)]

@@ -12,7 +12,7 @@ from ..core import checks, litert
 from ..core.converters import Job
 from ..core.data import InputSpec, Mnist
 from ..core.train import QatConfig, TrainConfig, trained_lenet
-from .gallery import (CaseResult, GalleryConfig, _convert, _failure, _tf_version, attempt, kernel_table, keras_row,
+from .casework import (CaseResult, GalleryConfig, convert_case, failure_text, tf_version, attempt, kernel_table, keras_row,
                       measure)
 from .variants import build, trained_variant
 
@@ -22,21 +22,21 @@ from .variants import build, trained_variant
 def dynamic_shape(data: Mnist, cfg: GalleryConfig = GalleryConfig()) -> CaseResult:
     """A model declared with (None, None, 1) input; the fix is a fixed-shape copy with the same weights."""
     dynamic = trained_variant("any-size", data, cfg.train())
-    _, error = attempt(lambda: _convert(dynamic, "float32", data, cfg))
+    _, error = attempt(lambda: convert_case(dynamic, "float32", data, cfg))
     converted, converter_error = attempt(lambda: _converter_only(dynamic, "float32"))
-    _, legacy_error = attempt(lambda: _convert(dynamic, "legacy-uint8", data, cfg, default_ranges=(0.0, 6.0)))
+    _, legacy_error = attempt(lambda: convert_case(dynamic, "legacy-uint8", data, cfg, default_ranges=(0.0, 6.0)))
     fixed = build("fixed-size")
     fixed.set_weights(dynamic.get_weights())
     rows = [keras_row("dynamic Keras", dynamic, data, cfg),
-            measure("fixed 28x28 -> float32", _convert(fixed, "float32", data, cfg), data, cfg),
-            measure("fixed 28x28 -> int8", _convert(fixed, "int8-ptq", data, cfg), data, cfg)]
-    failure = _failure(error, "the dynamic model converted and ran")
+            measure("fixed 28x28 -> float32", convert_case(fixed, "float32", data, cfg), data, cfg),
+            measure("fixed 28x28 -> int8", convert_case(fixed, "int8-ptq", data, cfg), data, cfg)]
+    failure = failure_text(error, "the dynamic model converted and ran")
     if converter_error is not None:
-        where = f"the TF {_tf_version()} converter refused the None dimensions ({converter_error.key or 'unexplained'})"
+        where = f"the TF {tf_version()} converter refused the None dimensions ({converter_error.key or 'unexplained'})"
     else:
         shape = list(litert.read_model(converted).inputs[0].shape)
         runtime = "failed to prepare the model at that size" if error else "ran it"
-        where = (f"the TF {_tf_version()} converter accepted the None dimensions; the interpreter's default input "
+        where = (f"the TF {tf_version()} converter accepted the None dimensions; the interpreter's default input "
                  f"shape is {shape}, and LiteRT {runtime}")
     notes = (f"{where} (TOCO, in the old threads, refused at conversion: "
              "'None is only supported in the 1st dimension').",
@@ -59,7 +59,7 @@ def dynamic_range_vs_integer(data: Mnist, cfg: GalleryConfig = GalleryConfig()) 
     model = trained_lenet(data, cfg.train())
     rows, notes = [keras_row("float Keras", model, data, cfg)], []
     for recipe in ("float32", "dynamic-range", "int8-ptq"):
-        converted = _convert(model, recipe, data, cfg)
+        converted = convert_case(model, recipe, data, cfg)
         table = kernel_table(converted)
         kinds = {k: sum(1 for r in table if r["kernel"] == k) for k in sorted({r["kernel"] for r in table})}
         rows.append(measure(recipe, converted, data, cfg, **{f"ops {k}": v for k, v in kinds.items()}))
@@ -89,7 +89,7 @@ def lstm(data: Mnist, cfg: GalleryConfig = GalleryConfig()) -> CaseResult:
 
     config = TrainConfig(epochs=cfg.lstm_epochs, train_size=cfg.lstm_train_size)
     trained = trained_variant("lstm", data, config)
-    _, error = attempt(lambda: _convert(trained, "float32", data, cfg))
+    _, error = attempt(lambda: convert_case(trained, "float32", data, cfg))
     fixed_in = keras.Input((28, 28, 1), batch_size=1, name="image")
     fresh = build("lstm")
     x = fixed_in
@@ -102,17 +102,17 @@ def lstm(data: Mnist, cfg: GalleryConfig = GalleryConfig()) -> CaseResult:
     small = GalleryConfig(**{**cfg.__dict__, "eval_size": n})
     rows = [keras_row("LSTM Keras", trained, data, small)]
     for recipe in ("float32", "dynamic-range", "int8-ptq"):
-        converted = _convert(fixed, recipe, data, cfg)
+        converted = convert_case(fixed, recipe, data, cfg)
         rows.append({"variant": recipe, "accuracy": evaluate_stateful(converted, images, labels),
                      "size_kb": round(converted.size_kb, 1), "ops": " ".join(converted.ops)})
-    float_model = _convert(fixed, "float32", data, cfg)
+    float_model = convert_case(fixed, "float32", data, cfg)
     rows.append({"variant": "float32, state not reset (batched evaluate)",
                  "accuracy": _accuracy_without_reset(float_model, images, labels)})
     refused = []
     for recipe, params in (("int16x8", {}), ("legacy-uint8", {"default_ranges": (-1.0, 1.0)})):
-        _, err = attempt(lambda: _convert(fixed, recipe, data, cfg, **params))
+        _, err = attempt(lambda: convert_case(fixed, recipe, data, cfg, **params))
         refused.append(f"{recipe}: {'converted' if err is None else (err.key or str(err.diagnosis.original)[:120])}")
-    failure = _failure(error, "the batch-None LSTM converted")
+    failure = failure_text(error, "the batch-None LSTM converted")
     return CaseResult(9, "LSTM on MNIST rows", failure, error.diagnosis if error else None, tuple(rows),
                       tuple(refused))
 
@@ -132,7 +132,7 @@ def four_bit(data: Mnist, cfg: GalleryConfig = GalleryConfig()) -> CaseResult:
             model = trained_lenet(data, cfg.train(), QatConfig(scheme, bits=bits))
             row = {"variant": f"{bits}-bit QAT ({scheme}) Keras",
                    "keras_accuracy": keras_row("", model, data, cfg)["accuracy"]}
-            converted, err = attempt(lambda: _convert(model, recipe, data, cfg))
+            converted, err = attempt(lambda: convert_case(model, recipe, data, cfg))
             row["converts"] = err is None
             if converted is not None:
                 row.update(measure("", converted, data, cfg, weight_levels=_max_levels(converted)))
@@ -141,7 +141,7 @@ def four_bit(data: Mnist, cfg: GalleryConfig = GalleryConfig()) -> CaseResult:
                 errors[(bits, scheme)] = err
             rows.append(row)
     first = next(iter(errors.values()), None)
-    failure = _failure(first, "4-bit QAT models converted")
+    failure = failure_text(first, "4-bit QAT models converted")
     return CaseResult(10, "4-bit", failure, first.diagnosis if first else None, tuple(rows), _bits_notes(rows, errors))
 
 
@@ -178,10 +178,10 @@ def selective(data: Mnist, cfg: GalleryConfig = GalleryConfig(), layer: str | No
     if layer is None:
         stats = debugger_statistics(model, data.train_images[: cfg.calibration_size])
         layer = suggest_float_layers(stats, model, count=1)[0]
-    full = _convert(model, "int8-ptq", data, cfg)
-    kept = _convert(model, "int8-ptq", data, cfg, keep_float=(layer,))
+    full = convert_case(model, "int8-ptq", data, cfg)
+    kept = convert_case(model, "int8-ptq", data, cfg, keep_float=(layer,))
     rows = [keras_row("float Keras", model, data, cfg),
-            measure("float32", _convert(model, "float32", data, cfg), data, cfg),
+            measure("float32", convert_case(model, "float32", data, cfg), data, cfg),
             measure("int8 (all layers)", full, data, cfg),
             measure(f"int8, {layer} kept float", kept, data, cfg, kept_float=layer)]
     return CaseResult(11, "keeping one layer float", f"kept {layer} float", None, tuple(rows), (
