@@ -62,6 +62,22 @@ def test_npz_loader_named_arrays_and_errors(tmp_path):
         D.load_npz(tmp_path / "bad.npz", class_names=("a", "b", "c", "d", "e"))
 
 
+def test_one_npz_reader_for_the_library_and_the_command_line(tmp_path):
+    from workbench.cli import inputs
+
+    (tmp_path / "junk.npz").write_bytes(b"not a zip")
+    for name in ("junk.npz", "missing.npz"):
+        with pytest.raises(ValueError) as library:
+            D.load_npz(tmp_path / name)
+        with pytest.raises(ValueError) as command_line:
+            inputs.labelled("--data", tmp_path / name)
+        assert str(library.value).removeprefix("data=") == str(command_line.value).removeprefix("--data=")
+    with pytest.raises(ValueError, match=r"junk.npz' is not a readable .npz \(ValueError: .*\); allowed: a file "):
+        D.read_npz("data", tmp_path / "junk.npz")
+    np.savez(tmp_path / "ok.npz", a=np.arange(3))
+    assert list(D.read_npz("data", tmp_path / "ok.npz")) == ["a"]
+
+
 def test_image_folder_loader(tmp_path):
     from PIL import Image
 
