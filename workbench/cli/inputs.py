@@ -147,21 +147,6 @@ def flag_message(message: str, model_flag: str) -> str:
     return f"{model_flag}: {message}"
 
 
-def is_qat(model: Any) -> bool:
-    """Whether a model was trained with quantization-aware training: fake-quant layers (tfmot) in a Keras model,
-    ``FakeQuantWithMinMax*`` ops in a SavedModel's or frozen graph's protobuf."""
-    if hasattr(model, "layers"):
-        return any(type(layer).__name__ in ("QuantizeWrapperV2", "QuantizeWrapper", "QuantizeLayer")
-                   for layer in model.layers)
-    from ..core.sources import FrozenGraph, SavedModel
-
-    if isinstance(model, FrozenGraph):
-        return b"FakeQuantWithMinMax" in Path(model.path).read_bytes()
-    if isinstance(model, SavedModel):
-        return b"FakeQuantWithMinMax" in (Path(model.path) / "saved_model.pb").read_bytes()
-    return False
-
-
 def model_shape(model: Any) -> tuple[tuple[int | None, ...] | None, int | None]:
     """``(H, W, C)`` a source reads and its class count, where they are known before converting."""
     shape = getattr(model, "input_shape", None)
