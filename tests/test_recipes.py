@@ -18,7 +18,8 @@ def extra_recipe():
     """A new recipe registered by data alone: the legacy uint8 adapter under another name."""
     spec = RecipeSpec("legacy-uint8-copy", "the legacy path, registered by a test", "v1-legacy",
                       converters.legacy_uint8, "uint8", "uint8", params=("mean", "std", "default_ranges"),
-                      demo=(("qat-uint8-legacy", {"mean": 0.0, "std": 255.0}),))
+                      demo=(("qat-uint8-legacy", {"mean": 0.0, "std": 255.0}),), stats_patchable=True,
+                      came_out_float_note="came out float, says the copy: {float_activations} of {activations}")
     recipes.register(spec)
     yield spec
     recipes.unregister(spec.name)
@@ -48,6 +49,54 @@ def test_a_registered_recipe_is_picked_up_everywhere(extra_recipe, qat_uint8, te
     assert "legacy-uint8-copy" not in widgets.recipe_options("calibration_size")
     engine = widgets.StatsExplorer(qat_uint8, *test_set, live_size=200, recipe="legacy-uint8-copy")
     assert engine.best.converted.recipe.name == "legacy-uint8-copy"
+
+
+def test_what_a_spec_says_reaches_every_table_with_no_other_edit(extra_recipe, uint8_folder):
+    from workbench.cli.report import choose
+    from workbench.core import recipe_table as rt
+    from workbench.core.convert import Outcome
+    from workbench.core.stats import InputStats
+    from workbench.core.stats_patch import GuardedConverter
+
+    # the quick comparison and the report take its parameters from its demo row, for either kind of model
+    assert rt.recipe_parameters("legacy-uint8-copy", "qat") == {"mean": 0.0, "std": 255.0}
+    assert rt.recipe_parameters("legacy-uint8-copy", "float") == {}  # no float row: its defaults
+    chosen = choose(extra_recipe, False, InputStats(0.0, 255.0), 100, (0.0, 6.0), "test images")
+    assert chosen.params == {"mean": 0.0, "std": 255.0, "default_ranges": (0.0, 6.0)}
+    # its own outcome sentence
+    note = Outcome("legacy-uint8-copy", came_out_float=True, float_activations=3, activations=5).sentences()
+    assert note == ("came out float, says the copy: 3 of 5",)
+    # its stats are patched in place of a conversion (stats_patchable), after one check conversion
+    guarded = GuardedConverter(uint8_folder)
+    for mean in (0.0, 10.0, 20.0):
+        guarded(Recipe("legacy-uint8-copy", mean=mean, std=255.0))
+    assert guarded.checked and (guarded.converted, guarded.patched) == (2, 1)
+    # not the reference: the reference is one spec, and a second one is refused
+    assert recipes.reference().name == "float32" and not recipes.is_reference("legacy-uint8-copy")
+    twin = RecipeSpec("float32-twin", "", "v2", converters.tf2, "float32", "float32", is_reference=True)
+    with pytest.raises(ValueError, match=r"with is_reference=True while 'float32' is the reference"):
+        recipes.register(twin)
+    assert "float32-twin" not in recipes.names()
+
+
+# Where the library, the command line and the explorers ask something of a recipe, they ask its spec, never its
+# name (the troubleshooting lessons convert chosen recipes on purpose, and are not scanned).
+NAME_TEST = re.compile(r"""\b(?:name|recipe)\s*(?:==|!=)\s*["']([\w-]+)["']|"""
+                       r"""\b(?:name|recipe)\.startswith\(["']([\w-]+)["']""")
+
+
+def test_no_code_outside_the_registry_tests_a_recipe_by_its_name():
+    offenders = []
+    for folder in ("core", "cli", "explore"):
+        for path in (PACKAGE / folder).rglob("*.py"):
+            if path.name == "recipes.py":
+                continue
+            for number, line in enumerate(path.read_text().splitlines(), 1):
+                for found in NAME_TEST.finditer(line):
+                    equal, prefix = found.groups()
+                    if equal in recipes.names() or any(prefix and n.startswith(prefix) for n in recipes.names()):
+                        offenders.append(f"{path.relative_to(PACKAGE)}:{number}: {line.strip()}")
+    assert not offenders, "\n".join(offenders)
 
 
 def test_unregistered_recipe_is_gone_from_the_cli(extra_recipe):

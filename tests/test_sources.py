@@ -62,6 +62,22 @@ def test_npz_loader_named_arrays_and_errors(tmp_path):
         D.load_npz(tmp_path / "bad.npz", class_names=("a", "b", "c", "d", "e"))
 
 
+def test_one_npz_reader_for_the_library_and_the_command_line(tmp_path):
+    from workbench.cli import inputs
+
+    (tmp_path / "junk.npz").write_bytes(b"not a zip")
+    for name in ("junk.npz", "missing.npz"):
+        with pytest.raises(ValueError) as library:
+            D.load_npz(tmp_path / name)
+        with pytest.raises(ValueError) as command_line:
+            inputs.labelled("--data", tmp_path / name)
+        assert str(library.value).removeprefix("data=") == str(command_line.value).removeprefix("--data=")
+    with pytest.raises(ValueError, match=r"junk.npz' is not a readable .npz \(ValueError: .*\); allowed: a file "):
+        D.read_npz("data", tmp_path / "junk.npz")
+    np.savez(tmp_path / "ok.npz", a=np.arange(3))
+    assert list(D.read_npz("data", tmp_path / "ok.npz")) == ["a"]
+
+
 def test_image_folder_loader(tmp_path):
     from PIL import Image
 
@@ -160,3 +176,35 @@ def test_frozen_graph_converts_like_the_keras_model(tmp_path, float_model, test_
         b = evaluate(from_keras, images, labels)
         assert np.mean(a.predictions == b.predictions) > 0.99, recipe
 
+
+
+def test_is_qat_reads_every_kind_of_source(tmp_path, float_model, qat_int8):
+    import warnings
+
+    from workbench import convert
+    from workbench.core.converters import export_frozen_graph, export_saved_model
+    from workbench.core.recipe_table import model_kind
+
+    for tag, model, qat in (("float", float_model, False), ("qat", qat_int8, True)):
+        h5, keras_file = tmp_path / f"{tag}.h5", tmp_path / f"{tag}.keras"
+        model.save(h5)
+        model.save(keras_file)
+        folder = export_saved_model(model, tmp_path / f"{tag}-sm")
+        graph = export_frozen_graph(model, tmp_path / f"{tag}.pb")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            as_float = convert(model, "float32")  # a QAT model's fake-quant stays, as QUANTIZE -> DEQUANTIZE
+        (tmp_path / f"{tag}.tflite").write_bytes(as_float.tflite)
+        kinds = {"Keras model": model, ".h5": h5, ".keras": keras_file, "SavedModel folder": folder,
+                 "SavedModel folder (str)": str(folder), "SavedModel": sources.SavedModel(folder),
+                 "saved_model.pb": folder / "saved_model.pb", "FrozenGraph": graph, "frozen .pb": graph.path,
+                 ".tflite bytes": as_float.tflite, ".tflite file": tmp_path / f"{tag}.tflite",
+                 "ConvertedModel": as_float}
+        for kind, source in kinds.items():
+            assert sources.is_qat(source) is qat, (tag, kind)
+        assert model_kind(folder) == ("qat" if qat else "float")
+    # a QAT model converted to integers is a quantized model, no longer one to train or convert as QAT
+    assert not sources.is_qat(convert(qat_int8, "qat-int8"))
+    assert not sources.is_qat(tmp_path / "missing.h5") and not sources.is_qat(object())
+    with pytest.raises(ValueError, match=r"recipe 'qat-int8' needs a QAT model"):
+        convert(tmp_path / "float-sm", "qat-int8")  # the same answer for a folder as for the Keras model

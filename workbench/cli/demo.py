@@ -121,7 +121,7 @@ def lineup(calibration_size: int = 500, recipes: tuple[str, ...] | None = None) 
         for name in recipes:
             checks.choice("recipes", name, registry.names())
     everything = registry.lineup(calibration_size)
-    (float32,) = [recipe for source, recipe in everything if source == "float" and recipe.name == "float32"]
+    (float32,) = [recipe for source, recipe in everything if source == "float" and recipe.spec.is_reference]
     rows = [row for row in everything if recipes is None or row[1].name in recipes]
     if not rows or rows[0] != ("float", float32):  # the float baseline always comes first
         rows = [("float", float32)] + [row for row in rows if row != ("float", float32)]
@@ -197,7 +197,7 @@ def run_demo(config: DemoConfig = DemoConfig(), data: Mnist | None = None,
 
 
 def _is_reference(source: str, recipe: Recipe) -> bool:
-    return source == reference_source(source) and recipe.name == "float32"
+    return source == reference_source(source) and recipe.spec.is_reference
 
 
 def _evaluate(converted: ConvertedModel, data: Mnist, spec: InputSpec, reference: Future | None) -> EvalResult:

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from ..core import checks
-from ..core.data import InputSpec
+from ..core.data import InputSpec, read_npz
 
 
 @dataclass(frozen=True, eq=False)
@@ -49,18 +49,6 @@ def input_spec(flag: str, value: Any) -> InputSpec:
                          "LO < HI, the float range the model was trained on (e.g. 0 1 or -1 1)") from None
 
 
-def _arrays(flag: str, path: str | os.PathLike) -> dict[str, np.ndarray]:
-    file = Path(path)
-    if not file.is_file():
-        raise ValueError(f"{flag}={str(file)!r} does not exist; allowed: an .npz file")
-    try:
-        with np.load(file, allow_pickle=False) as z:
-            return {k: z[k] for k in z.files}
-    except Exception as err:  # noqa: BLE001 - zipfile/pickle errors: not an .npz we can read
-        raise ValueError(f"{flag}={str(file)!r} is not a readable .npz ({type(err).__name__}); allowed: a file "
-                         "written by numpy.savez with uint8 images and integer labels") from None
-
-
 def labelled(flag: str, path: str | os.PathLike, images: str = "images", labels: str = "labels") -> Labelled:
     """Every image and label of an ``.npz``: the named pair, else ``x_test``/``y_test`` (a Keras-style file).
 
@@ -69,7 +57,7 @@ def labelled(flag: str, path: str | os.PathLike, images: str = "images", labels:
             present), images that are not uint8 ``(N, H, W[, C])``, labels that are not one
             integer per image, class names that repeat.
     """
-    arrays = _arrays(flag, path)
+    arrays = read_npz(flag, path)
     if images in arrays or labels in arrays or (images, labels) != ("images", "labels"):
         keys = (images, labels)
     elif {"x_test", "y_test"} <= set(arrays):
@@ -101,7 +89,7 @@ def calibration_images(flag: str, path: str | os.PathLike, images: str = "images
     Returns:
         The uint8 images ``(N, H, W, C)`` and the name of the array they came from.
     """
-    arrays = _arrays(flag, path)
+    arrays = read_npz(flag, path)
     key = images if images in arrays or images != "images" else ("x_train" if "x_train" in arrays else images)
     if key not in arrays:
         raise ValueError(f"{flag}={str(path)!r} has no array {key!r}; allowed: one of "
@@ -157,21 +145,6 @@ def flag_message(message: str, model_flag: str) -> str:
         if message.startswith(name):
             return f"--{name}{message[len(name):]}"
     return f"{model_flag}: {message}"
-
-
-def is_qat(model: Any) -> bool:
-    """Whether a model was trained with quantization-aware training: fake-quant layers (tfmot) in a Keras model,
-    ``FakeQuantWithMinMax*`` ops in a SavedModel's or frozen graph's protobuf."""
-    if hasattr(model, "layers"):
-        return any(type(layer).__name__ in ("QuantizeWrapperV2", "QuantizeWrapper", "QuantizeLayer")
-                   for layer in model.layers)
-    from ..core.sources import FrozenGraph, SavedModel
-
-    if isinstance(model, FrozenGraph):
-        return b"FakeQuantWithMinMax" in Path(model.path).read_bytes()
-    if isinstance(model, SavedModel):
-        return b"FakeQuantWithMinMax" in (Path(model.path) / "saved_model.pb").read_bytes()
-    return False
 
 
 def model_shape(model: Any) -> tuple[tuple[int | None, ...] | None, int | None]:

@@ -8,7 +8,7 @@ data's first images, the uint8 input stats from ``--input-range``),
 evaluates every result on all images of ``--data``, and prints and writes the
 table (accuracy, size, images/s, the outcome in words) as ``report.csv`` and
 ``report.png`` with each ``.tflite`` in ``models/``. Every recipe's difference from
-``float32`` is tested on the same images (``core.compare``: exact McNemar ``p_value``,
+the reference recipe (``float32``) is tested on the same images (``core.compare``: exact McNemar ``p_value``,
 95 % interval, ``verdict``); one within noise is marked ``n.s.`` (hatched in the PNG). A recipe that needs a QAT
 model is skipped on a float model, with a note; a recipe the converter or
 LiteRT refuses is a row that says why. ``--scheduler ADDRESS`` evaluates on a
@@ -27,7 +27,8 @@ import numpy as np
 
 from ..core import recipes as registry
 from ..core.data import InputSpec
-from ..core.recipe_table import RecipeRun, recipe_parameters, run_recipes
+from ..core.recipe_table import RecipeRun, recipe_parameters, reference_run, run_recipes
+from ..core.sources import is_qat
 from . import evaluation, inputs
 
 DEFAULT_RANGES = (0.0, 6.0)
@@ -121,7 +122,7 @@ def run(args: argparse.Namespace, out: Callable[[str], None] = print) -> int:
     inputs.check_labels_fit("--data", data, classes)
     if args.calibration is not None:
         inputs.check_images_fit(f"--calibration={args.calibration!r}", calibration, shape)
-    qat = inputs.is_qat(model)
+    qat = is_qat(model)
     names = args.recipes or registry.names()
     choices = [choose(registry.get(n), qat, spec.stats, args.calibration_size, ranges, calibration_from)
                for n in names]
@@ -137,7 +138,7 @@ def run(args: argparse.Namespace, out: Callable[[str], None] = print) -> int:
             raise ValueError(f"--scheduler {args.scheduler}: {err}") from None
         out(f"evaluating on the Dask cluster at {args.scheduler}; dashboard: {client.dashboard_link}")
     try:
-        rows = compare(model, choices, data, calibration, spec, progress=out, client=client)
+        rows = compare(model, choices, data, calibration, spec, progress=out, client=client, qat=qat)
     finally:
         if owned:
             client.close()
@@ -156,14 +157,17 @@ def run(args: argparse.Namespace, out: Callable[[str], None] = print) -> int:
 
 
 def compare(model: Any, choices: list[Choice], data: inputs.Labelled, calibration: np.ndarray, spec: InputSpec,
-            progress: Callable[[str], None] | None = None, client: Any = None) -> list[dict[str, Any]]:
+            progress: Callable[[str], None] | None = None, client: Any = None,
+            qat: bool | None = None) -> list[dict[str, Any]]:
     """Convert and evaluate every chosen recipe (``core.recipe_table.run_recipes``); one row each, skipped and
-    refused recipes included, each converted one tested against ``float32`` on the same images. With a
-    ``dask.distributed`` ``client`` the evaluations run on that cluster (the conversions stay here)."""
+    refused recipes included, each converted one tested against the reference recipe (``float32``) on the same
+    images. With a ``dask.distributed`` ``client`` the evaluations run on that cluster (the conversions stay
+    here). ``qat``: whether the model is a QAT model (default: ``sources.is_qat``)."""
     from ..core.compare import paired
     from .toco import as_asked
 
     chosen = {c.name: c.params for c in choices if c.params is not None}
+    qat = is_qat(model) if qat is None else qat
 
     def said(run: RecipeRun) -> None:
         if progress:
@@ -171,10 +175,10 @@ def compare(model: Any, choices: list[Choice], data: inputs.Labelled, calibratio
                      else f"  {run.name}: failed")
 
     runs = {r.name: r for r in run_recipes(model, data.images, data.labels, spec=spec, representative=calibration,
-                                            recipes=list(chosen), kind="qat" if inputs.is_qat(model) else "float",
+                                            recipes=list(chosen), kind="qat" if qat else "float",
                                             parameters=chosen, progress=said, client=client)} if chosen else {}
-    base = runs.get("float32")
-    base = base.result if base is not None and base.ok else None
+    base = reference_run(list(runs.values()))
+    base = None if base is None else base.result
     rows = []
     for choice in choices:
         row = {"recipe": choice.name, "status": "skipped", "accuracy": None, "accuracy_pct": None,
@@ -191,7 +195,7 @@ def compare(model: Any, choices: list[Choice], data: inputs.Labelled, calibratio
             row.update(status="failed", outcome=run.outcome)
             continue
         converted, result = run.converted, run.result
-        if base is not None and choice.name != "float32":  # the same trained model converted two ways: paired
+        if base is not None and not registry.is_reference(choice.name):  # one trained model two ways: paired
             test = paired(base, result, data.labels)
             row.update(p_value=test.p_value, ci_low_pts=round(100 * test.ci_low, 2),
                        ci_high_pts=round(100 * test.ci_high, 2), significant=test.significant, verdict=test.verdict)

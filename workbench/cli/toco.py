@@ -39,6 +39,7 @@ from typing import Any, Callable
 from ..core import checks
 from ..core import recipes as registry
 from ..core.data import InputSpec
+from ..core.sources import is_qat
 from . import inputs
 
 INFERENCE_TYPES = ("FLOAT", "QUANTIZED_UINT8", "UINT8", "INT8")
@@ -358,7 +359,7 @@ def resolve(p: Plan, model: Any) -> Plan:
     """Fix the INT8 recipe once the model is known: a QAT Keras model -> ``qat-int8``, calibration data -> ``int8-ptq``."""
     if p.recipe != "int8":
         return p
-    qat = inputs.is_qat(model)
+    qat = is_qat(model)
     if p.representative is not None:
         if qat:
             raise ValueError(f"--representative_data={p.representative!r} with a QAT model ({p.path}); allowed: "
@@ -435,7 +436,7 @@ def run(args: argparse.Namespace, unknown: list[str], out: Callable[[str], None]
     if sentences:
         for sentence in sentences:
             out(f"what happened: {sentence}")
-        if converted.came_out_float and p.recipe == "legacy-uint8":
+        if converted.came_out_float and spec.takes("default_ranges"):
             out("on the command line: add --default_ranges_min 0 --default_ranges_max 6 (a guess that fits ReLU6 "
                 "activations), or convert a model trained with quantization-aware training")
     else:
@@ -458,7 +459,7 @@ def describe_source(model: Any, p: Plan) -> str:
                 f"{', '.join(model.output_arrays)}")
     if isinstance(model, SavedModel):
         return f"SavedModel {p.path}, signature {model.signature!r}"
-    kind = "QAT Keras model" if inputs.is_qat(model) else "Keras model"
+    kind = "QAT Keras model" if is_qat(model) else "Keras model"
     return f"{kind} {p.path}, input {list(model.input_shape)}, output {list(model.output_shape)}"
 
 
@@ -482,7 +483,7 @@ def as_asked(converted: Any) -> str:
         lo, hi = stats.real_range()
         text += (f"; the input byte q reads as (q - {stats.mean:g}) / {stats.std:g}, i.e. 0..255 -> "
                  f"[{lo:.4g}, {hi:.4g}]")
-    if spec.name == "legacy-uint8" and converted.recipe.default_ranges is not None:
+    if spec.takes("default_ranges") and converted.recipe.default_ranges is not None:
         lo, hi = converted.recipe.default_ranges
         text += f"; activations without a learned range got [{lo:g}, {hi:g}] (default_ranges)"
     return text + "."

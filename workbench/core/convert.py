@@ -22,14 +22,11 @@ import numpy as np
 
 from . import artifacts, diagnose, litert, native_log, checks
 from .converters import KeepFloatError, export_saved_model, is_path, saved_model_dir
-from .sources import FrozenGraph, check_saved_model_file
+from .sources import FrozenGraph, check_saved_model_file, is_qat
 from .data import InputSpec
 from .litert import ModelInfo
-from .recipes import IO_TYPES, Recipe, RecipeSpec, recipe as make_recipe
+from .recipes import IO_TYPES, Recipe, RecipeSpec, get as recipe_spec, recipe as make_recipe
 from .stats import InputStats
-
-# TF's weight quantizer (dynamic range) leaves weight tensors with fewer elements than this in float32.
-DYNAMIC_RANGE_MIN_ELEMENTS = 1024
 
 __all__ = ["RECIPES", "IO_TYPES", "Recipe", "ConvertedModel", "Outcome", "QuantizationWarning", "convert",
            "export_saved_model"]
@@ -62,8 +59,8 @@ class Outcome:
         per_channel_on_uint8: uint8 weight tensors with per-channel scales, which
             the uint8 kernels refuse.
         float_activations, activations: activation tensor counts, for the sentence.
-        weights_unquantized: a ``dynamic-range`` model none of whose weight tensors was
-            quantized (each is under ``DYNAMIC_RANGE_MIN_ELEMENTS`` elements): the float
+        weights_unquantized: a model of a recipe with ``min_weight_elements`` none of whose
+            weight tensors was quantized (each is under that many elements): the float
             model again, said in plain words. ``largest_weight`` is its largest weight's size.
     """
 
@@ -77,7 +74,7 @@ class Outcome:
     float_activations: int = 0
     activations: int = 0
     kept_float: bool = False
-    source_has_fake_quant: bool | None = None  # None: not known (a SavedModel folder or a frozen graph)
+    source_has_fake_quant: bool | None = None  # sources.is_qat of the source; None: not known
     weights_unquantized: bool = False
     largest_weight: int = 0
 
@@ -103,7 +100,7 @@ class Outcome:
         weights = [t for t in info.tensors if t.producer is None and len(t.shape) > 1
                    and t.index not in {io.index for io in info.inputs}]
         largest = max((int(np.prod(t.shape)) for t in weights), default=0)
-        unquantized = spec.name == "dynamic-range" and not any(t.dtype in ("int8", "int4") for t in weights)
+        unquantized = spec.min_weight_elements > 0 and not any(t.dtype in ("int8", "int4") for t in weights)
         return cls(spec.name, came_out_float, ops_left, ignored, requested, effective, per_channel,
                    acts.get("float32", 0), sum(acts.values()), bool(recipe.keep_float), source_has_fake_quant,
                    unquantized, largest)
@@ -111,17 +108,9 @@ class Outcome:
     def sentences(self) -> tuple[str, ...]:
         """The outcome in words: one sentence per thing that did not go as asked."""
         notes = []
+        spec = recipe_spec(self.recipe) if self.came_out_float or self.weights_unquantized else None
         if self.came_out_float:
-            if self.recipe == "legacy-uint8":
-                notes.append(
-                    f"came out float: uint8 was asked for but {self.float_activations} of {self.activations} "
-                    "activation tensors are float32 (the legacy converter does this silently when activations "
-                    "lack min/max and no default_ranges are given). " + diagnose.entry("came-out-float").fix)
-            else:
-                notes.append(f"came out float: the {self.recipe!r} model has no integer activations "
-                             f"({self.float_activations} of {self.activations} are float32); was the model "
-                             "trained with QAT?" if self.recipe.startswith("qat") else
-                             f"came out float: the {self.recipe!r} model has no integer activations.")
+            notes.append(spec.came_out_float_sentence(self.float_activations, self.activations))
         elif self.ops_left_float and not self.kept_float:
             notes.append(f"{len(self.ops_left_float)} op(s) left float in an integer model: "
                          f"{', '.join(dict.fromkeys(self.ops_left_float))}.")
@@ -133,10 +122,7 @@ class Outcome:
                 + ("it learned its input range in QAT." if self.source_has_fake_quant else
                    "the model fixes its own input range (a fake-quant range recorded on its input)."))
         if self.weights_unquantized:
-            notes.append(f"dynamic range changed nothing: the converter quantizes only weight tensors of at least "
-                         f"{DYNAMIC_RANGE_MIN_ELEMENTS} elements and this model's largest has {self.largest_weight}, "
-                         "so every weight stayed float32 and the model is the float model; use int8-ptq (it "
-                         "quantizes every weight) to get a smaller model.")
+            notes.append(spec.unquantized_sentence(self.largest_weight))
         if self.per_channel_on_uint8:
             notes.append(f"per-channel weights in a uint8 model ({', '.join(self.per_channel_on_uint8[:3])}): "
                          + diagnose.entry("per-channel-on-uint8").fix)
@@ -220,15 +206,15 @@ class ConvertedModel:
         }
 
 
-def convert(model: Any, recipe: Recipe | str = "float32", *, spec: InputSpec = InputSpec(),
+def convert(model: Any, recipe: Recipe | str | None = None, *, spec: InputSpec = InputSpec(),
             representative: np.ndarray | None = None, **params: Any) -> ConvertedModel:
     """Convert ``model`` with ``recipe`` and check that the result runs.
 
     Args:
         model: a Keras model or the path of a SavedModel folder.
-        recipe: a ``Recipe`` or a registered recipe name; ``params`` override its
-            fields (``convert(m, "legacy-uint8", mean=0, std=255)``); a parameter
-            the recipe does not take is an error.
+        recipe: a ``Recipe`` or a registered recipe name (default: the reference recipe,
+            ``float32``); ``params`` override its fields (``convert(m, "legacy-uint8", mean=0,
+            std=255)``); a parameter the recipe does not take is an error.
         spec: the float range the model was trained on (normalizes the
             representative set; gives the default uint8 stats).
         representative: raw uint8 images for calibration; used by calibrated
@@ -242,8 +228,9 @@ def convert(model: Any, recipe: Recipe | str = "float32", *, spec: InputSpec = I
         QuantizationError: the converter or runtime refused the model (explained).
     """
     from .converters import Job
+    from .recipes import reference
 
-    recipe = make_recipe(recipe, **params)
+    recipe = make_recipe(reference().name if recipe is None else recipe, **params)
     rspec = recipe.spec
     if rspec.calibrated:
         if representative is None:
@@ -259,7 +246,8 @@ def convert(model: Any, recipe: Recipe | str = "float32", *, spec: InputSpec = I
     elif not hasattr(model, "layers"):
         raise ValueError(f"model={type(model).__name__}; allowed: a Keras model, a SavedModel folder, or "
                          "sources.load_source(...) of a .keras/.h5/.pb file")
-    elif rspec.needs_qat and not _has_fake_quant(model):
+    qat = is_qat(model)
+    if rspec.needs_qat and not qat:
         raise ValueError(f"recipe {recipe.name!r} needs a QAT model (train_qat / quantize_model); "
                          "for a float model use 'int8-ptq' with a representative set")
     job = Job(model, recipe, spec, representative if rspec.calibrated else None)
@@ -271,8 +259,7 @@ def convert(model: Any, recipe: Recipe | str = "float32", *, spec: InputSpec = I
         tflite = rspec.adapter(job)
     seconds = time.perf_counter() - start
     info = litert.read_model(tflite)
-    outcome = Outcome.of(rspec, recipe, info, requested,
-                         _has_fake_quant(model) if hasattr(model, "layers") else None)
+    outcome = Outcome.of(rspec, recipe, info, requested, qat)
     _check_runs(tflite, info)
     converted = ConvertedModel(recipe, tflite, info, seconds, outcome)
     for note in converted.warnings:
@@ -308,11 +295,6 @@ class _tf_errors_explained:
                                                                               KeepFloatError)):
             return False
         raise diagnose.QuantizationError(diagnose.explain(f"{type(exc).__name__}: {exc}")) from exc
-
-
-def _has_fake_quant(model: Any) -> bool:
-    return any(type(layer).__name__ in ("QuantizeWrapperV2", "QuantizeWrapper", "QuantizeLayer")
-               for layer in getattr(model, "layers", []))
 
 
 def _q(io) -> str:

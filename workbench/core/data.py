@@ -150,13 +150,7 @@ def load_npz(path: str | os.PathLike, images: str = "images", labels: str = "lab
             bad pixels or labels.
     """
     file = Path(path)
-    if not file.is_file():
-        raise ValueError(f"data={str(file)!r} does not exist; allowed: an .npz file")
-    try:
-        with np.load(file, allow_pickle=False) as z:
-            arrays = {k: z[k] for k in z.files}
-    except Exception as err:  # zipfile errors for a corrupt or foreign file
-        raise ValueError(f"data={str(file)!r} is not a readable .npz ({err})") from None
+    arrays = read_npz("data", file)
     spec = InputSpec(*checks.range_pair("input_range", input_range))
     names = class_names if class_names is not None else tuple(arrays.get("class_names", ()))
     fields = {"class_names": tuple(str(n) for n in names), "spec": spec, "name": file.stem}
@@ -167,6 +161,29 @@ def load_npz(path: str | os.PathLike, images: str = "images", labels: str = "lab
             raise ValueError(f"{role}={key!r} is not an array of {str(file)!r}; allowed: one of "
                              f"{sorted(arrays)} (or x_train, y_train, x_test, y_test)")
     return split(arrays[images], arrays[labels], test_fraction, seed, **fields)
+
+
+def read_npz(flag: str, path: str | os.PathLike, holding: str = "") -> dict[str, np.ndarray]:
+    """Every array of an ``.npz`` file, read with NumPy alone (no pickled objects).
+
+    Args:
+        flag: the argument or command-line flag the path came from (the messages name it).
+        path: the ``.npz`` file.
+        holding: the arrays the caller needs, for the message about a missing file.
+
+    Raises:
+        ValueError: a missing file, or one ``numpy.load`` cannot read as an ``.npz``.
+    """
+    file = Path(path)
+    if not file.is_file():
+        raise ValueError(f"{flag}={str(file)!r} does not exist; allowed: an .npz file"
+                         + (f" with {holding}" if holding else ""))
+    try:
+        with np.load(file, allow_pickle=False) as z:
+            return {k: z[k] for k in z.files}
+    except Exception as err:  # noqa: BLE001 - zipfile/pickle errors: not an .npz that can be read
+        raise ValueError(f"{flag}={str(file)!r} is not a readable .npz ({type(err).__name__}: {str(err)[:120]}); "
+                         "allowed: a file written by numpy.savez with uint8 images and integer labels") from None
 
 
 def load_digits(test_fraction: float = 0.2, seed: int = 0) -> Dataset:
@@ -297,17 +314,12 @@ def _from_hub_pickle(source: Path) -> Mnist:
 
 
 def _from_npz(path: Path, name: str) -> Mnist:
-    if not path.is_file():
-        raise ValueError(f"{name}={str(path)!r} does not exist; allowed: an .npz file with "
+    keys = ("x_train", "y_train", "x_test", "y_test")
+    arrays = read_npz(name, path, holding=", ".join(keys))
+    missing = next((k for k in keys if k not in arrays), None)
+    if missing is not None:
+        raise ValueError(f"{name}={str(path)!r} lacks array {missing!r}; allowed: an .npz with "
                          "x_train, y_train, x_test, y_test")
-    try:
-        with np.load(path) as z:
-            arrays = {k: z[k] for k in ("x_train", "y_train", "x_test", "y_test")}
-    except KeyError as err:
-        raise ValueError(f"{name}={str(path)!r} lacks array {err}; allowed: an .npz with "
-                         "x_train, y_train, x_test, y_test") from None
-    except Exception as err:  # zipfile / pickle errors for a corrupt or foreign file
-        raise ValueError(f"{name}={str(path)!r} is not a readable .npz ({err})") from None
     images = {}
     for split in ("train", "test"):
         x = np.asarray(arrays[f"x_{split}"])

@@ -3,7 +3,7 @@
 ``run_recipes`` converts one model (a Keras model, a SavedModel, a frozen ``.pb``,
 any image shape and class count) with each recipe of the registry and evaluates
 it on labelled images; ``recipe_table`` turns the runs into a DataFrame, the
-``float32`` row first as the reference. Each recipe gets the parameters of its
+reference recipe's row (``float32``, ``recipes.reference()``) first. Each recipe gets the parameters of its
 registry ``demo`` row for this kind of model (float or QAT; a QAT model falls back
 to the float row), as ``python -m workbench report`` chooses them: a float model's
 uint8 path uses ``default_ranges=(0, 6)``, ``int8-ptq`` uint8 I/O. A recipe that
@@ -25,7 +25,7 @@ import numpy as np
 from . import checks, litert
 from . import recipes as registry
 from .data import InputSpec
-from .sources import FrozenGraph, SavedModel
+from .sources import is_qat
 
 KINDS = ("float", "qat")
 
@@ -51,16 +51,8 @@ class RecipeRun:
 
 
 def model_kind(model: Any) -> str:
-    """``"qat"`` when the model carries fake-quant (tfmot layers or ``FakeQuant*`` ops), else ``"float"``."""
-    if hasattr(model, "layers"):
-        names = {type(layer).__name__ for layer in model.layers}
-        return "qat" if names & {"QuantizeWrapperV2", "QuantizeWrapper", "QuantizeLayer"} else "float"
-    if isinstance(model, FrozenGraph):
-        return "qat" if b"FakeQuantWithMinMaxVars" in Path(model.path).read_bytes() else "float"
-    if isinstance(model, (SavedModel, str, Path)):
-        pb = Path(model) / "saved_model.pb"
-        return "qat" if pb.is_file() and b"FakeQuantWithMinMaxVars" in pb.read_bytes() else "float"
-    return "float"
+    """``"qat"`` when the model carries fake-quant (``sources.is_qat``), else ``"float"``."""
+    return "qat" if is_qat(model) else "float"
 
 
 def recipe_parameters(name: str, kind: str, calibration_size: int = 500) -> dict[str, Any] | None:
@@ -96,7 +88,7 @@ def run_recipes(model: Any, images: np.ndarray, labels: np.ndarray, *, spec: Inp
         spec: the float range the model was trained on (``Dataset.spec``).
         representative: raw uint8 calibration images for the calibrated recipes (without them
             those recipes are rows saying so).
-        recipes: recipe names, in order (default: the whole registry, ``float32`` first).
+        recipes: recipe names, in order (default: the whole registry, the reference ``float32`` first).
         calibration_size: calibration images the calibrated recipes use.
         kind: ``"float"`` or ``"qat"`` (default: read off the model, ``model_kind``).
         parameters: the parameters of some recipes, in place of ``recipe_parameters`` (``python -m
@@ -152,7 +144,7 @@ def run_recipes(model: Any, images: np.ndarray, labels: np.ndarray, *, spec: Inp
 
     def record(name: str, label: str, converted: Any, result: Any) -> None:
         nonlocal reference
-        if reference is None and name == "float32":
+        if reference is None and registry.is_reference(name):
             reference = result
         finish(RecipeRun(name, label, " ".join(converted.warnings) or "ok", converted, result))
 
@@ -182,7 +174,7 @@ def run_recipes(model: Any, images: np.ndarray, labels: np.ndarray, *, spec: Inp
             hold(RecipeRun(name, recipe.label(), "failed: " + failure(err)))
             continue
         record(name, recipe.label(), converted, result)
-    for item in waiting:  # the cluster's evaluations, in recipe order (float32 first: the reference)
+    for item in waiting:  # the cluster's evaluations, in recipe order (the reference first)
         if isinstance(item, RecipeRun):
             finish(item)
             continue
@@ -213,12 +205,18 @@ def failure(err: BaseException) -> str:
     return text if len(text) <= 300 else text[:297] + "..."
 
 
+def reference_run(runs: Sequence[RecipeRun]) -> RecipeRun | None:
+    """The reference recipe's run (``recipes.reference()``: ``float32``) when it ran, else ``None``."""
+    return next((r for r in runs if registry.is_reference(r.name) and r.ok), None)
+
+
 def recipe_table(runs: Sequence[RecipeRun]):
     """The runs as a DataFrame: ``recipe``, ``accuracy_pct``, ``delta_vs_float_pts`` (against the
-    ``float32`` row, when there is one), ``size_kb``, ``images_per_s``, ``input`` (dtype), ``outcome``."""
+    reference ``float32`` row, when there is one), ``size_kb``, ``images_per_s``, ``input`` (dtype), ``outcome``."""
     import pandas as pd
 
-    base = next((r.result.accuracy for r in runs if r.name == "float32" and r.ok), None)
+    reference = reference_run(runs)
+    base = None if reference is None else reference.result.accuracy
     rows = []
     for r in runs:
         info = litert.read_model(r.converted) if r.ok else None

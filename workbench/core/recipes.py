@@ -15,11 +15,11 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
-from . import converters, checks
+from . import converters, checks, diagnose
+from .aeq import GRANULARITIES
 from .stats import InputStats
 
 IO_TYPES = ("float32", "int8", "uint8")
-GRANULARITIES = ("channel", "blockwise")
 # The Recipe fields a spec may take; each has a default that "not given" means.
 PARAMETERS = ("calibration_size", "io_type", "mean", "std", "default_ranges", "keep_float", "granularity")
 
@@ -46,6 +46,18 @@ class RecipeSpec:
             it silently ignores (shown in tables and explanations).
         demo: the demo's rows: ``(trained model, parameter values)`` pairs, where
             the model is ``"float"``, ``"qat-int8"`` or ``"qat-uint8-legacy"``.
+        is_reference: the recipe every other one is compared with (the float model as
+            converted, nothing quantized); exactly one registered recipe is.
+        stats_patchable: the uint8 input's ``mean``/``std`` sit in the converted model as the
+            input's scale and zero point only, so a model converted once can be patched for
+            other stats instead of converted again (``stats_patch``).
+        min_weight_elements: the converter leaves weight tensors with fewer elements than
+            this in float; when every weight is that small the model is the float model
+            again and ``unquantized_note`` says so (0: the recipe quantizes every weight).
+        came_out_float_note, unquantized_note: the recipe's own outcome sentences, as
+            ``str.format`` templates of ``recipe``, ``float_activations``, ``activations``
+            (came out float) and ``min_elements``, ``largest_weight`` (weights unquantized);
+            empty: the general sentence (``came_out_float_sentence``, ``unquantized_sentence``).
     """
 
     name: str
@@ -62,6 +74,11 @@ class RecipeSpec:
     learns: str = ""
     ignores: str = ""
     demo: tuple[tuple[str, Mapping[str, Any]], ...] = ()
+    is_reference: bool = False
+    stats_patchable: bool = False
+    min_weight_elements: int = 0
+    came_out_float_note: str = ""
+    unquantized_note: str = ""
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name or " " in self.name:
@@ -83,6 +100,24 @@ class RecipeSpec:
     def takes(self, parameter: str) -> bool:
         return parameter in self.params
 
+    def came_out_float_sentence(self, float_activations: int, activations: int) -> str:
+        """The outcome sentence when integer activations were asked for and none came out."""
+        template = self.came_out_float_note or (CAME_OUT_FLOAT_QAT if self.needs_qat else CAME_OUT_FLOAT)
+        return template.format(recipe=self.name, float_activations=float_activations, activations=activations)
+
+    def unquantized_sentence(self, largest_weight: int) -> str:
+        """The outcome sentence when no weight tensor reached ``min_weight_elements``."""
+        return (self.unquantized_note or UNQUANTIZED).format(recipe=self.name, min_elements=self.min_weight_elements,
+                                                             largest_weight=largest_weight)
+
+
+CAME_OUT_FLOAT = "came out float: the {recipe!r} model has no integer activations."
+CAME_OUT_FLOAT_QAT = ("came out float: the {recipe!r} model has no integer activations ({float_activations} of "
+                      "{activations} are float32); was the model trained with QAT?")
+UNQUANTIZED = ("{recipe} changed nothing: the converter quantizes only weight tensors of at least {min_elements} "
+               "elements and this model's largest has {largest_weight}, so every weight stayed float32 and the "
+               "model is the float model.")
+
 
 _REGISTRY: dict[str, RecipeSpec] = {}
 
@@ -93,6 +128,10 @@ def register(spec: RecipeSpec, replace: bool = False) -> RecipeSpec:
         raise ValueError(f"spec={spec!r}; allowed: a RecipeSpec")
     if spec.name in _REGISTRY and not replace:
         raise ValueError(f"recipe {spec.name!r} is already registered; allowed: a new name, or replace=True")
+    other = next((s.name for s in _REGISTRY.values() if s.is_reference and s.name != spec.name), None)
+    if spec.is_reference and other is not None:
+        raise ValueError(f"recipe {spec.name!r} with is_reference=True while {other!r} is the reference; allowed: "
+                         "one reference recipe")
     _REGISTRY[spec.name] = spec
     return spec
 
@@ -118,6 +157,21 @@ def get(name: str) -> RecipeSpec:
 
 def specs() -> tuple[RecipeSpec, ...]:
     return tuple(_REGISTRY.values())
+
+
+def reference() -> RecipeSpec:
+    """The reference recipe (``is_reference``): the row every other recipe is compared with."""
+    found = [s for s in _REGISTRY.values() if s.is_reference]
+    if len(found) != 1:
+        raise ValueError(f"{len(found)} registered recipes are the reference ({[s.name for s in found]}); "
+                         "allowed: exactly one RecipeSpec with is_reference=True")
+    return found[0]
+
+
+def is_reference(name: str) -> bool:
+    """Whether ``name`` is the reference recipe (a name that is not registered is not)."""
+    spec = _REGISTRY.get(name)
+    return spec is not None and spec.is_reference
 
 
 @dataclass(frozen=True)
@@ -224,10 +278,15 @@ def lineup(calibration_size: int = 500) -> list[tuple[str, Recipe]]:
 _V2 = converters.tf2
 for _spec in (
     RecipeSpec("float32", "the plain TF2 converter (baseline)", "v2", _V2, "float32", "float32",
-               demo=(("float", {}),)),
+               demo=(("float", {}),), is_reference=True),
     RecipeSpec("dynamic-range", "int8 weights, float activations (the old post_training_quantize)", "v2", _V2,
                "int8", "float32", options={"optimize": True},
-               learns="weight ranges; activation ranges are computed at run time", demo=(("float", {}),)),
+               learns="weight ranges; activation ranges are computed at run time", demo=(("float", {}),),
+               min_weight_elements=1024,  # TF's weight quantizer leaves smaller weight tensors in float32
+               unquantized_note="dynamic range changed nothing: the converter quantizes only weight tensors of at "
+               "least {min_elements} elements and this model's largest has {largest_weight}, so every weight stayed "
+               "float32 and the model is the float model; use int8-ptq (it quantizes every weight) to get a smaller "
+               "model."),
     RecipeSpec("float16", "float16 weights", "v2", _V2, "float16", "float32",
                options={"optimize": True, "supported_types": ("float16",)}, demo=(("float", {}),)),
     RecipeSpec("int8-ptq", "full integer from a representative set (calibration)", "v2", _V2, "int8", "int8",
@@ -247,7 +306,11 @@ for _spec in (
                params=("mean", "std", "default_ranges"),
                learns="activation ranges from fake-quant layers; default_ranges for any range missing",
                ignores="mean/std when the QAT model learned its own input range",
-               demo=(("float", {"default_ranges": (0.0, 6.0)}), ("qat-uint8-legacy", {}))),
+               demo=(("float", {"default_ranges": (0.0, 6.0)}), ("qat-uint8-legacy", {})), stats_patchable=True,
+               came_out_float_note="came out float: uint8 was asked for but {float_activations} of {activations} "
+               "activation tensors are float32 (the legacy converter does this silently when activations lack "
+               "min/max and no default_ranges are given). "
+               + diagnose.entry("came-out-float").fix.replace("{", "{{").replace("}", "}}")),
     RecipeSpec("aeq-int4-weights", "ai-edge-quantizer: int4 weights, float activations", "aeq",
                converters.aeq_int4_weights, "int4", "float32", params=("granularity",),
                learns="weight ranges per output channel (or per block of 32)", demo=(("float", {}),)),

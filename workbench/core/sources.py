@@ -23,6 +23,11 @@ from typing import Any
 from . import checks
 
 KERAS_SUFFIXES = (".keras", ".h5", ".hdf5")
+# What quantization-aware training leaves in a model: tfmot's Keras layers, TF's fake-quant graph ops
+# (FakeQuantWithMinMaxVars, ...PerChannel, ...Args) and, in a .tflite, LiteRT's FAKE_QUANT op or a QUANTIZE
+# whose output a DEQUANTIZE reads right away (the fake-quant a float conversion of a QAT model keeps).
+QAT_LAYERS = ("QuantizeWrapperV2", "QuantizeWrapper", "QuantizeLayer")
+FAKE_QUANT_GRAPH_OP = b"FakeQuantWithMinMax"
 
 
 @dataclass(frozen=True)
@@ -118,9 +123,53 @@ def keras_file(path: Path):
                      f"{str(error)[:200]}); allowed: a file written by model.save()") from None
 
 
+def is_qat(source: Any) -> bool:
+    """Whether a model was trained with quantization-aware training: it carries fake-quant, read off the source.
+
+    * a Keras model: tfmot's QAT layers (``QAT_LAYERS``);
+    * a ``.keras``/``.h5`` file: those layers named in its configuration (nothing is loaded);
+    * a SavedModel folder (a path or ``SavedModel``) or a frozen graph (``FrozenGraph`` or a ``.pb``
+      path): ``FakeQuantWithMinMax*`` ops in its protobuf;
+    * a ``.tflite`` (bytes, a path or a ``ConvertedModel``): fake-quant left in it, as ``FAKE_QUANT``
+      ops or as a ``QUANTIZE`` read at once by a ``DEQUANTIZE`` (a QAT model converted to float32 keeps
+      them; a quantized conversion turns them into quantized tensors, and is not a QAT model).
+
+    Anything else, or a path that does not exist, is ``False``.
+    """
+    if hasattr(source, "layers"):
+        return any(type(layer).__name__ in QAT_LAYERS for layer in source.layers)
+    if isinstance(getattr(source, "tflite", None), (bytes, bytearray)):
+        source = source.tflite
+    if isinstance(source, (bytes, bytearray)):
+        return _has_fake_quant_op(bytes(source))
+    if isinstance(source, FrozenGraph):
+        source = source.path
+    if not isinstance(source, (str, os.PathLike)):
+        return False
+    path = Path(source)
+    if path.is_dir():
+        path = path / "saved_model.pb"
+    if not path.is_file():
+        return False
+    suffix = path.suffix.lower()
+    if suffix in KERAS_SUFFIXES:
+        return _has_tfmot_layers(path)
+    if suffix == ".tflite":
+        return _has_fake_quant_op(path.read_bytes())
+    return FAKE_QUANT_GRAPH_OP in path.read_bytes()
+
+
+def _has_fake_quant_op(tflite: bytes) -> bool:
+    from .litert import read_model
+
+    ops = read_model(tflite).op_details
+    dequantized = {i for op in ops if op.name == "DEQUANTIZE" for i in op.inputs}
+    return any(op.name == "FAKE_QUANT" or (op.name == "QUANTIZE" and dequantized & set(op.outputs)) for op in ops)
+
+
 def _has_tfmot_layers(path: Path) -> bool:
     """Whether a Keras file's configuration names tfmot's QAT layers (``.keras``: its config.json; ``.h5``: raw)."""
-    names = (b"QuantizeWrapper", b"QuantizeLayer")
+    names = tuple(name.encode() for name in QAT_LAYERS)
     import zipfile
 
     try:

@@ -270,10 +270,11 @@ class GuardedConverter:
     """``convert`` for many mean/std points of one model: real conversions where needed, patched bytes where proven.
 
     Call it as ``converter(recipe)`` with full ``Recipe`` objects; it returns a ``ConvertedModel`` either way
-    (``seconds`` is the time this call took). Only ``legacy-uint8`` recipes that set both ``mean`` and ``std``,
-    on a SavedModel folder, with the same other parameters as the first such call, are patched, and only after
-    the check described in the module docstring. ``patched`` and ``converted`` count what it did; ``checked``
-    is ``True`` once a check conversion agreed byte for byte, ``False`` once one disagreed.
+    (``seconds`` is the time this call took). Only ``stats_patchable`` recipes (``legacy-uint8``) that set both
+    ``mean`` and ``std``, on a SavedModel folder, with the same other parameters as the first such call, are
+    patched, and only after the check described in the module docstring. ``patched`` and ``converted`` count
+    what it did; ``checked`` is ``True`` once a check conversion agreed byte for byte, ``False`` once one
+    disagreed.
 
     Args:
         model: what ``convert`` takes (a SavedModel folder path or ``sources.SavedModel`` can be patched).
@@ -335,7 +336,7 @@ class GuardedConverter:
     def _patchable(self, recipe) -> bool:
         from .sources import FrozenGraph
 
-        return (self.enabled and recipe.name == "legacy-uint8" and recipe.mean is not None
+        return (self.enabled and recipe.spec.stats_patchable and recipe.mean is not None
                 and recipe.std is not None and not isinstance(self.model, FrozenGraph)
                 and (isinstance(self.model, (str, Path)) or hasattr(self.model, "signature")))
 
@@ -353,5 +354,6 @@ class GuardedConverter:
         from .convert import ConvertedModel, Outcome
 
         info = litert.read_model(tflite)
-        outcome = Outcome.of(recipe.spec, recipe, info, InputStats(recipe.mean, recipe.std), None)
+        outcome = Outcome.of(recipe.spec, recipe, info, InputStats(recipe.mean, recipe.std),
+                             self._reference[0].outcome.source_has_fake_quant)  # the same source as converted
         return ConvertedModel(recipe, tflite, info, seconds, outcome)
