@@ -114,7 +114,8 @@ def run_recipes(model: Any, images: np.ndarray, labels: np.ndarray, *, spec: Inp
     """
     from .convert import QuantizationWarning, convert
     from .diagnose import QuantizationError
-    from .evaluate import evaluate, from_predictions, model_io
+    from .evaluate import evaluate, from_predictions
+    from .model_io import model_io
 
     if isinstance(model, (str, os.PathLike)) and Path(model).is_file():
         from .sources import load_source
@@ -191,7 +192,7 @@ def run_recipes(model: Any, images: np.ndarray, labels: np.ndarray, *, spec: Inp
         if done.predictions is None:
             finish(RecipeRun(name, label, "failed: " + done.error))
             continue
-        classes = model_io(converted)[1]
+        classes = model_io(converted).classes
         try:
             checks.labels("labels", labels, len(images), classes)
         except ValueError as err:  # as evaluate() says it here
@@ -214,7 +215,7 @@ def failure(err: BaseException) -> str:
 
 
 def recipe_table(runs: Sequence[RecipeRun]):
-    """The runs as a DataFrame: ``recipe``, ``accuracy_pct``, ``delta_vs_float_pts`` (against the
+    """The runs as a DataFrame: ``recipe``, ``accuracy_pct``, ``delta_pts`` (against the
     ``float32`` row, when there is one), ``size_kb``, ``images_per_s``, ``input`` (dtype), ``outcome``."""
     import pandas as pd
 
@@ -225,11 +226,11 @@ def recipe_table(runs: Sequence[RecipeRun]):
         rows.append({
             "recipe": r.label,
             "accuracy_pct": round(100 * r.result.accuracy, 2) if r.ok else np.nan,
-            "delta_vs_float_pts": round(100 * (r.result.accuracy - base), 2) if r.ok and base is not None else np.nan,
+            "delta_pts": round(100 * (r.result.accuracy - base), 2) if r.ok and base is not None else np.nan,
             "size_kb": round(len(litert.model_bytes(r.converted)) / 1024, 1) if r.ok else np.nan,
             "images_per_s": round(r.result.images_per_second) if r.ok else np.nan,
             "input": info.inputs[0].dtype if info is not None else "",
             "outcome": r.outcome,
         })
-    return pd.DataFrame(rows, columns=["recipe", "accuracy_pct", "delta_vs_float_pts", "size_kb", "images_per_s",
+    return pd.DataFrame(rows, columns=["recipe", "accuracy_pct", "delta_pts", "size_kb", "images_per_s",
                                        "input", "outcome"])

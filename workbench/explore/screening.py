@@ -39,6 +39,7 @@ import numpy as np
 
 from ..core import checks
 from ..core.data import InputSpec
+from ..core.model_io import model_io
 from . import sweep as exact
 
 ALPHA = 0.05
@@ -116,7 +117,8 @@ def sweep(model: Any, points: exact.Points, images: np.ndarray, labels: np.ndarr
         raise ValueError(f"alpha={alpha!r} is out of range; allowed: 0 < alpha < 1")
     seed = checks.number("seed", seed, low=0, integer=True)
     pts = check_points(points, recipe, spec)
-    shape, classes = exact.model_io(model)
+    io = model_io(model)
+    shape, classes = io.image_shape, io.classes
     images = checks.images("images", images, shape=shape)
     labels = checks.labels("labels", labels, len(images), classes)
     count = len(images)
