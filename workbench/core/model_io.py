@@ -1,11 +1,13 @@
 """What a model reads and writes: one ``ModelIO`` record for every kind of model the workbench takes.
 
 ``model_io(model)`` describes a Keras model (its input and output tensors), a
-``sources.FrozenGraph`` (its arrays and, when known, input shapes), and a
-``.tflite`` (a ``ConvertedModel``, bytes or a file, read by ``litert``). A
-model that would have to be loaded first (a SavedModel folder, a ``.keras``/``.h5``
-path) is described as unknown: no inputs, no outputs, so every check that needs a
-shape is skipped until the model is converted or loaded.
+SavedModel (the signature in its ``saved_model.pb``, parsed without loading the
+graph), a ``sources.FrozenGraph`` (its arrays and, when known, input shapes), and a
+``.tflite`` (a ``ConvertedModel``, bytes or a file, read by ``litert``). A model
+that would have to be loaded first (a ``.keras``/``.h5`` or frozen ``.pb`` path) is
+described as unknown: no inputs, no outputs, so every check that needs a shape is
+skipped until the model is loaded or converted. A SavedModel's inputs and outputs
+are in the order of their signature keys.
 
 Every record can hold several inputs and several outputs; the properties
 (``input_shape``, ``image_shape``, ``classes``) are about the first of each, which
@@ -67,9 +69,9 @@ class ModelIO:
 
 
 def model_io(model: Any) -> ModelIO:
-    """The ``ModelIO`` of a Keras model, a ``FrozenGraph``, a ``.tflite`` (``ConvertedModel``, bytes or file),
-    or an unknown record for a model not loaded yet (a SavedModel folder or ``SavedModel``, a ``.keras``/``.h5``
-    or ``.pb`` path, a path that does not exist).
+    """The ``ModelIO`` of a Keras model, a SavedModel (``sources.SavedModel`` or its folder), a ``FrozenGraph``, a
+    ``.tflite`` (``ConvertedModel``, bytes or file), or an unknown record for a model not loaded yet (a
+    ``.keras``/``.h5`` or frozen ``.pb`` path, a path that does not exist, a SavedModel without the signature).
 
     Raises:
         ValueError: bytes (or a file other than a model folder, ``.keras``/``.h5``/``.pb``) that are not a
@@ -83,11 +85,15 @@ def model_io(model: Any) -> ModelIO:
                              for name, shape in zip(model.input_arrays, shapes)),
                        tuple(TensorSpec(name) for name in model.output_arrays))
     if isinstance(model, SavedModel):
-        return ModelIO()
+        return _saved_model(Path(model.path), model.signature)
     if hasattr(model, "info") or isinstance(model, (bytes, bytearray)):
         return _tflite(model)
     if isinstance(model, (str, os.PathLike)):
         path = Path(model)
+        if path.name == "saved_model.pb":
+            path = path.parent
+        if (path / "saved_model.pb").is_file():
+            return _saved_model(path)
         if not path.is_file() or path.suffix.lower() in (*KERAS_SUFFIXES, ".pb"):
             return ModelIO()
         return _tflite(path)
@@ -102,6 +108,29 @@ def _tflite(model: Any) -> ModelIO:
     info = model.info if hasattr(model, "info") else litert.read_model(model)
     return ModelIO(tuple(TensorSpec(t.name, tuple(t.shape), t.dtype) for t in info.inputs),
                    tuple(TensorSpec(t.name, tuple(t.shape), t.dtype) for t in info.outputs))
+
+
+def _saved_model(folder: Path, signature: str = "serving_default") -> ModelIO:
+    """A SavedModel's signature, read from its ``saved_model.pb`` (unknown when unreadable: the converter says why)."""
+    from .keras_compat import tf  # TensorFlow's first import goes through keras_compat
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    try:
+        proto = saved_model_pb2.SavedModel.FromString((folder / "saved_model.pb").read_bytes())
+    except Exception:  # noqa: BLE001 - protobuf DecodeError and friends: described as unknown
+        return ModelIO()
+    for graph in proto.meta_graphs:
+        if signature in graph.signature_def:
+            sig = graph.signature_def[signature]
+            return ModelIO(*(tuple(_signature_tensor(tf, key, tensors[key]) for key in sorted(tensors))
+                             for tensors in (sig.inputs, sig.outputs)))
+    return ModelIO()
+
+
+def _signature_tensor(tf: Any, key: str, info: Any) -> TensorSpec:
+    shape = info.tensor_shape
+    dims = None if shape.unknown_rank else tuple(None if d.size < 0 else int(d.size) for d in shape.dim)
+    return TensorSpec(key, dims, tf.dtypes.as_dtype(info.dtype).name)
 
 
 def _keras(model: Any) -> ModelIO:
