@@ -10,6 +10,7 @@ from ..core.compare import comparison_columns, paired
 
 
 def check_against(against: Any, count: int) -> None:
+    """Raise ``ValueError`` unless ``against`` is ``"best"``, ``None`` or a point position ``0..count-1``."""
     if against is None or against == "best":
         return
     if isinstance(against, bool) or not isinstance(against, (int, np.integer)) or not 0 <= against < count:
@@ -17,7 +18,7 @@ def check_against(against: Any, count: int) -> None:
 
 
 def paired_columns(accuracy: list[float], predictions: list, labels: np.ndarray, against: Any,
-                    point: list[int], seed: list[int]) -> list[dict[str, Any]]:
+                   point: list[int], seed: list[int]) -> list[dict[str, Any]]:
     """Each row against the reference point's row of the same seed (exact McNemar test, 95 % interval)."""
     if against is None:
         return [{} for _ in accuracy]

@@ -40,9 +40,10 @@ def decode_predictions(text: str, count: int) -> np.ndarray:
     return pred
 
 
-def store(store: Path, key: str, row: dict) -> None:
+def store(folder: Path, key: str, row: dict) -> None:
+    """Keep a finished point's row (its predictions encoded) as ``<folder>/<key>.json``, atomically."""
     text = json.dumps(row, default=_plain_json)  # checked before the entry is made: nothing half-written
-    artifacts.entry(store / f"{key}.json", lambda tmp: tmp.write_text(text), key=key)
+    artifacts.entry(folder / f"{key}.json", lambda tmp: tmp.write_text(text), key=key)
 
 
 def _plain_json(value: Any) -> Any:
@@ -52,13 +53,15 @@ def _plain_json(value: Any) -> Any:
 
 
 def decoded(predictions: Any, count: int) -> np.ndarray | None:
+    """A row's predictions as an array: decoded when they are cache text, else as they are (``None`` too)."""
     return decode_predictions(predictions, count) if isinstance(predictions, str) else predictions
 
 
-def load(store: Path | None, key: str, count: int) -> dict | None:
-    if store is None:
+def load(folder: Path | None, key: str, count: int) -> dict | None:
+    """The cached row of a point (``cached`` True), or ``None``: no cache, no entry, or one not to be trusted."""
+    if folder is None:
         return None
-    path = store / f"{key}.json"
+    path = folder / f"{key}.json"
     if not artifacts.valid_entry(path, key):
         return None  # missing, or not what its manifest recorded: recomputed
     try:
