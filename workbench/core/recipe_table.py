@@ -121,8 +121,7 @@ def run_recipes(model: Any, images: np.ndarray, labels: np.ndarray, *, spec: Inp
         from .sources import load_source
 
         model = load_source(model)  # a frozen .pb needs its arrays: load_source(path, input_arrays=...) says so
-    shape = tuple(model.input_shape[1:]) if isinstance(getattr(model, "input_shape", None), tuple) else None
-    images = checks.images("images", images, shape=shape if shape and None not in shape else None)
+    images = checks.images("images", images, shape=model_io(model).image_shape)
     labels = checks.labels("labels", labels, len(images))
     calibration_size = checks.number("calibration_size", calibration_size, low=1, integer=True)
     if representative is not None:

@@ -10,6 +10,7 @@ import numpy as np
 
 from ..core import artifacts, checks, parallel
 from ..core.data import Dataset
+from ..core.model_io import model_io
 from .fingerprints import array_fingerprint
 from .grid import TRAIN_KEYS, Points, as_points
 from .paired_columns import check_against, paired_columns
@@ -168,7 +169,8 @@ def _trainer(model: Any, name: str | None, data: Dataset) -> tuple[str, Callable
     built = model()
     if not hasattr(built, "layers") or not hasattr(built, "input_shape"):
         raise ValueError(f"model() returned {type(built).__name__}; allowed: a function returning a Keras model")
-    shape, classes = tuple(built.input_shape[1:]), int(built.output_shape[-1])
+    described = model_io(built)
+    shape, classes = described.input_shape, described.classes
     if shape != data.image_shape or classes != data.classes:
         raise ValueError(f"model() reads {shape} and has {classes} outputs, but data={data.name!r} has images of "
                          f"{data.image_shape} and {data.classes} classes; allowed: a model built for the data")
