@@ -50,7 +50,7 @@ def test_report_runs_every_recipe_and_writes_csv_png_and_models(files, data):
     for row in done:
         assert 0.9 < float(row["accuracy"]) <= 1, row
         assert float(row["size_kb"]) > 0 and float(row["images_per_s"]) > 0 and row["outcome"], row
-    assert float(by_name["float32"]["delta_vs_float_pts"]) == 0.0 and by_name["float32"]["p_value"] == ""
+    assert float(by_name["float32"]["delta_pts"]) == 0.0 and by_name["float32"]["p_value"] == ""
     for row in done[1:]:  # each recipe tested against float32 on the same images
         assert 0 <= float(row["p_value"]) <= 1 and row["significant"] == str(float(row["p_value"]) < 0.05), row
         assert row["verdict"] in ("no significant difference", "no significant difference (borderline)",

@@ -138,3 +138,24 @@ def test_wrong_mean_std_is_significantly_worse(qat_uint8, full_test):
     assert c.significant and c.verdict == "significantly worse", c.summary()
     assert c.p_value < 1e-6 and c.ci_high < -0.05, c.summary()
     assert c.difference == pytest.approx(wrong.accuracy - right.accuracy)
+
+
+def test_comparison_columns_are_one_vocabulary_for_every_row():
+    from workbench.core.compare import comparison_columns
+
+    labels = np.array([0, 1, 1, 0, 1, 0, 1, 1])
+    test = paired(labels, np.array([0, 1, 0, 0, 1, 1, 1, 0]), labels)
+    tested = comparison_columns(test)
+    assert tested == test.row() and list(tested) == ["delta_pts", "ci_low_pts", "ci_high_pts", "p_value",
+                                                     "significant", "discordant", "verdict"]
+    reference, skipped = comparison_columns(), comparison_columns(verdict="not compared: 1 vs 2 epochs", delta_pts=-1.5)
+    for row in (reference, skipped):
+        assert list(row) == list(tested) and row["significant"] is None and np.isnan(row["p_value"])
+    assert (reference["delta_pts"], reference["verdict"]) == (0.0, "reference")
+    assert (skipped["delta_pts"], skipped["verdict"]) == (-1.5, "not compared: 1 vs 2 epochs")
+    assert "discordant" not in comparison_columns(test, discordant=False)
+    seeds = comparison_columns([test, test], seeds=True)
+    assert list(comparison_columns(seeds=True)) == list(seeds) == ["delta_pts", "delta_std_pts", "ci_low_pts",
+                                                                   "ci_high_pts", "p_value", "significant",
+                                                                   "significant_seeds", "discordant", "verdict"]
+    assert seeds["significant_seeds"] == "0/2" and seeds["delta_pts"] == tested["delta_pts"]

@@ -218,17 +218,18 @@ def test_reconverting_a_keras_model_follows_its_current_weights(float_model):
     assert convert(model, "legacy-uint8").tflite == first.tflite
 
 
-def test_export_cache_never_removes_a_folder_still_in_use(float_model, qat_uint8):
-    from workbench.core.converters import _ExportCache
+def test_one_export_per_model_for_conversions_and_sweeps(float_model, qat_uint8, tmp_path):
+    from workbench.core.converters import keras_saved_model
     from workbench.core.keras_compat import keras
+    from workbench.explore.sweep import saved_model_folder
 
     twin = keras.models.clone_model(float_model)
     twin.set_weights(float_model.get_weights())
-    cache = _ExportCache(size=1)
-    first = cache.folder_for(float_model)
-    assert cache.folder_for(twin) == first  # same layers and weights: one export
-    other = cache.folder_for(qat_uint8)  # evicts the first export
+    first = keras_saved_model(float_model, tmp_path)
+    assert keras_saved_model(twin, tmp_path) == first  # same layers and weights: one export
+    assert saved_model_folder(twin, tmp_path) == first  # a sweep's export is the conversion's
+    other = keras_saved_model(qat_uint8, tmp_path)
     assert other != first and (other / "saved_model.pb").is_file()
-    again = cache.folder_for(twin)
-    assert again not in (first, other) and (again / "saved_model.pb").is_file()
-    assert not (other / "saved_model.pb").is_file()  # evicted in turn, and only it
+    assert (first / "saved_model.pb").is_file()  # another model's export never removes this one
+    assert sorted(p.name for p in (tmp_path / "savedmodels").iterdir() if p.is_dir()) == sorted([first.name,
+                                                                                                   other.name])

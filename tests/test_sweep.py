@@ -245,3 +245,11 @@ def test_fingerprints_follow_content(tmp_path):
     before = sw.folder_fingerprint(tmp_path)
     (tmp_path / "f").write_bytes(b"y")
     assert sw.folder_fingerprint(tmp_path) != before
+
+
+def test_a_point_error_is_the_first_line_or_the_type_of_an_empty_message():
+    from workbench.core.checks import first_line
+
+    assert first_line(RuntimeError()) == "RuntimeError" and first_line(ValueError("  \n ")) == "ValueError"
+    assert first_line(ValueError("  converter said no\ntraceback...")) == "converter said no"
+    assert first_line(ValueError("x" * 500)) == "x" * 300

@@ -24,7 +24,7 @@ from typing import Callable
 
 from ..core import artifacts, checks
 from ..core import recipes as registry
-from ..core.compare import PairedComparison, across_seeds, format_p, paired, spread
+from ..core.compare import PairedComparison, comparison_columns, format_p, paired, spread
 from ..core.convert import ConvertedModel, QuantizationWarning, convert
 from ..core.data import InputSpec, Mnist, load_mnist
 from ..core.evaluate import EvalResult, evaluate
@@ -236,12 +236,7 @@ def results_frame(runs: list[DemoRun]):
                "accuracy_pct": round(100 * acc.mean, 2),
                "accuracy_std_pts": round(100 * acc.std, 2) if acc.n > 1 else float("nan"),
                "accuracy_min_pct": round(100 * acc.min, 2), "accuracy_max_pct": round(100 * acc.max, 2)}
-        if first.is_reference:
-            row.update(delta_pts=0.0, delta_std_pts=float("nan"), ci_low_pts=float("nan"),
-                       ci_high_pts=float("nan"), p_value=float("nan"), significant=None,
-                       significant_seeds="", discordant=float("nan"), verdict="reference")
-        else:
-            row.update(across_seeds([run.comparison for run in group]))
+        row.update(comparison_columns(None if first.is_reference else [run.comparison for run in group], seeds=True))
         agreement = [run.result.agreement for run in group if run.result.agreement is not None]
         row.update({
             "size_kb": round(c.size_kb, 1),
@@ -268,11 +263,7 @@ def seeds_frame(runs: list[DemoRun]):
         row = {"seed": run.seed, "recipe": run.label, "model": run.source, "epochs": run.epochs,
                "reference": "" if run.is_reference else run.reference,
                "accuracy_pct": round(100 * run.result.accuracy, 2)}
-        if run.is_reference:
-            row.update(delta_pts=0.0, ci_low_pts=float("nan"), ci_high_pts=float("nan"), p_value=float("nan"),
-                       significant=None, discordant=float("nan"), verdict="reference")
-        else:
-            row.update(run.comparison.row())
+        row.update(comparison_columns(None if run.is_reference else run.comparison))
         row.update(size_kb=round(run.converted.size_kb, 1), images_per_s=round(run.result.images_per_second))
         rows.append(row)
     return pd.DataFrame(rows)

@@ -20,6 +20,7 @@ import sys
 from pathlib import Path
 from typing import Any, Callable
 
+from ..core.model_io import model_io
 from . import inputs
 
 
@@ -75,7 +76,8 @@ def run(args: argparse.Namespace, out: Callable[[str], None] = print) -> int:
     note = lambda text: print(f"note: {text}", file=sys.stderr) if args.json else out(f"note: {text}")  # noqa: E731
     converted_from = None
     if not isinstance(model, bytes):
-        shape, classes = inputs.model_shape(model)
+        io = model_io(model)
+        shape, classes = io.input_shape, io.classes
         inputs.check_images_fit(f"--data={args.data!r}", data.images, shape)
         inputs.check_labels_fit("--data", data, classes)
         from ..core.convert import QuantizationWarning, convert
@@ -88,10 +90,11 @@ def run(args: argparse.Namespace, out: Callable[[str], None] = print) -> int:
         note(f"{args.model} is not a .tflite: converted with recipe float32 first ({model.size_kb:.1f} KB); "
              "evaluate measures the .tflite LiteRT runs")
     from ..core import litert
-    from ..core.evaluate import evaluate, model_io
+    from ..core.evaluate import evaluate
 
     tflite = litert.model_bytes(model)
-    shape, classes = model_io(tflite)
+    io = model_io(tflite)
+    shape, classes = io.image_shape, io.classes
     inputs.check_images_fit(f"--data={args.data!r}", data.images, shape)
     inputs.check_labels_fit("--data", data, classes)
     info = model.info if hasattr(model, "info") else litert.read_model(tflite)

@@ -147,10 +147,3 @@ def flag_message(message: str, model_flag: str) -> str:
     return f"{model_flag}: {message}"
 
 
-def model_shape(model: Any) -> tuple[tuple[int | None, ...] | None, int | None]:
-    """``(H, W, C)`` a source reads and its class count, where they are known before converting."""
-    shape = getattr(model, "input_shape", None)
-    hwc = tuple(None if d is None else int(d) for d in shape[1:]) if shape else None
-    out = getattr(model, "output_shape", None)
-    classes = int(out[-1]) if out and out[-1] is not None else None
-    return hwc, classes

@@ -27,6 +27,7 @@ import numpy as np
 
 from ..core import recipes as registry
 from ..core.data import InputSpec
+from ..core.model_io import model_io
 from ..core.recipe_table import RecipeRun, recipe_parameters, reference_run, run_recipes
 from ..core.sources import is_qat
 from . import evaluation, inputs
@@ -117,7 +118,8 @@ def run(args: argparse.Namespace, out: Callable[[str], None] = print) -> int:
         raise ValueError(f"--out={str(out_dir)!r} is a file; allowed: a folder (created if missing)")
 
     model = evaluation.load(args, "SOURCE")
-    shape, classes = inputs.model_shape(model)
+    io = model_io(model)
+    shape, classes = io.input_shape, io.classes
     inputs.check_images_fit(f"--data={args.data!r}", data.images, shape)
     inputs.check_labels_fit("--data", data, classes)
     if args.calibration is not None:
@@ -182,7 +184,7 @@ def compare(model: Any, choices: list[Choice], data: inputs.Labelled, calibratio
     rows = []
     for choice in choices:
         row = {"recipe": choice.name, "status": "skipped", "accuracy": None, "accuracy_pct": None,
-               "delta_vs_float_pts": None, "p_value": None, "ci_low_pts": None, "ci_high_pts": None,
+               "delta_pts": None, "p_value": None, "ci_low_pts": None, "ci_high_pts": None,
                "significant": None, "verdict": "", "size_kb": None, "images_per_s": None, "agreement": None,
                "input": "", "activations": "", "convert_s": None, "outcome": choice.note, "note": "",
                "converted": None}
@@ -202,7 +204,7 @@ def compare(model: Any, choices: list[Choice], data: inputs.Labelled, calibratio
         row.update(
             recipe=run.label, status="ok", accuracy=round(result.accuracy, 6),
             accuracy_pct=round(100 * result.accuracy, 2),
-            delta_vs_float_pts=None if base is None else round(100 * (result.accuracy - base.accuracy), 2),
+            delta_pts=None if base is None else round(100 * (result.accuracy - base.accuracy), 2),
             size_kb=round(converted.size_kb, 1), images_per_s=round(result.images_per_second),
             agreement=None if result.agreement is None else round(result.agreement, 4),
             input=converted.input.dtype, activations="/".join(sorted(converted.activation_dtypes)),
@@ -223,13 +225,13 @@ def format_table(frame) -> str:
     size, images/s, input, status."""
     from ..core.compare import format_p
 
-    cols = ["recipe", "accuracy", "delta_vs_float_pts", "p", "", "size_kb", "images_per_s", "input", "status"]
+    cols = ["recipe", "accuracy", "delta_pts", "p", "", "size_kb", "images_per_s", "input", "status"]
     shown = frame.assign(
         p=[format_p(v).removeprefix("p ").removeprefix("= ") if v is not None and v == v else "-"
            for v in frame["p_value"]],
         **{"": ["" if not v else ("n.s." if v.startswith("no significant") else v.replace("significantly ", ""))
                 for v in frame["verdict"]]})
-    shown = shown[cols].rename(columns={"delta_vs_float_pts": "Δ vs float (pts)", "size_kb": "size KB",
+    shown = shown[cols].rename(columns={"delta_pts": "Δ vs float (pts)", "size_kb": "size KB",
                                         "images_per_s": "images/s"})
     return shown.to_string(index=False, na_rep="-")
 

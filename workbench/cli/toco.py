@@ -39,6 +39,7 @@ from typing import Any, Callable
 from ..core import checks
 from ..core import recipes as registry
 from ..core.data import InputSpec
+from ..core.model_io import model_io
 from ..core.sources import is_qat
 from . import inputs
 
@@ -415,7 +416,7 @@ def run(args: argparse.Namespace, unknown: list[str], out: Callable[[str], None]
     representative, key = None, None
     if p.representative is not None:
         representative, key = inputs.calibration_images("--representative_data", p.representative, p.images)
-        shape, _ = inputs.model_shape(model)
+        shape = model_io(model).input_shape
         inputs.check_images_fit(f"--representative_data={p.representative!r}", representative, shape)
 
     from ..core.convert import QuantizationWarning, convert

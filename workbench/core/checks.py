@@ -107,3 +107,10 @@ def _describe(low, high, low_open, integer) -> str:
     if high is not None:
         return f"{kind} <= {high:g}"
     return kind
+
+
+def first_line(err: BaseException, limit: int = 300) -> str:
+    """The first line of an exception's message (at most ``limit`` characters); its type's name when the
+    message is empty, so a caller never gets an ``IndexError`` in place of the error it was reporting."""
+    lines = str(err).strip().splitlines()
+    return (lines[0] if lines else type(err).__name__)[:limit]

@@ -224,6 +224,43 @@ def across_seeds(comparisons: Sequence[PairedComparison]) -> dict[str, Any]:
             "verdict": verdict}
 
 
+REFERENCE = "reference"  # the verdict of a reference row: the row the others are compared with
+
+
+def comparison_columns(test: PairedComparison | Sequence[PairedComparison] | None = None, *,
+                       verdict: str = REFERENCE, delta_pts: float = float("nan"), seeds: bool = False,
+                       discordant: bool = True) -> dict[str, Any]:
+    """The paired-comparison columns of one table row, the same names in every table, CSV and JSON.
+
+    Args:
+        test: the row's comparison with its reference (``PairedComparison.row()``), several seeds' comparisons
+            (``across_seeds``), or ``None`` for a row without a test: the reference row itself (``verdict``
+            ``"reference"``, ``delta_pts`` 0) or a row shown but not compared (its ``verdict`` says why,
+            ``delta_pts`` is the plain accuracy difference or NaN).
+        seeds: a row of a table over seeds: ``delta_std_pts`` and ``significant_seeds`` as well (blank when
+            ``test`` is ``None``).
+        discordant: keep the ``discordant`` column (images where exactly one model is right).
+
+    Returns:
+        ``delta_pts``, (``delta_std_pts``), ``ci_low_pts``, ``ci_high_pts``, ``p_value``, ``significant``
+        (``None`` without a test), (``significant_seeds``), (``discordant``) and ``verdict``, in that order.
+    """
+    nan = float("nan")
+    if isinstance(test, PairedComparison) and not seeds:
+        row = test.row()
+    elif test is not None:
+        row = across_seeds([test] if isinstance(test, PairedComparison) else test)
+    else:
+        row = {"delta_pts": 0.0 if verdict == REFERENCE else delta_pts, "delta_std_pts": nan, "ci_low_pts": nan,
+               "ci_high_pts": nan, "p_value": nan, "significant": None, "significant_seeds": "",
+               "discordant": nan, "verdict": verdict}
+        if not seeds:
+            del row["delta_std_pts"], row["significant_seeds"]
+    if not discordant:
+        del row["discordant"]
+    return row
+
+
 def is_reference(significant: Any) -> bool:
     """A table's ``significant`` cell is empty (None, NaN, ""): the row is a reference, compared with nothing."""
     return significant is None or significant == "" or (isinstance(significant, float) and math.isnan(significant))

@@ -8,11 +8,8 @@ options; arguments are validated before an adapter runs.
 
 from __future__ import annotations
 
-import atexit
 import functools
 import os
-import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -54,6 +51,11 @@ def is_path(model: Any) -> bool:
 
 
 def saved_model_dir(path: str | os.PathLike) -> Path:
+    """The folder at ``path``, checked to be a SavedModel (it holds ``saved_model.pb``).
+
+    Raises:
+        ValueError: a path without ``saved_model.pb``.
+    """
     folder = Path(path)
     if not (folder / "saved_model.pb").is_file():
         raise ValueError(f"model={str(path)!r} is not a SavedModel folder (no saved_model.pb); allowed: "
@@ -152,7 +154,7 @@ def legacy_uint8(job: Job) -> bytes:
     if isinstance(job.model, FrozenGraph):
         converter = _v1_from_frozen_graph(job.model)
     else:
-        folder = saved_model_dir(job.model) if is_path(job.model) else _exports.folder_for(job.model)
+        folder = saved_model_dir(job.model) if is_path(job.model) else keras_saved_model(job.model)
         pb = folder / "saved_model.pb"
         converter = _loaded_v1_converter(str(folder.resolve()), pb.stat().st_mtime_ns, pb.stat().st_size,
                                          _signature(job.model))
@@ -230,40 +232,19 @@ def export_frozen_graph(model: Any, path: str | os.PathLike) -> FrozenGraph:
     return FrozenGraph(target, inputs, outputs, (shape,))
 
 
-class _ExportCache:
-    """SavedModel exports of Keras models for the v1 converter, reused while the weights are unchanged.
+def keras_saved_model(model: Any, cache: str | os.PathLike | None = None) -> Path:
+    """A Keras model's SavedModel folder, exported once into the cache and reused while the model is unchanged.
 
-    Exporting costs about a second; a notebook converts the same model many
-    times (stats, default ranges). The key is a digest of the model's layer types
-    and weight names, shapes and values plus its input shape, so training the model
-    further exports it afresh and two copies of one model share one export. Each
-    export gets a folder of its own (a running number), so evicting one never
-    removes another's. Folders live in one temporary directory removed at exit.
+    Exporting costs about a second; a notebook converts the same model many times (stats,
+    default ranges) and a sweep converts it at every point. The one key is a digest of the
+    model's layer types and weight names, shapes and values plus its input shape, so training
+    the model further exports it afresh and two copies of one model share one export. The
+    folder is an ``artifacts`` cache entry (``savedmodels/model-<key>``): written atomically,
+    checked against its manifest, the same folder for every process that asks.
     """
-
-    def __init__(self, size: int = 8) -> None:
-        self._size = size
-        self._folders: dict[str, Path] = {}
-        self._root: Path | None = None
-        self._count = 0
-
-    def folder_for(self, model: Any) -> Path:
-        key = artifacts.digest(model, str(getattr(model, "input_shape", "")))
-        folder = self._folders.pop(key, None)
-        if folder is None or not (folder / "saved_model.pb").is_file():
-            if self._root is None:
-                self._root = Path(tempfile.mkdtemp(prefix="workbench-savedmodels-"))
-                atexit.register(shutil.rmtree, self._root, True)
-            self._count += 1
-            folder = export_saved_model(model, self._root / f"m{self._count}-{key[:12]}")
-        self._folders[key] = folder  # most recently used last
-        while len(self._folders) > self._size:
-            oldest = next(iter(self._folders))
-            shutil.rmtree(self._folders.pop(oldest), ignore_errors=True)
-        return folder
-
-
-_exports = _ExportCache()
+    key = artifacts.digest(model, str(getattr(model, "input_shape", "")))
+    return artifacts.entry(artifacts.cache_dir(cache) / "savedmodels" / f"model-{key}",
+                           lambda tmp: model.save(str(tmp), save_format="tf", include_optimizer=False), key=key)
 
 
 # --- ai-edge-quantizer -----------------------------------------------------------------------------

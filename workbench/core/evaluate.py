@@ -17,6 +17,7 @@ import numpy as np
 from . import litert, checks
 from .data import InputSpec
 from .litert import DEFAULT_BATCH
+from .model_io import model_io
 
 
 def default_threads() -> int:
@@ -42,13 +43,6 @@ class EvalResult:
                 "images_per_s": self.images_per_second, "n": self.count}
 
 
-def model_io(model: Any) -> tuple[tuple[int, ...] | None, int]:
-    """The ``(H, W, C)`` a TFLite model reads (``None`` where dynamic) and its number of classes."""
-    info = model.info if hasattr(model, "info") else litert.read_model(model)
-    shape = tuple(info.inputs[0].shape[1:])
-    return (shape if len(shape) == 3 and min(shape) > 0 else None), int(np.prod(info.outputs[0].shape[1:]))
-
-
 def predict(model: Any, images: np.ndarray, spec: InputSpec = InputSpec(),
             batch_size: int | None = DEFAULT_BATCH, num_threads: int | None = None) -> np.ndarray:
     """Class scores (dequantized) for raw uint8 ``images``, shape ``(N, classes)``.
@@ -59,8 +53,7 @@ def predict(model: Any, images: np.ndarray, spec: InputSpec = InputSpec(),
     Raises:
         ValueError: images that are not uint8 or not the shape the model reads.
     """
-    shape, _ = model_io(model)
-    data = checks.images("images", images, shape=shape)
+    data = checks.images("images", images, shape=model_io(model).image_shape)
     if batch_size is not None:
         batch_size = checks.number("batch_size", batch_size, low=1, integer=True)
     return litert.run(model, data, spec, batch_size=batch_size,
@@ -84,8 +77,9 @@ def evaluate(model: Any, images: np.ndarray, labels: np.ndarray, spec: InputSpec
     Raises:
         ValueError: images of another shape than the model reads, labels out of range.
     """
-    shape, classes = model_io(model)
-    data = checks.images("images", images, shape=shape)
+    io = model_io(model)
+    classes = io.classes
+    data = checks.images("images", images, shape=io.image_shape)
     labels = checks.labels("labels", labels, len(data), classes)
     start = time.perf_counter()
     scores = predict(model, data, spec, batch_size, num_threads)
@@ -95,9 +89,9 @@ def evaluate(model: Any, images: np.ndarray, labels: np.ndarray, spec: InputSpec
 
 def evaluate_keras(model: Any, images: np.ndarray, labels: np.ndarray, spec: InputSpec = InputSpec()) -> EvalResult:
     """The same record for a Keras model (the float reference before conversion)."""
-    shape = tuple(model.input_shape[1:])
-    data = checks.images("images", images, shape=shape if None not in shape else None)
-    classes = int(model.output_shape[-1])
+    io = model_io(model)
+    data = checks.images("images", images, shape=io.image_shape)
+    classes = io.classes
     labels = checks.labels("labels", labels, len(data), classes)
     start = time.perf_counter()
     pred = np.asarray(model.predict(spec.normalize(data), batch_size=1024, verbose=0)).argmax(axis=1)

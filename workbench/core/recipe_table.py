@@ -106,14 +106,14 @@ def run_recipes(model: Any, images: np.ndarray, labels: np.ndarray, *, spec: Inp
     """
     from .convert import QuantizationWarning, convert
     from .diagnose import QuantizationError
-    from .evaluate import evaluate, from_predictions, model_io
+    from .evaluate import evaluate, from_predictions
+    from .model_io import model_io
 
     if isinstance(model, (str, os.PathLike)) and Path(model).is_file():
         from .sources import load_source
 
         model = load_source(model)  # a frozen .pb needs its arrays: load_source(path, input_arrays=...) says so
-    shape = tuple(model.input_shape[1:]) if isinstance(getattr(model, "input_shape", None), tuple) else None
-    images = checks.images("images", images, shape=shape if shape and None not in shape else None)
+    images = checks.images("images", images, shape=model_io(model).image_shape)
     labels = checks.labels("labels", labels, len(images))
     calibration_size = checks.number("calibration_size", calibration_size, low=1, integer=True)
     if representative is not None:
@@ -183,7 +183,7 @@ def run_recipes(model: Any, images: np.ndarray, labels: np.ndarray, *, spec: Inp
         if done.predictions is None:
             finish(RecipeRun(name, label, "failed: " + done.error))
             continue
-        classes = model_io(converted)[1]
+        classes = model_io(converted).classes
         try:
             checks.labels("labels", labels, len(images), classes)
         except ValueError as err:  # as evaluate() says it here
@@ -211,7 +211,7 @@ def reference_run(runs: Sequence[RecipeRun]) -> RecipeRun | None:
 
 
 def recipe_table(runs: Sequence[RecipeRun]):
-    """The runs as a DataFrame: ``recipe``, ``accuracy_pct``, ``delta_vs_float_pts`` (against the
+    """The runs as a DataFrame: ``recipe``, ``accuracy_pct``, ``delta_pts`` (against the
     reference ``float32`` row, when there is one), ``size_kb``, ``images_per_s``, ``input`` (dtype), ``outcome``."""
     import pandas as pd
 
@@ -223,11 +223,11 @@ def recipe_table(runs: Sequence[RecipeRun]):
         rows.append({
             "recipe": r.label,
             "accuracy_pct": round(100 * r.result.accuracy, 2) if r.ok else np.nan,
-            "delta_vs_float_pts": round(100 * (r.result.accuracy - base), 2) if r.ok and base is not None else np.nan,
+            "delta_pts": round(100 * (r.result.accuracy - base), 2) if r.ok and base is not None else np.nan,
             "size_kb": round(len(litert.model_bytes(r.converted)) / 1024, 1) if r.ok else np.nan,
             "images_per_s": round(r.result.images_per_second) if r.ok else np.nan,
             "input": info.inputs[0].dtype if info is not None else "",
             "outcome": r.outcome,
         })
-    return pd.DataFrame(rows, columns=["recipe", "accuracy_pct", "delta_vs_float_pts", "size_kb", "images_per_s",
+    return pd.DataFrame(rows, columns=["recipe", "accuracy_pct", "delta_pts", "size_kb", "images_per_s",
                                        "input", "outcome"])

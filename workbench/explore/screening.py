@@ -39,6 +39,7 @@ import numpy as np
 
 from ..core import checks
 from ..core.data import InputSpec
+from ..core.model_io import model_io
 from . import sweep as exact
 
 ALPHA = 0.05
@@ -116,7 +117,8 @@ def sweep(model: Any, points: exact.Points, images: np.ndarray, labels: np.ndarr
         raise ValueError(f"alpha={alpha!r} is out of range; allowed: 0 < alpha < 1")
     seed = checks.number("seed", seed, low=0, integer=True)
     pts = check_points(points, recipe, spec)
-    shape, classes = exact.model_io(model)
+    io = model_io(model)
+    shape, classes = io.image_shape, io.classes
     images = checks.images("images", images, shape=shape)
     labels = checks.labels("labels", labels, len(images), classes)
     count = len(images)
@@ -245,7 +247,7 @@ def _combined(parts: list[dict[str, Any]], seen: np.ndarray, ref: np.ndarray | N
 
 def _pair_with_best(rows: dict[int, dict[str, Any]], parts, seen: np.ndarray) -> None:
     """The paired columns of ``sweep.sweep``: every row against the best point, on the row's own images."""
-    from ..core.compare import paired
+    from ..core.compare import comparison_columns, paired
 
     full = {i: r["accuracy"] for i, r in rows.items() if not r["screened"] and r["images_evaluated"]}
     best = max(full, key=lambda i: (full[i], -i)) if full else None  # ties: the first point, as sweep.best_point
@@ -254,17 +256,14 @@ def _pair_with_best(rows: dict[int, dict[str, Any]], parts, seen: np.ndarray) ->
         if best is None:
             test = {"reference_point": None}
         elif i == best:
-            test = dict(reference_point=best, delta_pts=0.0, ci_low_pts=float("nan"), ci_high_pts=float("nan"),
-                        p_value=float("nan"), significant=None, verdict="reference")
+            test = {"reference_point": best, **comparison_columns(discordant=False)}
         elif mine is None:
-            test = dict(reference_point=best, delta_pts=float("nan"), ci_low_pts=float("nan"),
-                        ci_high_pts=float("nan"), p_value=float("nan"), significant=None,
-                        verdict="not compared (no predictions)")
+            test = {"reference_point": best,
+                    **comparison_columns(verdict="not compared (no predictions)", discordant=False)}
         else:
             reference = np.concatenate([p["predictions"] for p in parts[best]])[: len(mine)]
-            test = paired(reference, mine, seen[: len(mine)]).row()
-            test.pop("discordant")
-            test = {"reference_point": best, **test}
+            test = {"reference_point": best,
+                    **comparison_columns(paired(reference, mine, seen[: len(mine)]), discordant=False)}
         # the exact sweep's columns in its order, then the screening's
         rows[i] = {**{k: v for k, v in row.items() if k not in EXTRA_COLUMNS}, **test,
                    **{k: row[k] for k in EXTRA_COLUMNS}}

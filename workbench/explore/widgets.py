@@ -43,7 +43,8 @@ from ..core.data import InputSpec
 from ..core.evaluate import evaluate
 from ..core.stats import InputStats, stats_for_range
 from ..core.stats_patch import GuardedConverter
-from .sweep import grid, model_io, stats_grid, sweep, sweep_source
+from ..core.model_io import model_io
+from .sweep import grid, stats_grid, sweep, sweep_source
 
 LIVE_SIZE = 2000
 
@@ -179,7 +180,8 @@ class _LiveFigure:
         """Check the arguments, export the model once and pick the live subset."""
         self.recipe = checks.choice("recipe", recipe, recipe_options(parameter))
         live_size = checks.number("live_size", live_size, low=1, integer=True)
-        shape, classes = model_io(model)
+        described = model_io(model)
+        shape, classes = described.image_shape, described.classes
         self.images = checks.images("images", images, shape=shape)
         self.labels = checks.labels("labels", labels, len(self.images), classes)
         self.folder = sweep_source(model, cache)  # a SavedModel folder, a SavedModel or a FrozenGraph
