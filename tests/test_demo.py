@@ -54,7 +54,8 @@ def test_demo_cli_writes_table_csv_png_and_models(tmp_path):
 @pytest.mark.slow
 def test_seeds_give_mean_std_and_keep_every_seed(mnist):
     """Two seeds of the float and legacy uint8 rows: every seed kept, mean ± std shown, pairs per seed."""
-    from workbench.cli.demo import DemoConfig, format_table, results_frame, run_demo, seeds_frame
+    from workbench.cli.demo import format_table
+    from workbench.core.demo import DemoConfig, results_frame, run_demo, seeds_frame
 
     config = DemoConfig(epochs=TRAIN_EPOCHS, train_size=TRAIN_SIZE, test_size=EVAL_SIZE, recipes=("legacy-uint8",),
                         seeds=2)
@@ -79,7 +80,7 @@ def test_seeds_give_mean_std_and_keep_every_seed(mnist):
 
 
 def test_demo_config_refuses_bad_seeds():
-    from workbench.cli.demo import DemoConfig
+    from workbench.core.demo import DemoConfig
 
     with pytest.raises(ValueError, match="seeds=0 is out of range; allowed: a whole number in \\[1, 20\\]"):
         DemoConfig(seeds=0)

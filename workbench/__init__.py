@@ -45,8 +45,8 @@ _SUBMODULES = {
     "gallery": "troubleshoot.gallery", "model_choices": "troubleshoot.model_choices",
     "layer_error": "troubleshoot.layer_error", "legacy_graphs": "troubleshoot.legacy_graphs",
     "questions": "troubleshoot.questions", "diagnose": "core.diagnose", "recipes": "core.recipes",
-    "litert": "core.litert", "aeq": "core.aeq", "demo": "cli.demo", "recipe_table": "core.recipe_table",
-    "compare": "core.compare",
+    "litert": "core.litert", "aeq": "core.aeq", "demo": "core.demo", "recipe_table": "core.recipe_table",
+    "compare": "core.compare", "examples": "core.examples",
 }
 
 

@@ -137,7 +137,8 @@ def _writable_folder(flag: str, value: str) -> None:
 def _demo(args) -> int:
     start = time.perf_counter()
     from ..core import checks
-    from .demo import DemoConfig, format_table, legend, results_frame, run_demo, write_report
+    from ..core.demo import DemoConfig, results_frame, run_demo
+    from .demo import format_table, legend, write_report
 
     for flag, value, low in (("--epochs", args.epochs, 1), ("--qat-epochs", args.qat_epochs, 1),
                              ("--seed", args.seed, 0), ("--calibration-size", args.calibration_size, 1),
