@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-NOISE_STYLE = {"hatch": "///", "alpha": 0.45, "edgecolor": "#555555"}
+from ..core.figures import NOISE_STYLE
 
 
 def accuracy_size_figure(frame, ax=None):

@@ -85,9 +85,11 @@ def run(args: argparse.Namespace, out: Callable[[str], None] = print) -> int:
 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", QuantizationWarning)
-            model = convert(model, "float32", spec=spec)
-        converted_from = "float32"
-        note(f"{args.model} is not a .tflite: converted with recipe float32 first ({model.size_kb:.1f} KB); "
+            from ..core.recipes import reference
+
+            converted_from = reference().name
+            model = convert(model, converted_from, spec=spec)
+        note(f"{args.model} is not a .tflite: converted with recipe {converted_from} first ({model.size_kb:.1f} KB); "
              "evaluate measures the .tflite LiteRT runs")
     from ..core import litert
     from ..core.evaluate import evaluate

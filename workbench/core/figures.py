@@ -18,6 +18,9 @@ from __future__ import annotations
 import io
 from typing import Any
 
+# How a bar within noise of its reference is drawn (hatched, pale), in every figure that marks one.
+NOISE_STYLE = {"hatch": "///", "alpha": 0.45, "edgecolor": "#555555"}
+
 import numpy as np
 from matplotlib.figure import Figure as _MatplotlibFigure
 

@@ -38,11 +38,10 @@ from . import input_codes
 
 from ..core import checks
 from ..core.compare import is_reference, within_noise
-from ..core.figures import new_axes, panels
+from ..core.figures import NOISE_STYLE, new_axes, panels
 from ..core.stats import InputStats
 
 BASELINE_STYLE = {"color": "black", "linestyle": "--", "linewidth": 1.5}
-NOISE_STYLE = {"hatch": "///", "alpha": 0.45, "edgecolor": "#555555"}
 FONT = 11
 
 

@@ -38,11 +38,11 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 
 from ..core import checks
+from ..core.compare import ALPHA
 from ..core.data import InputSpec
 from ..core.model_io import model_io
 from . import sweep as exact
 
-ALPHA = 0.05
 MIN_ROUND = 100
 EXTRA_COLUMNS = ("images_evaluated", "screened", "ci_low", "ci_high")
 
