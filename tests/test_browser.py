@@ -112,7 +112,7 @@ def test_page_is_private_durable_and_draws_each_model_without_a_click(float_tfli
         _wait_title(frames[0], float_frame.name)
         _wait_title(frames[1], int8_frame.name)
         page.screenshot(path=str(output_dir / "netron_compare_2028.png"))
-        time.sleep(1.0)  # let late requests (telemetry would come after the graph) be recorded
+        session.wait_requests_settled()  # late requests (telemetry would come after the graph) are recorded
         assert session.requests and not session.outside_requests(), session.outside_requests()
         assert {urllib.parse.urlsplit(u).port for u in session.requests if u.startswith("http")} == {
             float_frame.port}
@@ -289,7 +289,7 @@ def test_graphs_notebook_shows_netron_iframe(lab, output_dir):
         wait_for_ops(frame, {"QUANTIZE", "CONV_2D", "FULLY_CONNECTED", "DEQUANTIZE"})
         page.screenshot(path=str(output_dir / "jupyterlab_06_graphs_netron_int8.png"))
         assert svg_texts(frame)
-        time.sleep(1.0)
+        session.wait_requests_settled()
         assert not session.outside_requests(), session.outside_requests()
         assert not page.locator(".Toastify__toast", has_text=re.compile("news", re.IGNORECASE)).count()
         stderr = "\n".join(page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']")
@@ -340,7 +340,7 @@ def test_your_model_notebook_sliders_and_graphs_in_lab(lab, output_dir):
         left_types, right_types = tensor_types(left), tensor_types(right)
         assert "float32" in left_types and "uint8" not in left_types, left_types
         assert "uint8" in right_types, right_types
-        time.sleep(1.0)
+        session.wait_requests_settled()
         assert not session.outside_requests(), session.outside_requests()
         stderr = "\n".join(page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']")
                            .all_text_contents())

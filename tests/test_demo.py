@@ -97,9 +97,10 @@ def test_cli_reports_bad_arguments_plainly(tmp_path):
 
 def test_info_and_explain_commands(tmp_path, float_tflite):
     path = float_tflite.save(tmp_path / "f.tflite")
-    proc = subprocess.run([sys.executable, "-m", "workbench", "info", str(path)], capture_output=True, text=True)
+    proc = subprocess.run([sys.executable, "-m", "workbench", "info", str(path)], capture_output=True, text=True,
+                          timeout=120)
     assert proc.returncode == 0 and "CONV_2D" in proc.stdout
     proc = subprocess.run([sys.executable, "-m", "workbench", "explain",
                            "Node number 0 (CONV_2D) failed to prepare. input->type == kTfLiteInt8 || "
-                           "input->type == kTfLiteInt16 was not true."], capture_output=True, text=True)
+                           "input->type == kTfLiteInt16 was not true."], capture_output=True, text=True, timeout=120)
     assert "Per-channel" in proc.stdout
