@@ -30,8 +30,9 @@ GRAPHS = "06_graphs.ipynb"
 YOUR_MODEL = "08_your_model.ipynb"
 # Each notebook runs with its test parameters (its ``Case`` in test_notebooks.py, injected after its parameters
 # cell as papermill does; the session fixtures' training config, so trained weights come from the cache) and with
-# its widgets and Netron views shown. Its lesson check runs on the values of this run: test_notebooks.py does not
-# run these three again.
+# its widgets and Netron views shown. Its lesson check runs on the values of this run: in a session that selects
+# these tests, test_notebooks.py does not run the three notebooks again (tests/conftest.py deselects its runs); in
+# one without them (``-m "not browser"``) test_notebooks.py runs them with nbclient and checks the same lessons.
 CASES = {case.name: case for case in NOTEBOOK_CASES}
 UI = {MEAN_STD: {"show_widgets": True}, GRAPHS: {"show_netron": True},
       YOUR_MODEL: {"show_widgets": True, "show_netron": True, "netron_height": 400}}
@@ -41,7 +42,7 @@ PARAMETERS = {name: {**CASES[name].parameters, **ui} for name, ui in UI.items()}
 def _teaches(lab, name: str) -> None:
     """The notebook's lesson (its ``Case.check``) on what the kernel of the browser's run computed."""
     case = CASES[name]
-    assert case.run_by == "tests/test_browser.py", (name, case.run_by)
+    assert case.browser_test.startswith("tests/test_browser.py::"), (name, case.browser_test)
     case.check(parse_results(run_in_kernel(lab, name, results_source(case.results)), name))
 
 
