@@ -48,7 +48,7 @@ def timed_report(model: Path, data: Path, out: Path) -> tuple[float, float, str]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     proc = subprocess.run([sys.executable, "-m", "workbench", "report", str(model), "--data", str(data),
-                           "--out", str(out)], capture_output=True, text=True, cwd=ROOT)
+                           "--out", str(out)], capture_output=True, text=True, cwd=ROOT, timeout=1800)
     wall = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if proc.returncode != 0:

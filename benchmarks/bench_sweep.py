@@ -35,7 +35,7 @@ import time
 def cpu_model() -> str:
     """The CPU's model name (``lscpu``, else ``/proc/cpuinfo``)."""
     try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
+        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True, timeout=30).stdout
         for line in out.splitlines():
             if line.startswith("Model name:"):
                 return line.split(":", 1)[1].strip()

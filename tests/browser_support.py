@@ -55,6 +55,22 @@ class Session:
                 outside.append(url)
         return outside
 
+    def wait_requests_settled(self, quiet: float = 1.0, timeout: float = 15.0) -> None:
+        """Wait until no new request has been recorded for ``quiet`` seconds (late ones, such as telemetry after a
+        graph is drawn, are then in ``requests``).
+
+        Raises:
+            AssertionError: requests kept coming for ``timeout`` seconds.
+        """
+        deadline = time.monotonic() + timeout
+        seen, since = len(self.requests), time.monotonic()
+        while time.monotonic() - since < quiet:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"requests still coming after {timeout:.0f} s: {self.requests[seen:][-5:]}")
+            time.sleep(0.1)
+            if len(self.requests) != seen:
+                seen, since = len(self.requests), time.monotonic()
+
 
 @contextlib.contextmanager
 def browser_session(width: int = 1400, height: int = 1000, clock: datetime.datetime | None = None) -> Iterator[Session]:
@@ -227,7 +243,8 @@ def run_all_cells(page, lab: Lab, name: str, timeout: float = 150.0) -> None:
     page.get_by_role("menuitem", name="Run", exact=True).click()
     page.get_by_role("menuitem", name=re.compile(r"^Run All Cells")).click()
     deadline = time.monotonic() + timeout
-    time.sleep(1.0)
+    # No pause before looking: a committed notebook's prompts are all blank ("[ ]"), so they are all numbered only
+    # once this run has reached its last cell.
     while time.monotonic() < deadline:
         # text_content, not inner_text: cells scrolled out of view are not rendered but keep their text.
         prompts = page.locator(".jp-CodeCell .jp-InputPrompt").all_text_contents()

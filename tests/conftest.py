@@ -126,7 +126,17 @@ FIRST = ("test_gallery.py", "test_notebooks.py", "test_your_model.py", "test_bro
          "test_sweep.py", "test_cli_report.py", "test_demo.py", "test_dask.py", "test_parallel.py")
 
 
+@pytest.hookimpl(trylast=True)  # after ``-m``/``-k`` deselection: the items are the ones that will run
 def pytest_collection_modifyitems(config, items):
+    # A notebook that a selected browser test runs in JupyterLab (and checks there) is not run again by nbclient.
+    if any(item.path.name == "test_notebooks.py" for item in items):
+        from test_notebooks import left_to_the_browser
+
+        left = left_to_the_browser(items)
+        if left:
+            config.hook.pytest_deselected(items=left)
+            items[:] = [item for item in items if item not in left]
+
     def rank(item):
         name = item.path.name
         return FIRST.index(name) if name in FIRST else len(FIRST)

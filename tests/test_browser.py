@@ -30,8 +30,9 @@ GRAPHS = "06_graphs.ipynb"
 YOUR_MODEL = "08_your_model.ipynb"
 # Each notebook runs with its test parameters (its ``Case`` in test_notebooks.py, injected after its parameters
 # cell as papermill does; the session fixtures' training config, so trained weights come from the cache) and with
-# its widgets and Netron views shown. Its lesson check runs on the values of this run: test_notebooks.py does not
-# run these three again.
+# its widgets and Netron views shown. Its lesson check runs on the values of this run: in a session that selects
+# these tests, test_notebooks.py does not run the three notebooks again (tests/conftest.py deselects its runs); in
+# one without them (``-m "not browser"``) test_notebooks.py runs them with nbclient and checks the same lessons.
 CASES = {case.name: case for case in NOTEBOOK_CASES}
 UI = {MEAN_STD: {"show_widgets": True}, GRAPHS: {"show_netron": True},
       YOUR_MODEL: {"show_widgets": True, "show_netron": True, "netron_height": 400}}
@@ -41,7 +42,7 @@ PARAMETERS = {name: {**CASES[name].parameters, **ui} for name, ui in UI.items()}
 def _teaches(lab, name: str) -> None:
     """The notebook's lesson (its ``Case.check``) on what the kernel of the browser's run computed."""
     case = CASES[name]
-    assert case.run_by == "tests/test_browser.py", (name, case.run_by)
+    assert case.browser_test.startswith("tests/test_browser.py::"), (name, case.browser_test)
     case.check(parse_results(run_in_kernel(lab, name, results_source(case.results)), name))
 
 
@@ -112,7 +113,7 @@ def test_page_is_private_durable_and_draws_each_model_without_a_click(float_tfli
         _wait_title(frames[0], float_frame.name)
         _wait_title(frames[1], int8_frame.name)
         page.screenshot(path=str(output_dir / "netron_compare_2028.png"))
-        time.sleep(1.0)  # let late requests (telemetry would come after the graph) be recorded
+        session.wait_requests_settled()  # late requests (telemetry would come after the graph) are recorded
         assert session.requests and not session.outside_requests(), session.outside_requests()
         assert {urllib.parse.urlsplit(u).port for u in session.requests if u.startswith("http")} == {
             float_frame.port}
@@ -289,7 +290,7 @@ def test_graphs_notebook_shows_netron_iframe(lab, output_dir):
         wait_for_ops(frame, {"QUANTIZE", "CONV_2D", "FULLY_CONNECTED", "DEQUANTIZE"})
         page.screenshot(path=str(output_dir / "jupyterlab_06_graphs_netron_int8.png"))
         assert svg_texts(frame)
-        time.sleep(1.0)
+        session.wait_requests_settled()
         assert not session.outside_requests(), session.outside_requests()
         assert not page.locator(".Toastify__toast", has_text=re.compile("news", re.IGNORECASE)).count()
         stderr = "\n".join(page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']")
@@ -340,7 +341,7 @@ def test_your_model_notebook_sliders_and_graphs_in_lab(lab, output_dir):
         left_types, right_types = tensor_types(left), tensor_types(right)
         assert "float32" in left_types and "uint8" not in left_types, left_types
         assert "uint8" in right_types, right_types
-        time.sleep(1.0)
+        session.wait_requests_settled()
         assert not session.outside_requests(), session.outside_requests()
         stderr = "\n".join(page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']")
                            .all_text_contents())

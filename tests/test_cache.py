@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -112,9 +113,13 @@ def test_temporaries_of_a_killed_run_are_removed_at_the_next_start(tmp_path):
     cache.mkdir()
     proc = subprocess.Popen([sys.executable, str(script), str(cache)], env={**os.environ, "PYTHONPATH": ROOT},
                             stdout=subprocess.PIPE, text=True)
-    assert proc.stdout.readline().strip() == "building"
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
+    try:
+        ready, _, _ = select.select([proc.stdout], [], [], 120)  # a hung start fails here instead of hanging
+        assert ready, "the build did not start within 120 s"
+        assert proc.stdout.readline().strip() == "building"
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
     left = [p for p in cache.iterdir() if ".wbtmp-" in p.name]
     assert left, "the killed run left no temporary to clean (the test would prove nothing)"
     live = cache / f".other{artifacts._TMP_MARK}{os.getpid()}-x.tmp"  # a live owner's temporary stays

@@ -53,8 +53,13 @@ def test_report_runs_every_recipe_and_writes_csv_png_and_models(files, data):
     assert float(by_name["float32"]["delta_pts"]) == 0.0 and by_name["float32"]["p_value"] == ""
     for row in done[1:]:  # each recipe tested against float32 on the same images
         assert 0 <= float(row["p_value"]) <= 1 and row["significant"] == str(float(row["p_value"]) < 0.05), row
-        assert row["verdict"] in ("no significant difference", "no significant difference (borderline)",
-                                  "significantly better", "significantly worse"), row
+        # the verdict follows from the row's own test: its sign when p < 0.05, else "borderline" iff the CI excludes 0
+        if float(row["p_value"]) < 0.05:
+            expected = "significantly better" if float(row["delta_vs_float_pts"]) > 0 else "significantly worse"
+        else:
+            outside = float(row["ci_low_pts"]) > 0 or float(row["ci_high_pts"]) < 0
+            expected = "no significant difference" + (" (borderline)" if outside else "")
+        assert row["verdict"] == expected, row
     legacy = by_name["legacy-uint8"]
     assert legacy["recipe"] == "legacy-uint8 [mean=0,std=255; ranges=(0,6)]" and legacy["input"] == "uint8"
     assert "default_ranges (0, 6)" in legacy["note"] and "as asked" in legacy["outcome"]
@@ -66,7 +71,14 @@ def test_report_runs_every_recipe_and_writes_csv_png_and_models(files, data):
     assert "Δ vs float (pts)" in proc.stdout and "report finished in" in proc.stdout
     images, labels = all_images(data)
     int8 = (out / "models" / "int8-ptq.tflite").read_bytes()
-    assert wb.evaluate(int8, images, labels).accuracy == pytest.approx(float(by_name["int8-ptq"]["accuracy"]), abs=1e-6)
+    int8_run = wb.evaluate(int8, images, labels)
+    assert int8_run.accuracy == pytest.approx(float(by_name["int8-ptq"]["accuracy"]), abs=1e-6)
+    # and its test against float32 is the one the two saved models give on these images
+    float_run = wb.evaluate((out / "models" / "float32.tflite").read_bytes(), images, labels)
+    test = wb.compare.paired(float_run, int8_run, labels)
+    assert float(by_name["int8-ptq"]["p_value"]) == pytest.approx(test.p_value, rel=1e-6), by_name["int8-ptq"]
+    assert float(by_name["int8-ptq"]["delta_vs_float_pts"]) == round(100 * test.difference, 2)
+    assert by_name["int8-ptq"]["verdict"] == test.verdict
 
 
 def test_a_qat_model_gets_qat_int8_and_a_refused_recipe_is_a_row_that_says_why(capsys, files):

@@ -12,12 +12,11 @@ import threading
 import time
 from pathlib import Path
 
+import distributed  # noqa: F401  (pinned in requirements.txt: a missing package fails, it is not skipped)
 import numpy as np
 import pytest
 
 from workbench import sweep as sw
-
-distributed = pytest.importorskip("distributed")
 
 TIMING = ["convert_s", "eval_s"]  # wall-clock seconds: the only columns allowed to differ between runs
 
@@ -106,7 +105,7 @@ def test_a_worker_without_the_kernels_files_still_works(uint8_folder, small_set,
     the old path-based task, which converts in the worker, fails there."""
     from distributed import Client, LocalCluster
 
-    if shutil.which("unshare") is None or subprocess.run(["unshare", "--mount", "true"]).returncode != 0:
+    if shutil.which("unshare") is None or subprocess.run(["unshare", "--mount", "true"], timeout=30).returncode != 0:
         pytest.skip("needs unshare --mount (a private mount namespace) to hide a folder from one process")
     private = tmp_path / "kernel-only"
     shutil.copytree(uint8_folder, private / "model")

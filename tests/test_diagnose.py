@@ -7,21 +7,37 @@ import pytest
 from workbench import QuantizationError, diagnose
 
 
+def test_the_catalog_is_not_empty():  # an empty catalog would leave the parametrized tests below with no case
+    assert len(diagnose.CATALOG) >= 15, [e.key for e in diagnose.CATALOG]
+
+
 @pytest.mark.parametrize("entry", diagnose.CATALOG, ids=lambda e: e.key)
-def test_each_entry_recognises_its_own_examples(entry):
+def test_each_entry_recognises_its_own_examples_and_no_others(entry):
     assert entry.examples, f"{entry.key} has no example message"
     for message in entry.examples:
         found = diagnose.explain(message)
         assert found.entry is entry, (entry.key, message, found.entry and found.entry.key)
         text = str(found)
         assert entry.cause in text and entry.fix in text and message in text
+    # A pattern that matches too much (say ``.*``) would pass the loop above for an entry placed late in the
+    # catalog; it must not match any other entry's messages either.
+    others = [(o.key, m) for o in diagnose.CATALOG if o is not entry for m in o.examples]
+    assert not [(key, m) for key, m in others if entry.matches(m)], entry.key
 
 
-def test_keys_are_unique_and_the_ones_convert_uses_exist():
+def test_keys_are_unique_and_every_key_the_package_names_exists():
+    import re
+    from pathlib import Path
+
     keys = [e.key for e in diagnose.CATALOG]
     assert len(keys) == len(set(keys))
-    for key in ("per-channel-on-uint8", "lacking-min-max", "came-out-float", "stats-ignored"):
-        assert diagnose.entry(key).key == key
+    package = Path(diagnose.__file__).resolve().parents[1]
+    named = {key for path in package.rglob("*.py") if path.name != "diagnose.py"
+             for key in re.findall(r"""diagnose\.entry\(["']([a-z0-9-]+)["']\)""", path.read_text())}
+    assert {"came-out-float", "per-channel-on-uint8"} <= named, named  # convert's own messages: the scan works
+    assert named <= set(keys), named - set(keys)
+    for key in named:
+        assert diagnose.entry(key) is next(e for e in diagnose.CATALOG if e.key == key)
 
 
 def test_unknown_message_keeps_the_original():

@@ -32,7 +32,7 @@ def models(uint8_folder):
 def test_the_worker_side_imports_no_tensorflow(small_set, models):
     code = ("import sys, workbench.core.parallel, workbench.core.litert; "
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras', 'tf_keras')))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
     assert out.stdout.strip() == "[]"
     parallel.evaluate_models(models[:2], *small_set[:1], mode="pool")  # the pool's workers have run a model
     loaded = parallel.warm_pool().submit(eval, "sorted(m for m in __import__('sys').modules if m.startswith("

@@ -16,7 +16,8 @@ def test_a_module_is_one_unit_and_notebook_runs_are_spread():
 
 
 def test_loadscope_uses_these_units_and_other_modes_keep_xdists_scheduler():
-    xdist = pytest.importorskip("xdist.scheduler")
+    import xdist.scheduler as xdist
+
     cls = conftest._module_scheduling()
     assert issubclass(cls, xdist.LoadScopeScheduling)
     scheduler = cls.__new__(cls)  # its units only: constructing one needs a running session's worker specs

@@ -124,6 +124,12 @@ def test_calibration_sweep_passes_representative_images(float_model, mnist, smal
                      representative=mnist.train_images[:100], executor=None, cache=tmp_path, progress=False)
     assert frame["accuracy"].between(0.5, 1.0).all()
     assert frame["error"].eq("").all()
+    assert list(frame["calibration_size"]) == [1, 50]
+    # each point is calibrated on its own first N images: the same accuracy as converting with exactly those
+    alone = [evaluate(convert(float_model, "int8-ptq", representative=mnist.train_images[:n], calibration_size=n),
+                      *small_set) for n in (1, 50)]
+    assert list(frame["accuracy"]) == [run.accuracy for run in alone], (frame, alone)
+    assert not np.array_equal(alone[0].predictions, alone[1].predictions)  # so the size does change the model
 
 
 def test_a_refused_conversion_is_a_row_with_an_error(qat_int8, small_set, tmp_path):

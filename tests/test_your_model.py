@@ -152,9 +152,18 @@ def test_the_models_learned_their_data(cases, digits_qat_int8, digits_qat_uint8,
     assert [layer.name for layer in digits_qat_uint8.layers if "bn" in layer.name] == []  # folded before QAT
 
 
-def test_synthetic_data_is_deterministic():
-    a, b = shapes_data(), shapes_data()
-    assert np.array_equal(a.train_images, b.train_images) and np.array_equal(a.test_labels, b.test_labels)
+def test_split_is_a_seeded_partition():
+    """``split`` (behind ``load_digits``, ``load_npz`` and the image folders): the same seed gives the same split,
+    another seed another one; every image lands in exactly one half, with its own label, in the original order."""
+    images = np.arange(200, dtype=np.uint8).reshape(200, 1, 1, 1)  # each image's one pixel is its index
+    labels = np.arange(200) % 7
+    a, b, other = split(images, labels, 0.25, seed=3), split(images, labels, 0.25, seed=3), split(images, labels, 0.25)
+    assert np.array_equal(a.test_images, b.test_images) and np.array_equal(a.train_labels, b.train_labels)
+    assert not np.array_equal(a.test_images, other.test_images)
+    train, test = a.train_images.ravel().astype(int), a.test_images.ravel().astype(int)
+    assert len(test) == 50 and sorted([*train, *test]) == list(range(200))
+    assert list(train) == sorted(train) and list(test) == sorted(test)
+    assert np.array_equal(a.train_labels, train % 7) and np.array_equal(a.test_labels, test % 7)
 
 
 # --- data loaders -----------------------------------------------------------------------------------
