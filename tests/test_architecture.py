@@ -59,3 +59,21 @@ def test_every_module_says_what_it_owns():
     for path in PACKAGE.rglob("*.py"):
         doc = ast.get_docstring(ast.parse(path.read_text()))
         assert doc and len(doc) > 20, f"{path.relative_to(PACKAGE)} has no module docstring"
+
+
+def test_notebooks_use_the_public_face_only():
+    """Notebooks import ``workbench`` (``wb.*``), never a subpackage path such as ``workbench.core.train``."""
+    import json
+
+    reaching = []
+    for path in sorted((ROOT / "notebooks").glob("*.ipynb")):
+        for cell in json.loads(path.read_text())["cells"]:
+            if cell["cell_type"] == "code":
+                reaching += [f"{path.name}: {line.strip()}" for line in "".join(cell["source"]).splitlines()
+                             if re.search(r"\bworkbench\.\w", line) and re.match(r"\s*(from|import)\s", line)]
+    assert not reaching, reaching
+
+
+def test_no_module_over_600_lines():
+    long = {str(p.relative_to(ROOT)): n for p in PACKAGE.rglob("*.py") if (n := len(p.read_text().splitlines())) > 600}
+    assert not long, long
