@@ -366,11 +366,21 @@ def _quiet():
 
 @contextlib.contextmanager
 def _aeq_errors():
-    """AEQ / LiteRT failures on a validated model become explained ``QuantizationError``s."""
+    """AEQ / LiteRT refusals of a validated model (``RuntimeError``, ``ValueError``, or any message the catalog
+    knows) become explained ``QuantizationError``s, the original as their cause. Anything else AEQ raises (a
+    ``KeyError``, ``IndexError`` or ``AssertionError`` inside it) is no known refusal: it goes up as it is, with a
+    note saying where it came from, rather than as an "unrecognised failure" that reads like the model's fault."""
     try:
         yield
-    except (RuntimeError, ValueError, KeyError, IndexError, AssertionError) as err:
+    except (RuntimeError, ValueError) as err:
         raise diagnose.explain_error(err) from err
+    except (KeyError, IndexError, AssertionError) as err:
+        known = diagnose.explain(f"{type(err).__name__}: {err}")
+        if known.entry is not None:
+            raise diagnose.QuantizationError(known) from err
+        err.add_note("raised inside ai-edge-quantizer on a model the workbench had validated (not a known "
+                     "TFLite refusal; workbench.diagnose has no explanation for it)")
+        raise
 
 
 def _check_runs(model: bytes) -> None:
