@@ -128,7 +128,7 @@ class PoolEvaluator(Evaluator):
     def __init__(self, images: np.ndarray, spec: InputSpec, workers: int | None = None,
                  pool: "WorkerPool | None" = None, on_result: Callable[[], None] | None = None) -> None:
         self.on_result = on_result  # called after each result handed out (a background sweep's progress)
-        self.workers_pool = _default_pool(workers) if pool is None else pool
+        self.workers_pool = default_pool(workers) if pool is None else pool
         self.pool = self.workers_pool.executor()
         self.workers = self.workers_pool.workers
         self.images, self.spec = images, spec
@@ -344,7 +344,7 @@ def evaluate_models(models: Sequence[bytes], images: np.ndarray, spec: InputSpec
 class WorkerPool:
     """Spawned worker processes that import LiteRT and numpy only, started on first use and kept warm.
 
-    The module keeps one (``warm_pool``) for sweeps; a background sweep keeps its own with ``nice`` > 0, so
+    The module keeps one (``default_pool``) for sweeps; a background sweep keeps its own with ``nice`` > 0, so
     the kernel's own work (a slider's conversion) gets a core first. A broken pool (a worker that died)
     is started afresh by ``restart``.
 
@@ -415,16 +415,12 @@ _SHARED_KEEP = 2  # image sets kept shared when no evaluator uses them (the next
 _SHARED_LOCK = threading.Lock()
 
 
-def warm_pool(workers: int | None = None) -> ProcessPoolExecutor:
-    """The module's LiteRT-only worker pool (started on first use, kept for the session).
+def default_pool(workers: int | None = None) -> WorkerPool:
+    """The module's LiteRT-only worker pool, what sweeps evaluate on (started on first use, kept for the session).
 
     Args:
-        workers: processes (default: the machine's cores); a different count restarts the pool.
+        workers: processes (default: the machine's cores); a different count replaces the pool.
     """
-    return _default_pool(workers).executor()
-
-
-def _default_pool(workers: int | None = None) -> WorkerPool:
     global _POOL
     wanted = WorkerPool(workers)  # checks the count
     with _POOL_LOCK:
