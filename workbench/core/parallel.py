@@ -267,6 +267,7 @@ def evaluator(images: np.ndarray, spec: InputSpec = InputSpec(), *, mode: str = 
               tasks: int | None = None, workers: int | None = None) -> Evaluator:
     """The evaluator for ``mode`` (``"auto"``: the warm pool on a multi-core machine when there are several
     ``tasks``, else serial; ``"serial"``; ``"pool"``) or for a Dask ``client`` (it wins over ``mode``).
+    Inside ``evaluations_on(pool)`` every mode but ``"serial"`` gives that thread's pool.
 
     Raises:
         ValueError: an unknown mode.

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import math
 import struct
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -148,7 +149,8 @@ class GuardedConverter:
     (``seconds`` is the time this call took). Only ``legacy-uint8`` recipes that set both ``mean`` and ``std``,
     on a SavedModel folder, with the same other parameters as the first such call, are patched, and only after
     the check described in the module docstring. ``patched`` and ``converted`` count what it did; ``checked``
-    is ``True`` once a check conversion agreed byte for byte, ``False`` once one disagreed.
+    is ``True`` once a check conversion agreed byte for byte, ``False`` once one disagreed. Calls from several
+    threads take turns (a background sweep and a foreground one share the session's converter of a model).
 
     Args:
         model: what ``convert`` takes (a SavedModel folder path or ``sources.SavedModel`` can be patched).
@@ -168,8 +170,13 @@ class GuardedConverter:
         self._base = None  # the recipe with mean/std cleared, of the first patchable call
         self._reference = None  # (ConvertedModel, stats)
         self._patcher: StatsPatcher | None = None
+        self._lock = threading.Lock()
 
     def __call__(self, recipe, representative=None):
+        with self._lock:  # a session's sweeps share one converter per model, from more than one thread
+            return self._call(recipe, representative)
+
+    def _call(self, recipe, representative):
         import time
         from dataclasses import replace
 
