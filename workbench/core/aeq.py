@@ -80,22 +80,6 @@ class AeqResult:
     weight_dtypes: dict[str, str] = field(default_factory=dict, repr=False)
     seconds: float = 0.0
 
-    @property
-    def size(self) -> int:
-        """Size of the quantized model in bytes."""
-        return len(self.tflite)
-
-    @property
-    def size_kb(self) -> float:
-        return len(self.tflite) / 1024
-
-    def summary(self) -> dict[str, Any]:
-        """One flat row for a DataFrame."""
-        return {"recipe": self.recipe_name, "size_kb": round(self.size_kb, 1),
-                "quantized": len(self.quantized_tensors), "skipped": len(self.skipped),
-                "weights": ", ".join(sorted(set(self.weight_dtypes.values()))),
-                "aeq_s": round(self.seconds, 2)}
-
 
 def quantize_int4_weights(float_tflite: bytes, granularity: str = "channel", block_size: int = 32) -> AeqResult:
     """int4 weights, float32 activations, through AEQ (see the module doc for the two granularities).

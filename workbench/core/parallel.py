@@ -504,7 +504,12 @@ _ATTACHED_KEEP = 4
 
 
 def _pool_init(nice: int = 0) -> None:
+    import signal
+
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    # Interrupting a notebook's kernel signals its whole process group: the workers carry on (a traceback each
+    # otherwise, and a broken pool); they stop when the parent shuts the pool down or exits.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     if nice:
         try:
             os.nice(nice)

@@ -497,7 +497,6 @@ def _sweep_controls(w: Any, engine: Any) -> dict[str, Any]:
             output.append_stderr(f"{type(handle.error).__name__}: {handle.error}\n")
             return
         frame = handle.value
-        engine.sweep_frame = frame
         best = frame.loc[frame["accuracy"].idxmax()] if frame["accuracy"].notna().any() else None
         text = f"swept {len(frame)} points in {handle.elapsed:.1f} s"
         if best is not None:
