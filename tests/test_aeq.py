@@ -193,3 +193,17 @@ def test_bad_arguments_raise_value_errors_naming_the_parameter(float_tflite, int
     for call, match in _bad_calls(float_tflite.tflite, int8.tflite, calibration[:4]):
         with pytest.raises(ValueError, match=match):
             call()
+
+
+def test_aeq_refusals_are_explained_and_its_internal_errors_are_not_disguised():
+    from workbench.core import aeq
+    from workbench.core.diagnose import QuantizationError
+
+    with pytest.raises(QuantizationError) as refused:
+        with aeq._aeq_errors():
+            raise RuntimeError("Didn't find op for builtin opcode 'CONV_2D' version '9'")
+    assert refused.value.key == "op-version" and isinstance(refused.value.__cause__, RuntimeError)
+    with pytest.raises(KeyError) as internal:  # no known refusal: itself, saying where it came from
+        with aeq._aeq_errors():
+            raise KeyError("tensor_name")
+    assert any("inside ai-edge-quantizer" in note for note in internal.value.__notes__)
