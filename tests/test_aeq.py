@@ -51,7 +51,7 @@ def test_int4_per_channel_weights_are_int4_and_the_model_small(int4, float_tflit
     assert isinstance(int4, AeqResult)
     assert int4.recipe_name == "weight_only_wi4_afp32"
     assert int4.quantized_tensors == LENET_WEIGHTS and int4.skipped == ()
-    assert int4.size < 0.25 * len(float_tflite.tflite)  # measured 38.7 KB of 250.5 KB
+    assert len(int4.tflite) < 0.25 * len(float_tflite.tflite)  # measured 38.7 KB of 250.5 KB
     types = _flatbuffer_types(int4.tflite)
     assert {types[w] for w in LENET_WEIGHTS} == {"int4"}
     assert int4.weight_dtypes == dict.fromkeys(LENET_WEIGHTS, "int4")
@@ -108,7 +108,7 @@ def test_blockwise_quantizes_the_fully_connected_weights_the_block_divides(tmp_p
 def test_int8_static_has_int8_activations_and_float_io(int8, float_tflite):
     assert int8.recipe_name == "static_wi8_ai8"
     assert int8.quantized_tensors == LENET_WEIGHTS and int8.skipped == ()
-    assert int8.size < 0.5 * len(float_tflite.tflite)  # measured 72.5 KB
+    assert len(int8.tflite) < 0.5 * len(float_tflite.tflite)  # measured 72.5 KB
     info = read_model(int8.tflite)
     assert info.inputs[0].dtype == info.outputs[0].dtype == "float32"
     assert not info.inputs[0].quantized and not info.outputs[0].quantized
@@ -193,3 +193,17 @@ def test_bad_arguments_raise_value_errors_naming_the_parameter(float_tflite, int
     for call, match in _bad_calls(float_tflite.tflite, int8.tflite, calibration[:4]):
         with pytest.raises(ValueError, match=match):
             call()
+
+
+def test_aeq_refusals_are_explained_and_its_internal_errors_are_not_disguised():
+    from workbench.core import aeq
+    from workbench.core.diagnose import QuantizationError
+
+    with pytest.raises(QuantizationError) as refused:
+        with aeq._aeq_errors():
+            raise RuntimeError("Didn't find op for builtin opcode 'CONV_2D' version '9'")
+    assert refused.value.key == "op-version" and isinstance(refused.value.__cause__, RuntimeError)
+    with pytest.raises(KeyError) as internal:  # no known refusal: itself, saying where it came from
+        with aeq._aeq_errors():
+            raise KeyError("tensor_name")
+    assert any("inside ai-edge-quantizer" in note for note in internal.value.__notes__)

@@ -77,3 +77,30 @@ def test_notebooks_use_the_public_face_only():
 def test_no_module_over_600_lines():
     long = {str(p.relative_to(ROOT)): n for p in PACKAGE.rglob("*.py") if (n := len(p.read_text().splitlines())) > 600}
     assert not long, long
+
+
+def _imports(path: Path) -> set[str]:
+    """The absolute module names a file imports (``from a.b import c`` gives ``a.b`` and ``a.b.c``)."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            found |= {node.module} | {f"{node.module}.{a.name}" for a in node.names}
+    return found
+
+
+def test_litert_reads_every_tflite_and_keras_compat_imports_tensorflow():
+    """Only ``core/litert`` parses a flatbuffer (the schema module, ``flatbuffers``), only ``core/keras_compat``
+    imports TensorFlow or tf_keras (it sets ``TF_USE_LEGACY_KERAS`` first)."""
+    readers, tensorflow = [], []
+    for path in PACKAGE.rglob("*.py"):
+        names = _imports(path)
+        where = str(path.relative_to(PACKAGE))
+        if where != "core/litert.py" and any(n.split(".")[0] == "flatbuffers" or n.endswith("schema_py_generated")
+                                             for n in names):
+            readers.append(where)
+        if where != "core/keras_compat.py" and any(n.split(".")[0] in ("tensorflow", "tf_keras") for n in names):
+            tensorflow.append(where)
+    assert not readers, f"flatbuffers read outside core/litert: {readers}"
+    assert not tensorflow, f"TensorFlow imported outside core/keras_compat: {tensorflow}"

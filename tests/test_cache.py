@@ -3,14 +3,12 @@ and the temporaries of killed runs removed."""
 
 from __future__ import annotations
 
-import json
 import os
 import select
 import signal
 import subprocess
 import sys
 import textwrap
-import time
 
 import pytest
 

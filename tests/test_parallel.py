@@ -14,7 +14,7 @@ import pytest
 
 from workbench import QuantizationWarning, convert
 from workbench import sweep as sw
-from workbench.core import parallel, stats_patch
+from workbench.core import litert, parallel, stats_patch
 from workbench.core.recipes import Recipe
 
 
@@ -35,7 +35,7 @@ def test_the_worker_side_imports_no_tensorflow(small_set, models):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
     assert out.stdout.strip() == "[]"
     parallel.evaluate_models(models[:2], *small_set[:1], mode="pool")  # the pool's workers have run a model
-    loaded = parallel.warm_pool().submit(eval, "sorted(m for m in __import__('sys').modules if m.startswith("
+    loaded = parallel.default_pool().executor().submit(eval, "sorted(m for m in __import__('sys').modules if m.startswith("
                                                "('tensorflow', 'keras', 'tf_keras')))").result()
     assert loaded == []
 
@@ -80,7 +80,7 @@ def test_bad_arguments_are_refused():
     with pytest.raises(ValueError, match="client=42"):
         parallel.connect(42)
     with pytest.raises(ValueError, match="workers=0"):
-        parallel.warm_pool(0)
+        parallel.default_pool(0)
 
 
 def test_patched_bytes_equal_real_conversions(uint8_folder):
@@ -93,7 +93,7 @@ def test_patched_bytes_equal_real_conversions(uint8_folder):
     assert patcher is not None
     assert [patcher.patch(m, s) == r for (m, s), r in zip(points, real)] == [True] * len(points)
     assert stats_patch.input_quantization(127.5, 5.62)[1] == 127 != stats_patch.InputStats(127.5, 5.62).zero_point
-    sites = stats_patch.find_sites(real[0])
+    sites = litert.input_layer_sites(real[0])
     differ = [i for i in range(len(real[0])) if real[0][i] != real[1][i]]
     inside = [range(sites.input_scale, sites.input_scale + 4), range(sites.input_zero_point, sites.input_zero_point + 8),
               range(sites.bias_scale, sites.bias_scale + 4),

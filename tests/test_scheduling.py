@@ -3,7 +3,6 @@ unit, so its module fixtures (a JupyterLab server, notebook 07's run) are built 
 
 from __future__ import annotations
 
-import pytest
 
 import conftest
 

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
 from workbench import evaluate_keras
+from workbench.core import artifacts
 from workbench.core.train import QatConfig, TrainConfig, quantize_model, trained_lenet
 
 
@@ -77,6 +80,15 @@ def test_corrupt_cache_entry_is_retrained(mnist, tmp_path):
     reread.load_weights(str(path))
     for cached, again in zip(reread.get_weights(), model.get_weights()):
         np.testing.assert_array_equal(cached, again)
+    # an entry that matches its manifest but cannot be loaded: retrained, with a warning naming the load error
+    path.write_bytes(b"not an HDF5 file")
+    manifest = artifacts.manifest_path(path)
+    manifest.write_text(json.dumps({**json.loads(manifest.read_text()), "content": artifacts.digest(path, length=64)}))
+    with pytest.warns(artifacts.CacheRebuilt, match=r"matched its manifest but could not be loaded \(\w+Error") as caught:
+        model = trained_lenet(mnist, cfg, cache=tmp_path)
+    assert len(caught) == 1  # one warning, with the real cause, not a second "did not match" one
+    for trained, again in zip(first.get_weights(), model.get_weights()):
+        np.testing.assert_array_equal(trained, again)
 
 
 def _quantizer_bits(model) -> set[int]:

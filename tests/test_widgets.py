@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import os
+import warnings
+
 import matplotlib
 import pytest
 
 from workbench import InputSpec, convert, evaluate, widgets
 from workbench import sweep as sw
+from workbench.core import parallel
 from workbench.core.compare import paired
+from workbench.explore import background
 
 matplotlib.use("Agg")
 LIVE = 500
@@ -137,10 +142,34 @@ def test_sliders_keep_working_while_a_sweep_runs_in_the_background(uint8_folder,
     shown = ui.controls["sweep_output"].outputs
     assert len(shown) == 1 and "image/png" in shown[0]["data"] and not ui.controls["sweep"].disabled
     # the same grid screened on subsets first: the rows screened out say so, the best point is the same
+    # evaluated by LiteRT-only workers at a lower priority, never by a TensorFlow-importing process
     pool = ui.engine.pool
+    loaded = pool.executor().submit(eval, "sorted(m for m in __import__('sys').modules if m.startswith("
+                                          "('tensorflow', 'keras', 'tf_keras')))").result()
+    assert loaded == [] and pool.pids()
+    assert all(os.getpriority(os.PRIO_PROCESS, pid) >= os.getpriority(os.PRIO_PROCESS, 0) + background.NICE
+               for pid in pool.pids())
     screened = ui.sweep_in_background(screen=True).result(timeout=600)  # what the button does, from code
     assert ui.controls["screen"].value and ui.engine.pool is pool  # the workers stay warm from one sweep to the next
     assert "screened" in screened and sw.best_point(screened)["accuracy"] == best["accuracy"]
     assert "points:" in ui.controls["sweep_status"].value and len(ui.controls["sweep_output"].outputs) == 1
     ui.engine.close()
     assert ui.engine.pool is None
+
+
+def test_an_on_done_error_is_told_and_keeps_the_result():
+    pool = parallel.WorkerPool(1)  # never started: the run evaluates nothing
+
+    def fail(handle):
+        raise KeyError("drawing failed")
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        handle = background.BackgroundSweep(lambda: "frame", pool, on_done=fail)
+        assert handle.result(timeout=60) == "frame"
+    assert isinstance(handle.callback_error, KeyError) and handle.error is None
+    assert any("on_done raised KeyError" in str(w.message) and "result is kept" in str(w.message) for w in caught)
+    failing = background.BackgroundSweep(lambda: 1 / 0, pool, on_done=fail)
+    with pytest.raises(ZeroDivisionError):  # the sweep's own error stands, not the callback's
+        failing.result(timeout=60)
+    assert isinstance(failing.callback_error, KeyError) and pool.pids() == []

@@ -30,7 +30,6 @@ INT8               a QAT Keras model, or no data for a
 from __future__ import annotations
 
 import argparse
-import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path

@@ -44,6 +44,7 @@ from typing import Any, Iterable
 import numpy as np
 
 from . import diagnose, checks
+from .litert import FlatGraph, flat_graph
 
 GRANULARITIES = ("channel", "blockwise")
 BLOCK_SIZES = (32, 64, 128, 256)  # AEQ's QuantGranularity.BLOCKWISE_*
@@ -79,22 +80,6 @@ class AeqResult:
     weight_dtypes: dict[str, str] = field(default_factory=dict, repr=False)
     seconds: float = 0.0
 
-    @property
-    def size(self) -> int:
-        """Size of the quantized model in bytes."""
-        return len(self.tflite)
-
-    @property
-    def size_kb(self) -> float:
-        return len(self.tflite) / 1024
-
-    def summary(self) -> dict[str, Any]:
-        """One flat row for a DataFrame."""
-        return {"recipe": self.recipe_name, "size_kb": round(self.size_kb, 1),
-                "quantized": len(self.quantized_tensors), "skipped": len(self.skipped),
-                "weights": ", ".join(sorted(set(self.weight_dtypes.values()))),
-                "aeq_s": round(self.seconds, 2)}
-
 
 def quantize_int4_weights(float_tflite: bytes, granularity: str = "channel", block_size: int = 32) -> AeqResult:
     """int4 weights, float32 activations, through AEQ (see the module doc for the two granularities).
@@ -120,7 +105,7 @@ def quantize_int4_weights(float_tflite: bytes, granularity: str = "channel", blo
                          f"{', '.join(map(str, BLOCK_SIZES))} (AEQ's blockwise granularities)")
     block_size = int(block_size)
     aeq = _aeq()
-    graph = _Graph(model)
+    graph = flat_graph(model)
     start = time.perf_counter()
     if granularity == "channel":
         name = "weight_only_wi4_afp32"
@@ -163,7 +148,7 @@ def quantize_int8_static(float_tflite: bytes, calibration: np.ndarray, num_threa
     signature, input_name, shape = _signature_input("float_tflite", model)
     x = _float_images("calibration", calibration, shape)
     aeq = _aeq()
-    graph = _Graph(model)
+    graph = flat_graph(model)
     start = time.perf_counter()
     qt = aeq.quantizer.Quantizer(model, aeq.recipe.static_wi8_ai8())
     no_quantize = aeq.algorithm_manager.AlgorithmName.NO_QUANTIZE
@@ -235,7 +220,7 @@ def validate_per_tensor(float_tflite: bytes, quantized: bytes | AeqResult, image
             error_metrics=[aeq.quantizer.ValidationErrorMetric(m) for m in chosen], num_threads=threads)
     seconds = time.perf_counter() - start
     result = comparison.get_signature_comparison_result(signature)
-    float_graph, quant_graph = _Graph(model), _Graph(target)
+    float_graph, quant_graph = flat_graph(model), flat_graph(target)
     rows = []
     for kind in KINDS:
         for tensor, values in getattr(result, f"{kind}_tensors").items():
@@ -289,7 +274,7 @@ def _quantize(qt: Any, calibration_result: Any = None) -> bytes:
     return out
 
 
-def _quantize_blockwise(aeq: _Aeq, model: bytes, graph: "_Graph", block_size: int) -> bytes:
+def _quantize_blockwise(aeq: _Aeq, model: bytes, graph: FlatGraph, block_size: int) -> bytes:
     """AEQ's dynamic blockwise int4 on the FULLY_CONNECTED weights whose input dimension the block divides.
 
     AEQ raises on the first weight it cannot split into blocks, so each usable op is
@@ -297,7 +282,7 @@ def _quantize_blockwise(aeq: _Aeq, model: bytes, graph: "_Graph", block_size: in
     """
     granularity = aeq.qtyping.QuantGranularity[f"BLOCKWISE_{block_size}"]
     fc = aeq.qtyping.TFLOperationName.FULLY_CONNECTED
-    usable = [w for w in graph.fc_weights() if w.shape[-1] % block_size == 0]
+    usable = [w for w in _fc_weights(graph) if w.shape[-1] % block_size == 0]
     if not usable:
         # Ask AEQ anyway, on every FULLY_CONNECTED op: its refusal goes into the error message.
         qt = aeq.quantizer.Quantizer(model)
@@ -317,21 +302,21 @@ def _quantize_blockwise(aeq: _Aeq, model: bytes, graph: "_Graph", block_size: in
     return _quantize(qt)
 
 
-def _result(out: bytes, float_graph: "_Graph", recipe_name: str, seconds: float) -> AeqResult:
-    quant_graph = _Graph(out)
-    dtypes = {w.name: quant_graph.dtype(w.name) for w in float_graph.weights()}
+def _result(out: bytes, float_graph: FlatGraph, recipe_name: str, seconds: float) -> AeqResult:
+    quant_graph = flat_graph(out)
+    dtypes = {w.name: quant_graph.dtype(w.name) for w in _weights(float_graph)}
     quantized = tuple(n for n, d in dtypes.items() if d in _INT_TYPES)
     skipped = tuple(n for n, d in dtypes.items() if d not in _INT_TYPES)
     return AeqResult(out, quantized, recipe_name, skipped, dtypes, seconds)
 
 
-def _nothing_quantized(granularity: str, block_size: int, graph: "_Graph") -> str:
+def _nothing_quantized(granularity: str, block_size: int, graph: FlatGraph) -> str:
     if granularity == "channel":
-        kinds = ", ".join(sorted({w.op for w in graph.weights()})) or "none"
+        kinds = ", ".join(sorted({w.op for w in _weights(graph)})) or "none"
         return ("granularity='channel' quantized no weight tensor of this model (weights feed: "
                 f"{kinds}); allowed: a model with FULLY_CONNECTED, CONV_2D, BATCH_MATMUL or "
                 "EMBEDDING_LOOKUP weights (AEQ's weight-only int4 policy)")
-    fcs = graph.fc_weights()
+    fcs = _fc_weights(graph)
     if not fcs:
         return (f"granularity='blockwise' with block_size={block_size} quantized no weight tensor of this model: "
                 "it has no FULLY_CONNECTED weight (AEQ's blockwise int4 covers FULLY_CONNECTED / EMBEDDING_LOOKUP "
@@ -366,11 +351,21 @@ def _quiet():
 
 @contextlib.contextmanager
 def _aeq_errors():
-    """AEQ / LiteRT failures on a validated model become explained ``QuantizationError``s."""
+    """AEQ / LiteRT refusals of a validated model (``RuntimeError``, ``ValueError``, or any message the catalog
+    knows) become explained ``QuantizationError``s, the original as their cause. Anything else AEQ raises (a
+    ``KeyError``, ``IndexError`` or ``AssertionError`` inside it) is no known refusal: it goes up as it is, with a
+    note saying where it came from, rather than as an "unrecognised failure" that reads like the model's fault."""
     try:
         yield
-    except (RuntimeError, ValueError, KeyError, IndexError, AssertionError) as err:
+    except (RuntimeError, ValueError) as err:
         raise diagnose.explain_error(err) from err
+    except (KeyError, IndexError, AssertionError) as err:
+        known = diagnose.explain(f"{type(err).__name__}: {err}")
+        if known.entry is not None:
+            raise diagnose.QuantizationError(known) from err
+        err.add_note("raised inside ai-edge-quantizer on a model the workbench had validated (not a known "
+                     "TFLite refusal; workbench.diagnose has no explanation for it)")
+        raise
 
 
 def _check_runs(model: bytes) -> None:
@@ -404,7 +399,7 @@ def _model_bytes(name: str, value: Any) -> bytes:
 
 def _float_model(name: str, value: Any) -> bytes:
     data = _model_bytes(name, value)
-    for t in _Graph(data).tensors:
+    for t in flat_graph(data).tensors:
         if t.dtype in _INT_TYPES and t.quantized:
             raise ValueError(f"{name} is already quantized (tensor {t.name!r} is {t.dtype}); allowed: a float "
                              "model, e.g. the .tflite of the workbench's 'float32' recipe")
@@ -463,17 +458,7 @@ def _float_images(name: str, value: Any, shape: tuple[int, ...]) -> np.ndarray:
     return np.ascontiguousarray(arr, dtype=np.float32)
 
 
-# --- the flatbuffer, read directly (LiteRT's interpreter reports int4 tensors as int8) ------------------
-
-@dataclass(frozen=True)
-class _Tensor:
-    index: int
-    name: str
-    dtype: str
-    shape: tuple[int, ...]
-    constant: bool
-    quantized: bool  # has scales or blockwise quantization details
-
+# --- the weights AEQ quantizes, from the flatbuffer (litert.flat_graph: int4 tensors as int4) -----------
 
 @dataclass(frozen=True)
 class _Weight:
@@ -483,65 +468,18 @@ class _Weight:
     scope: str  # that op's AEQ scope: its output names joined by ";" plus a trailing ";"
 
 
-class _Graph:
-    """Tensors and ops of a model's first subgraph, from the flatbuffer schema."""
+def _weights(graph: FlatGraph) -> list[_Weight]:
+    """Constant floating-point tensors of rank >= 2 (kernels, matrices), in the order ops first read them."""
+    seen: dict[int, _Weight] = {}
+    for kind, ins, outs in graph.ops:
+        for i in ins:
+            t = graph.tensors[i] if 0 <= i < len(graph.tensors) else None
+            if t is None or i in seen or not t.constant or t.dtype not in _FLOAT_TYPES or len(t.shape) < 2:
+                continue
+            scope = "".join(graph.tensors[o].name + ";" for o in outs if o >= 0)
+            seen[i] = _Weight(t.name, t.shape, kind, scope)
+    return list(seen.values())
 
-    def __init__(self, model: bytes) -> None:
-        from ai_edge_litert import schema_py_generated as schema
 
-        types = {v: k.lower() for k, v in vars(schema.TensorType).items() if k.isupper()}
-        builtins = {v: k for k, v in vars(schema.BuiltinOperator).items() if k.isupper()}
-        root = schema.Model.GetRootAs(model, 0)
-        sg = root.Subgraphs(0)
-        tensors = []
-        for i in range(sg.TensorsLength()):
-            t = sg.Tensors(i)
-            buf = root.Buffers(t.Buffer()) if t.Buffer() < root.BuffersLength() else None
-            constant = buf is not None and (buf.DataLength() > 0 or buf.Offset() > 1)
-            q = t.Quantization()
-            quantized = q is not None and (q.ScaleLength() > 0 or q.DetailsType() != 0)
-            shape = tuple(int(d) for d in t.ShapeAsNumpy()) if t.ShapeLength() else ()
-            dtype = types.get(t.Type(), str(t.Type()))
-            tensors.append(_Tensor(i, t.Name().decode(), dtype, shape, constant, quantized))
-        self.tensors = tuple(tensors)
-        self.ops: list[tuple[str, tuple[int, ...], tuple[int, ...]]] = []
-        for i in range(sg.OperatorsLength()):
-            op = sg.Operators(i)
-            code = root.OperatorCodes(op.OpcodeIndex())
-            kind = builtins.get(max(code.BuiltinCode(), code.DeprecatedBuiltinCode()), "CUSTOM")
-            ins = tuple(int(x) for x in op.InputsAsNumpy()) if op.InputsLength() else ()
-            outs = tuple(int(x) for x in op.OutputsAsNumpy()) if op.OutputsLength() else ()
-            self.ops.append((kind, ins, outs))
-        self._by_name = {t.name: t for t in self.tensors}
-
-    def dtype(self, name: str) -> str:
-        t = self._by_name.get(name)
-        return t.dtype if t is not None else "missing"
-
-    def place(self, name: str) -> tuple[str, int]:
-        """The op writing tensor ``name`` (else the first op reading it) and its index; ``("", -1)`` if none."""
-        t = self._by_name.get(name)
-        if t is None:
-            return "", -1
-        for pos, (kind, _, outs) in enumerate(self.ops):
-            if t.index in outs:
-                return kind, pos
-        for pos, (kind, ins, _) in enumerate(self.ops):
-            if t.index in ins:
-                return kind, pos
-        return "", -1
-
-    def weights(self) -> list[_Weight]:
-        """Constant floating-point tensors of rank >= 2 (kernels, matrices), in the order ops first read them."""
-        seen: dict[int, _Weight] = {}
-        for kind, ins, outs in self.ops:
-            for i in ins:
-                t = self.tensors[i] if 0 <= i < len(self.tensors) else None
-                if t is None or i in seen or not t.constant or t.dtype not in _FLOAT_TYPES or len(t.shape) < 2:
-                    continue
-                scope = "".join(self.tensors[o].name + ";" for o in outs if o >= 0)
-                seen[i] = _Weight(t.name, t.shape, kind, scope)
-        return list(seen.values())
-
-    def fc_weights(self) -> list[_Weight]:
-        return [w for w in self.weights() if w.op == "FULLY_CONNECTED" and len(w.shape) == 2]
+def _fc_weights(graph: FlatGraph) -> list[_Weight]:
+    return [w for w in _weights(graph) if w.op == "FULLY_CONNECTED" and len(w.shape) == 2]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import os
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -147,22 +148,31 @@ def name_segments(tensor_name: str) -> set[str]:
 
 # --- TF1 legacy uint8 ----------------------------------------------------------------------------
 
+# The loaded v1 converters below are shared and reconfigured by every call: one legacy conversion at a time
+# (a background sweep converts in a thread while a slider converts in the main thread).
+_V1_LOCK = threading.Lock()
+
+
 def legacy_uint8(job: Job) -> bytes:
-    """The v1 converter with ``inference_type=uint8``, ``quantized_input_stats`` and ``default_ranges_stats``."""
+    """The v1 converter with ``inference_type=uint8``, ``quantized_input_stats`` and ``default_ranges_stats``.
+
+    Thread-safe: the settings and the conversion that reads them happen under one lock.
+    """
     from .keras_compat import tf
 
-    if isinstance(job.model, FrozenGraph):
-        converter = _v1_from_frozen_graph(job.model)
-    else:
-        folder = saved_model_dir(job.model) if is_path(job.model) else keras_saved_model(job.model)
-        pb = folder / "saved_model.pb"
-        converter = _loaded_v1_converter(str(folder.resolve()), pb.stat().st_mtime_ns, pb.stat().st_size,
-                                         _signature(job.model))
-    stats = job.stats
-    converter.inference_type = tf.uint8
-    converter.quantized_input_stats = {name: (stats.mean, stats.std) for name in converter.get_input_arrays()}
-    converter.default_ranges_stats = job.recipe.default_ranges
-    return converter.convert()
+    with _V1_LOCK:
+        if isinstance(job.model, FrozenGraph):
+            converter = _v1_from_frozen_graph(job.model)
+        else:
+            folder = saved_model_dir(job.model) if is_path(job.model) else keras_saved_model(job.model)
+            pb = folder / "saved_model.pb"
+            converter = _loaded_v1_converter(str(folder.resolve()), pb.stat().st_mtime_ns, pb.stat().st_size,
+                                             _signature(job.model))
+        stats = job.stats
+        converter.inference_type = tf.uint8
+        converter.quantized_input_stats = {name: (stats.mean, stats.std) for name in converter.get_input_arrays()}
+        converter.default_ranges_stats = job.recipe.default_ranges
+        return converter.convert()
 
 
 @functools.lru_cache(maxsize=8)

@@ -47,6 +47,13 @@ def quiet_v1_converter(converter):
     return converter
 
 
+def saved_model_proto():
+    """The ``SavedModel`` protobuf message (what ``saved_model.pb`` holds); TF gives it no public path."""
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    return saved_model_pb2.SavedModel
+
+
 def freeze_function(function):
     """A concrete function with its variables turned into constants (TF's helper has no public alias)."""
     from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2

@@ -213,6 +213,157 @@ def with_op_version(model: Any, op: str, version: int) -> bytes:
     return bytes(builder.Output())
 
 
+# --- the flatbuffer, read with the schema module LiteRT ships ------------------------------------
+# What the interpreter does not say: int4 tensors as int4 (it reports them as int8), whether a tensor has a
+# constant buffer, and the byte positions of values that can be rewritten in place.
+
+@dataclass(frozen=True)
+class FlatTensor:
+    """One tensor of a model's first subgraph, as the flatbuffer declares it."""
+
+    index: int
+    name: str
+    dtype: str  # the schema's type name, lower case: "float32", "int4", ...
+    shape: tuple[int, ...]
+    constant: bool  # has a buffer with data
+    quantized: bool  # has scales or blockwise quantization details
+
+
+@dataclass(frozen=True)
+class FlatGraph:
+    """Tensors and ops (``(op name, input indices, output indices)``, in order) of a model's first subgraph."""
+
+    tensors: tuple[FlatTensor, ...]
+    ops: tuple[tuple[str, tuple[int, ...], tuple[int, ...]], ...]
+
+    def dtype(self, name: str) -> str:
+        """The type of tensor ``name`` (``"missing"`` when the model has no tensor of that name)."""
+        found = [t for t in self.tensors if t.name == name]
+        return found[0].dtype if found else "missing"
+
+    def place(self, name: str) -> tuple[str, int]:
+        """The op writing tensor ``name`` (else the first op reading it) and its index; ``("", -1)`` if none."""
+        found = [t.index for t in self.tensors if t.name == name]
+        if not found:
+            return "", -1
+        for pos, (kind, _, outs) in enumerate(self.ops):
+            if found[0] in outs:
+                return kind, pos
+        for pos, (kind, ins, _) in enumerate(self.ops):
+            if found[0] in ins:
+                return kind, pos
+        return "", -1
+
+
+def flat_graph(model: Any) -> FlatGraph:
+    """The first subgraph of a ``.tflite`` (``ConvertedModel``, bytes or path), read from its flatbuffer."""
+    from ai_edge_litert import schema_py_generated as schema
+
+    types = {v: k.lower() for k, v in vars(schema.TensorType).items() if k.isupper()}
+    builtins = {v: k for k, v in vars(schema.BuiltinOperator).items() if k.isupper()}
+    root = schema.Model.GetRootAs(model_bytes(model), 0)
+    sg = root.Subgraphs(0)
+    tensors = []
+    for i in range(sg.TensorsLength()):
+        t = sg.Tensors(i)
+        buf = root.Buffers(t.Buffer()) if t.Buffer() < root.BuffersLength() else None
+        constant = buf is not None and (buf.DataLength() > 0 or buf.Offset() > 1)
+        q = t.Quantization()
+        quantized = q is not None and (q.ScaleLength() > 0 or q.DetailsType() != 0)
+        shape = tuple(int(d) for d in t.ShapeAsNumpy()) if t.ShapeLength() else ()
+        tensors.append(FlatTensor(i, t.Name().decode(), types.get(t.Type(), str(t.Type())), shape, constant,
+                                  quantized))
+    ops = []
+    for i in range(sg.OperatorsLength()):
+        op = sg.Operators(i)
+        code = root.OperatorCodes(op.OpcodeIndex())
+        kind = builtins.get(max(code.BuiltinCode(), code.DeprecatedBuiltinCode()), "CUSTOM")
+        ins = tuple(int(x) for x in op.InputsAsNumpy()) if op.InputsLength() else ()
+        outs = tuple(int(x) for x in op.OutputsAsNumpy()) if op.OutputsLength() else ()
+        ops.append((kind, ins, outs))
+    return FlatGraph(tuple(tensors), tuple(ops))
+
+
+@dataclass(frozen=True)
+class InputLayerSites:
+    """Where a uint8 model keeps its input's quantization and its first op's bias (byte positions)."""
+
+    input_scale: int  # float32
+    input_zero_point: int  # int64
+    bias_scale: int  # float32
+    bias_values: int  # int32 x bias_count
+    bias_count: int
+    weight_scale: float  # the first op's (per-tensor) weight scale
+
+
+def input_layer_sites(model: Any) -> InputLayerSites | None:
+    """The byte positions of a uint8 input's ``(scale, zero_point)`` and of the bias of the op reading it, or
+    ``None`` when the model is not of that form.
+
+    The form: one uint8 model input with one (scale, zero point), read by an op (the first one that reads
+    it) whose weight has one scale and whose int32 bias has one scale and a buffer of its own.
+    """
+    import struct
+
+    buf = model_bytes(model)
+    if len(buf) < 8 or buf[4:8] != b"TFL3":
+        return None
+    try:
+        return _input_layer_sites(buf)
+    except (struct.error, IndexError):
+        return None
+
+
+def _input_layer_sites(buf: bytes) -> InputLayerSites | None:
+    from ai_edge_litert import schema_py_generated as schema
+
+    root = schema.Model.GetRootAs(buf, 0)
+    if root.SubgraphsLength() == 0:
+        return None
+    graph = root.Subgraphs(0)
+    if graph.InputsLength() != 1:
+        return None
+    first = int(graph.Inputs(0))
+    readers = [op for op in (graph.Operators(i) for i in range(graph.OperatorsLength()))
+               if op.InputsLength() and first in op.InputsAsNumpy()]
+    if not readers:
+        return None
+    op_inputs = [int(i) for i in readers[0].InputsAsNumpy()]
+    if len(op_inputs) < 3 or op_inputs[0] != first or min(op_inputs[1:3]) < 0:
+        return None
+    input_t, weight_t, bias_t = (graph.Tensors(i) for i in op_inputs[:3])
+    if input_t.Type() != schema.TensorType.UINT8 or bias_t.Type() != schema.TensorType.INT32:
+        return None
+    (in_scale, in_zp), (w_scale, _), (b_scale, _) = (_quant_sites(t) for t in (input_t, weight_t, bias_t))
+    if None in (in_scale, in_zp, w_scale, b_scale):
+        return None
+    # a bias buffer shared with another tensor cannot be rewritten for this one alone
+    buffer_index = bias_t.Buffer()
+    if sum(graph.Tensors(i).Buffer() == buffer_index for i in range(graph.TensorsLength())) != 1:
+        return None
+    data, size = _vector_site(root.Buffers(buffer_index), 0)
+    if size == 0 or size % 4:
+        return None
+    return InputLayerSites(in_scale, in_zp, b_scale, data, size // 4, float(weight_t.Quantization().Scale(0)))
+
+
+def _vector_site(table: Any, field_index: int) -> tuple[int, int]:
+    """``(byte position of the first element, length)`` of a vector field of a schema table (``(0, 0)`` if absent)."""
+    tab = table._tab  # noqa: SLF001 - the generated classes give values, not their positions
+    offset = tab.Offset(4 + 2 * field_index)
+    return (tab.Vector(offset), tab.VectorLen(offset)) if offset else (0, 0)
+
+
+def _quant_sites(tensor: Any) -> tuple[int | None, int | None]:
+    """Positions of a tensor's single scale (float32) and zero point (int64); ``None`` if not exactly one."""
+    quant = tensor.Quantization()
+    if quant is None:
+        return None, None
+    scale, n_scale = _vector_site(quant, 2)  # QuantizationParameters: min, max, scale, zero_point
+    zero, n_zero = _vector_site(quant, 3)
+    return (scale if n_scale == 1 else None), (zero if n_zero == 1 else None)
+
+
 def op_details(interp: Any) -> tuple[OpInfo, ...]:
     """The ops of an interpreter's model, in execution order.
 
@@ -303,9 +454,6 @@ class Run:
 
     def tensor(self, index: int) -> np.ndarray:
         return self.interp.get_tensor(index)
-
-    def tensor_details(self) -> list[dict]:
-        return self.interp.get_tensor_details()
 
 
 def run(model: Any, images: np.ndarray, spec: InputSpec = InputSpec(), *, batch_size: int | None = DEFAULT_BATCH,

@@ -11,7 +11,9 @@ only run bytes), so it imports no TensorFlow, and neither do its workers:
   carries the model bytes (tens of KB) and gets back one class per image. Each
   worker runs one single-threaded interpreter, so ``cores`` workers run at
   ``cores x`` single-thread LiteRT speed. A worker that dies makes the pool start
-  afresh and the lost models are submitted again, once.
+  afresh and the lost models are submitted again, once. A ``WorkerPool`` of one's own
+  (a background sweep keeps one at a lower priority) takes the same tasks:
+  ``evaluations_on(pool)`` routes one thread's evaluations to it.
 * a ``dask.distributed.Client``: the images are scattered to every worker once
   (``broadcast=True``); each task carries model bytes and the scattered images'
   future, never a local path, so a worker on another machine needs only the
@@ -26,14 +28,16 @@ sweep, a screening pass over an image subset, or a report run the same way;
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
 import threading
 import time
+import warnings
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures import as_completed as _cf_as_completed
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -116,13 +120,17 @@ class SerialEvaluator(Evaluator):
 
 
 class PoolEvaluator(Evaluator):
-    """The warm local pool (see module doc); the image set is shared once per set."""
+    """A warm local pool (see module doc; ``pool``: a ``WorkerPool``, default the module's); the image set is
+    shared once per set."""
 
     kind = "pool"
 
-    def __init__(self, images: np.ndarray, spec: InputSpec, workers: int | None = None) -> None:
-        self.pool = warm_pool(workers)
-        self.workers = _POOL_WORKERS
+    def __init__(self, images: np.ndarray, spec: InputSpec, workers: int | None = None,
+                 pool: "WorkerPool | None" = None, on_result: Callable[[], None] | None = None) -> None:
+        self.on_result = on_result  # called after each result handed out (a background sweep's progress)
+        self.workers_pool = default_pool(workers) if pool is None else pool
+        self.pool = self.workers_pool.executor()
+        self.workers = self.workers_pool.workers
         self.images, self.spec = images, spec
         self.shared = _share(images)
         self._bytes: dict[Any, bytes] = {}
@@ -133,12 +141,18 @@ class PoolEvaluator(Evaluator):
         try:
             fut = self.pool.submit(_pool_task, self.shared, bytes(model_bytes), self.spec)
         except (BrokenProcessPool, RuntimeError):
-            self.pool = _restart_pool()
+            self.pool = self.workers_pool.restart(self.pool)
             fut = self.pool.submit(_pool_task, self.shared, bytes(model_bytes), self.spec)
         self._bytes[fut] = bytes(model_bytes)
         return fut
 
     def result(self, future: Future) -> Prediction:
+        prediction = self._result(future)
+        if self.on_result is not None:
+            self.on_result()
+        return prediction
+
+    def _result(self, future: Future) -> Prediction:
         try:
             return future.result()
         except BrokenProcessPool as err:  # a worker died: start afresh and run this model again, once
@@ -149,11 +163,11 @@ class PoolEvaluator(Evaluator):
                     "sweep under `if __name__ == \"__main__\":` (each worker process imports the script again, and "
                     "without that guard it starts another sweep while starting up); or pass executor=None to "
                     "evaluate in this process") from err
-            self.pool = _restart_pool(self.pool)
+            self.pool = self.workers_pool.restart(self.pool)
             retry = self.pool.submit(_pool_task, self.shared, model, self.spec)
             self._retried.add(id(retry))
             self._bytes[retry] = model
-            return self.result(retry)
+            return self._result(retry)
 
     def close(self) -> None:
         if not self._closed:
@@ -193,10 +207,14 @@ class DaskEvaluator(Evaluator):
             self.client.cancel(futures)
 
     def close(self) -> None:
+        if getattr(self.client, "status", "running") in ("closing", "closed"):
+            return  # a closed client holds nothing left to release
         try:
             self.client.cancel([self.images])
-        except Exception:  # noqa: BLE001 - a closed client has nothing left to release
-            pass
+        except Exception as err:  # noqa: BLE001 - a lost scheduler must not hide the sweep's own outcome
+            warnings.warn(f"the images scattered to the Dask cluster could not be released ({type(err).__name__}: "
+                          f"{err}); they stay in its workers' memory until the client closes", RuntimeWarning,
+                          stacklevel=2)
 
 
 def is_client(obj: Any) -> bool:
@@ -249,6 +267,7 @@ def evaluator(images: np.ndarray, spec: InputSpec = InputSpec(), *, mode: str = 
               tasks: int | None = None, workers: int | None = None) -> Evaluator:
     """The evaluator for ``mode`` (``"auto"``: the warm pool on a multi-core machine when there are several
     ``tasks``, else serial; ``"serial"``; ``"pool"``) or for a Dask ``client`` (it wins over ``mode``).
+    Inside ``evaluations_on(pool)`` every mode but ``"serial"`` gives that thread's pool.
 
     Raises:
         ValueError: an unknown mode.
@@ -256,10 +275,30 @@ def evaluator(images: np.ndarray, spec: InputSpec = InputSpec(), *, mode: str = 
     if client is not None:
         return DaskEvaluator(client, images, spec)
     checks.choice("mode", mode, MODES)
+    routed = getattr(_ROUTE, "value", None)
+    if routed is not None and mode != "serial":
+        return PoolEvaluator(images, spec, pool=routed[0], on_result=routed[1])
     cores = os.cpu_count() or 1
     if mode == "pool" or (mode == "auto" and cores > 1 and (tasks is None or tasks > 1)):
         return PoolEvaluator(images, spec, workers)
     return SerialEvaluator(images, spec)
+
+
+_ROUTE = threading.local()  # this thread's (WorkerPool, on_result) while inside evaluations_on()
+
+
+@contextlib.contextmanager
+def evaluations_on(pool: "WorkerPool", on_result: Callable[[], None] | None = None) -> Iterator[None]:
+    """Inside this block, in this thread only, ``evaluator`` hands every evaluation (except ``mode="serial"``
+    and Dask's) to ``pool``, and calls ``on_result`` after each result: how a background sweep runs the public
+    ``sweep``/``screening.sweep`` (converting in its thread, evaluating in its own lower-priority pool) while
+    other threads' sweeps keep the default choice."""
+    previous = getattr(_ROUTE, "value", None)
+    _ROUTE.value = (pool, on_result)
+    try:
+        yield
+    finally:
+        _ROUTE.value = previous
 
 
 def evaluate_models(models: Sequence[bytes], images: np.ndarray, spec: InputSpec = InputSpec(), *,
@@ -301,56 +340,105 @@ def evaluate_models(models: Sequence[bytes], images: np.ndarray, spec: InputSpec
             owned.close()
 
 
-# --- the warm local pool ------------------------------------------------------------------------
+# --- the warm local pools ------------------------------------------------------------------------
 
-_POOL: ProcessPoolExecutor | None = None
-_POOL_WORKERS = 0
+class WorkerPool:
+    """Spawned worker processes that import LiteRT and numpy only, started on first use and kept warm.
+
+    The module keeps one (``default_pool``) for sweeps; a background sweep keeps its own with ``nice`` > 0, so
+    the kernel's own work (a slider's conversion) gets a core first. A broken pool (a worker that died)
+    is started afresh by ``restart``.
+
+    Args:
+        workers: processes (default: the machine's cores).
+        nice: added to the workers' scheduling niceness (0: the parent's priority).
+        eager: start every worker at once, with the real stderr (``native_log.real_stderr``), so none
+            starts later while another thread's redirection is in place and keeps its pipe open.
+    """
+
+    def __init__(self, workers: int | None = None, nice: int = 0, eager: bool = False) -> None:
+        self.workers = (os.cpu_count() or 1) if workers is None else \
+            checks.number("workers", workers, low=1, high=256, integer=True)
+        self.nice = checks.number("nice", nice, low=0, high=19, integer=True)
+        self.eager = bool(eager)
+        self._executor: ProcessPoolExecutor | None = None
+        self._lock = threading.Lock()
+
+    def executor(self) -> ProcessPoolExecutor:
+        """The running process pool (started now if it is not)."""
+        with self._lock:
+            if self._executor is None:
+                self._executor = self._start()
+            return self._executor
+
+    def restart(self, broken: ProcessPoolExecutor | None = None) -> ProcessPoolExecutor:
+        """A fresh process pool in place of ``broken`` (unless another thread already replaced it)."""
+        with self._lock:
+            if self._executor is not None and (broken is None or self._executor is broken):
+                self._executor.shutdown(wait=False, cancel_futures=True)
+                self._executor = None
+        return self.executor()
+
+    def pids(self) -> list[int]:
+        """The process ids of the workers (empty when the pool is not running)."""
+        running = self._executor
+        if running is None:
+            return []
+        return sorted(p.pid for p in (running._processes or {}).values())  # noqa: SLF001 - no public listing
+
+    def shutdown(self, wait: bool = True) -> None:
+        """Stop the workers (a later ``executor()`` starts new ones)."""
+        with self._lock:
+            if self._executor is not None:
+                self._executor.shutdown(wait=wait, cancel_futures=True)
+                self._executor = None
+
+    def _start(self) -> ProcessPoolExecutor:
+        import multiprocessing
+
+        from . import native_log
+
+        # "spawn": a fork of a process with TensorFlow's threads running can deadlock; the spawned
+        # workers import workbench.core.parallel, LiteRT and numpy only.
+        pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"),
+                                   initializer=_pool_init, initargs=(self.nice,))
+        if self.eager:
+            with native_log.real_stderr():
+                for _ in range(self.workers):  # each submit starts one more worker while none is idle
+                    pool.submit(os.getpid)
+        return pool
+
+
+_POOL = WorkerPool()
 _POOL_LOCK = threading.Lock()
 _SHARED: dict[str, list] = {}  # image-set digest -> [SharedMemory, _SharedImages, evaluators using it]
 _SHARED_KEEP = 2  # image sets kept shared when no evaluator uses them (the next sweep often reuses one)
 _SHARED_LOCK = threading.Lock()
 
 
-def warm_pool(workers: int | None = None) -> ProcessPoolExecutor:
-    """The module's LiteRT-only worker pool (started on first use, kept for the session).
+def default_pool(workers: int | None = None) -> WorkerPool:
+    """The module's LiteRT-only worker pool, what sweeps evaluate on (started on first use, kept for the session).
 
     Args:
-        workers: processes (default: the machine's cores); a different count restarts the pool.
+        workers: processes (default: the machine's cores); a different count replaces the pool.
     """
-    global _POOL, _POOL_WORKERS
-    if workers is None:
-        count = os.cpu_count() or 1
-    else:
-        count = checks.number("workers", workers, low=1, high=256, integer=True)
+    global _POOL
+    wanted = WorkerPool(workers)  # checks the count
     with _POOL_LOCK:
-        if _POOL is not None and _POOL_WORKERS != count:
-            _POOL.shutdown(wait=True, cancel_futures=True)
-            _POOL = None
-        if _POOL is None:
-            import multiprocessing
-
-            # "spawn": a fork of a process with TensorFlow's threads running can deadlock; the spawned
-            # workers import workbench.core.parallel, LiteRT and numpy only.
-            _POOL = ProcessPoolExecutor(count, mp_context=multiprocessing.get_context("spawn"),
-                                        initializer=_pool_init)
-            _POOL_WORKERS = count
+        if _POOL.workers != wanted.workers:
+            _POOL.shutdown()
+            _POOL = wanted
         return _POOL
 
 
 def pool_workers_pids() -> list[int]:
     """The process ids of the warm pool's workers (empty when it is not running)."""
-    if _POOL is None:
-        return []
-    return sorted(p.pid for p in (_POOL._processes or {}).values())  # noqa: SLF001 - no public listing
+    return _POOL.pids()
 
 
 def shutdown_pool() -> None:
     """Stop the warm pool and free the shared image sets (also run at interpreter exit)."""
-    global _POOL
-    with _POOL_LOCK:
-        if _POOL is not None:
-            _POOL.shutdown(wait=True, cancel_futures=True)
-            _POOL = None
+    _POOL.shutdown()
     with _SHARED_LOCK:
         for entry in _SHARED.values():
             _release(entry)
@@ -358,16 +446,6 @@ def shutdown_pool() -> None:
 
 
 atexit.register(shutdown_pool)
-
-
-def _restart_pool(broken: ProcessPoolExecutor | None = None) -> ProcessPoolExecutor:
-    global _POOL
-    with _POOL_LOCK:
-        if _POOL is broken or _POOL is None:
-            if _POOL is not None:
-                _POOL.shutdown(wait=False, cancel_futures=True)
-            _POOL = None
-    return warm_pool(_POOL_WORKERS or None)
 
 
 @dataclass(frozen=True)
@@ -425,8 +503,18 @@ _ATTACHED: dict[str, tuple[Any, np.ndarray]] = {}
 _ATTACHED_KEEP = 4
 
 
-def _pool_init() -> None:
+def _pool_init(nice: int = 0) -> None:
+    import signal
+
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    # Interrupting a notebook's kernel signals its whole process group: the workers carry on (a traceback each
+    # otherwise, and a broken pool); they stop when the parent shuts the pool down or exits.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if nice:
+        try:
+            os.nice(nice)
+        except (AttributeError, OSError):  # no nice (Windows) or not allowed: the workers run at normal priority
+            pass
     from . import litert  # noqa: F401 - warm the import before the first task
 
     import ai_edge_litert.interpreter  # noqa: F401

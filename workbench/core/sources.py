@@ -204,10 +204,10 @@ def saved_model(path: Path, signature: str = "serving_default") -> SavedModel:
 
 def check_saved_model_file(path: Path) -> None:
     """Parse a SavedModel folder's ``saved_model.pb`` (cheap, no graph loaded): a corrupt file is named as such."""
-    from tensorflow.core.protobuf import saved_model_pb2
+    from .keras_compat import saved_model_proto
 
     try:
-        saved_model_pb2.SavedModel.FromString((Path(path) / "saved_model.pb").read_bytes())
+        saved_model_proto().FromString((Path(path) / "saved_model.pb").read_bytes())
     except Exception as err:  # noqa: BLE001 - protobuf DecodeError and friends
         raise ValueError(f"model={str(path)!r}: saved_model.pb could not be read as a SavedModel "
                          f"({type(err).__name__}); allowed: a folder written by tf.saved_model.save or "

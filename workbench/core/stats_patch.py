@@ -3,8 +3,8 @@
 Two legacy uint8 conversions (``legacy-uint8``) of one model that differ only in
 ``mean``/``std`` differ in exactly two places: the input tensor's
 ``(scale, zero_point)`` and the first op's int32 bias (its scale and its values).
-This module owns finding those places in a ``.tflite`` flatbuffer and writing
-them as the v1 converter would:
+``litert.input_layer_sites`` finds those places in the flatbuffer; this module
+writes them as the v1 converter would:
 
 * mean and std are cast to float32; ``rmin = -mean/std``, ``rmax = (255 - mean)/std``
   (the range is widened to contain 0); ``scale = (rmax - rmin)/255``; the zero
@@ -29,138 +29,14 @@ from __future__ import annotations
 
 import math
 import struct
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from .litert import InputLayerSites, input_layer_sites
 from .stats import InputStats
-
-
-
-# --- a minimal flatbuffer reader for the TFLite schema ------------------------------------------
-
-def _u32(buf: bytes, pos: int) -> int:
-    return struct.unpack_from("<I", buf, pos)[0]
-
-
-def _field(buf: bytes, table: int, index: int) -> int | None:
-    """The absolute position of field ``index`` of the table at ``table`` (``None`` when absent)."""
-    vtable = table - struct.unpack_from("<i", buf, table)[0]
-    size = struct.unpack_from("<H", buf, vtable)[0]
-    if 4 + 2 * index >= size:
-        return None
-    offset = struct.unpack_from("<H", buf, vtable + 4 + 2 * index)[0]
-    return table + offset if offset else None
-
-
-def _ref(buf: bytes, table: int, index: int) -> int | None:
-    """The position of the table, vector or string that field ``index`` points to."""
-    pos = _field(buf, table, index)
-    return None if pos is None else pos + _u32(buf, pos)
-
-
-def _vector(buf: bytes, table: int, index: int) -> tuple[int, int]:
-    """``(position of the first element, length)`` of a vector field (``(0, 0)`` when absent)."""
-    pos = _ref(buf, table, index)
-    return (0, 0) if pos is None else (pos + 4, _u32(buf, pos))
-
-
-def _tables(buf: bytes, table: int, index: int) -> list[int]:
-    start, count = _vector(buf, table, index)
-    return [start + 4 * i + _u32(buf, start + 4 * i) for i in range(count)]
-
-
-def _ints(buf: bytes, table: int, index: int) -> list[int]:
-    start, count = _vector(buf, table, index)
-    return list(struct.unpack_from(f"<{count}i", buf, start)) if count else []
-
-
-# Field numbers of the TFLite schema (schema.fbs).
-_MODEL_SUBGRAPHS, _MODEL_BUFFERS = 2, 4
-_SUBGRAPH_TENSORS, _SUBGRAPH_INPUTS, _SUBGRAPH_OPERATORS = 0, 1, 3
-_TENSOR_TYPE, _TENSOR_BUFFER, _TENSOR_QUANTIZATION = 1, 2, 4
-_QUANT_SCALE, _QUANT_ZERO_POINT = 2, 3
-_OPERATOR_INPUTS = 1
-_BUFFER_DATA = 0
-_UINT8, _INT32 = 3, 2  # TensorType values
-
-
-@dataclass(frozen=True)
-class StatsSites:
-    """Where a legacy uint8 model keeps what mean/std change (byte positions in its flatbuffer)."""
-
-    input_scale: int  # float32
-    input_zero_point: int  # int64
-    bias_scale: int  # float32
-    bias_values: int  # int32 x bias_count
-    bias_count: int
-    weight_scale: float  # the first op's (per-tensor) weight scale, unchanged by mean/std
-
-
-def find_sites(tflite: bytes) -> StatsSites | None:
-    """The places mean/std touch in a legacy uint8 model, or ``None`` when the model is not of that form.
-
-    The form: one uint8 model input with one (scale, zero point), read by an op (the first one that reads
-    it) whose weight has one scale and whose int32 bias has one scale and a buffer of its own.
-    """
-    try:
-        return _find_sites(bytes(tflite))
-    except (struct.error, IndexError):
-        return None
-
-
-def _find_sites(buf: bytes) -> StatsSites | None:
-    if len(buf) < 8 or buf[4:8] != b"TFL3":
-        return None
-    model = _u32(buf, 0)
-    subgraphs = _tables(buf, model, _MODEL_SUBGRAPHS)
-    if not subgraphs:
-        return None
-    graph = subgraphs[0]
-    tensors = _tables(buf, graph, _SUBGRAPH_TENSORS)
-    inputs = _ints(buf, graph, _SUBGRAPH_INPUTS)
-    if len(inputs) != 1:
-        return None
-    first = inputs[0]
-    readers = [op for op in _tables(buf, graph, _SUBGRAPH_OPERATORS) if first in _ints(buf, op, _OPERATOR_INPUTS)]
-    if not readers:
-        return None
-    op_inputs = _ints(buf, readers[0], _OPERATOR_INPUTS)
-    if len(op_inputs) < 3 or op_inputs[0] != first or min(op_inputs[1:3]) < 0:
-        return None
-    input_t, weight_t, bias_t = (tensors[i] for i in op_inputs[:3])
-    if _scalar(buf, input_t, _TENSOR_TYPE, "<b") != _UINT8 or _scalar(buf, bias_t, _TENSOR_TYPE, "<b") != _INT32:
-        return None
-    in_scale, in_zp = _quant(buf, input_t)
-    w_scale, _ = _quant(buf, weight_t)
-    b_scale, b_zp = _quant(buf, bias_t)
-    if None in (in_scale, in_zp, w_scale, b_scale):
-        return None
-    # a bias buffer shared with another tensor cannot be rewritten for this one alone
-    buffer_index = _scalar(buf, bias_t, _TENSOR_BUFFER, "<I")
-    if sum(_scalar(buf, t, _TENSOR_BUFFER, "<I") == buffer_index for t in tensors) != 1:
-        return None
-    buffers = _tables(buf, model, _MODEL_BUFFERS)
-    data, size = _vector(buf, buffers[buffer_index], _BUFFER_DATA)
-    if size == 0 or size % 4:
-        return None
-    return StatsSites(in_scale, in_zp, b_scale, data, size // 4, struct.unpack_from("<f", buf, w_scale)[0])
-
-
-def _scalar(buf: bytes, table: int, index: int, fmt: str) -> int:
-    pos = _field(buf, table, index)
-    return 0 if pos is None else struct.unpack_from(fmt, buf, pos)[0]
-
-
-def _quant(buf: bytes, tensor: int) -> tuple[int | None, int | None]:
-    """Positions of a tensor's single scale (float32) and zero point (int64); ``None`` if not exactly one."""
-    quant = _ref(buf, tensor, _TENSOR_QUANTIZATION)
-    if quant is None:
-        return None, None
-    scale, n_scale = _vector(buf, quant, _QUANT_SCALE)
-    zero, n_zero = _vector(buf, quant, _QUANT_ZERO_POINT)
-    return (scale if n_scale == 1 else None), (zero if n_zero == 1 else None)
 
 
 # --- the converter's arithmetic ----------------------------------------------------------------
@@ -196,7 +72,7 @@ class StatsPatcher:
     """
 
     reference: bytes
-    sites: StatsSites
+    sites: InputLayerSites
     weight_scale: float
     float_bias: np.ndarray
 
@@ -216,8 +92,8 @@ class StatsPatcher:
         return bytes(out)
 
 
-def read_bias(tflite: bytes, sites: StatsSites) -> tuple[np.ndarray, float]:
-    """The first op's int32 bias values and their float32 scale, as written in ``tflite``."""
+def read_bias(tflite: bytes, sites: InputLayerSites) -> tuple[np.ndarray, float]:
+    """The first op's int32 bias values and their float32 scale, as written at ``sites`` of ``tflite``."""
     values = np.frombuffer(tflite, "<i4", sites.bias_count, sites.bias_values).astype(np.int64)
     return values, struct.unpack_from("<f", tflite, sites.bias_scale)[0]
 
@@ -232,7 +108,7 @@ def patcher(reference: bytes, stats: InputStats, variables: dict[str, np.ndarray
         variables: the float variables of the converted model (``saved_model_variables``): the first op's
             bias and its weight range are looked up among them by value.
     """
-    sites = find_sites(reference)
+    sites = input_layer_sites(reference)
     if sites is None:
         return None
     ints, b_scale = read_bias(reference, sites)
@@ -274,7 +150,8 @@ class GuardedConverter:
     ``mean`` and ``std``, on a SavedModel folder, with the same other parameters as the first such call, are
     patched, and only after the check described in the module docstring. ``patched`` and ``converted`` count
     what it did; ``checked`` is ``True`` once a check conversion agreed byte for byte, ``False`` once one
-    disagreed.
+    disagreed. Calls from several threads take turns (a background sweep and a foreground one share the
+    session's converter of a model).
 
     Args:
         model: what ``convert`` takes (a SavedModel folder path or ``sources.SavedModel`` can be patched).
@@ -294,8 +171,13 @@ class GuardedConverter:
         self._base = None  # the recipe with mean/std cleared, of the first patchable call
         self._reference = None  # (ConvertedModel, stats)
         self._patcher: StatsPatcher | None = None
+        self._lock = threading.Lock()
 
     def __call__(self, recipe, representative=None):
+        with self._lock:  # a session's sweeps share one converter per model, from more than one thread
+            return self._call(recipe, representative)
+
+    def _call(self, recipe, representative):
         import time
         from dataclasses import replace
 

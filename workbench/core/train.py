@@ -20,6 +20,7 @@ from __future__ import annotations
 import os
 import warnings
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -262,8 +263,12 @@ def _cached_weights(model: keras.Model, weights: os.PathLike, key_parts: tuple, 
             model.load_weights(str(weights))
             fit(model, data, config, epochs=0)  # compiled, ready for evaluate()
             return model
-        except Exception:  # noqa: BLE001 - an unreadable entry is retrained, never trusted
+        except Exception as err:  # noqa: BLE001 - an unreadable entry is retrained, never trusted
+            first = (str(err).strip().splitlines() or [""])[0][:200]
+            warnings.warn(f"cache entry {os.path.basename(weights)} matched its manifest but could not be loaded "
+                          f"({type(err).__name__}: {first}): retrained", artifacts.CacheRebuilt, stacklevel=2)
             artifacts.manifest_path(weights).unlink(missing_ok=True)
+            Path(weights).unlink(missing_ok=True)
     trained = []
 
     def train_into(tmp) -> None:

@@ -14,10 +14,11 @@ tests the current stats against the correct ones on the same live images
 (``core.compare``) and says when a difference is within noise.
 
 ``sweep_in_background`` sweeps a whole grid over the full test set (exactly, or
-screened: ``screening.sweep``) in worker processes (``background``) while the
-sliders keep working; the widgets' "Sweep the grid" button starts it, shows its
-progress and draws the result (a heatmap, or accuracy over the default range)
-in the explorer's own output area.
+screened: ``screening.sweep``) in the background (``background``: converted in a
+thread here, evaluated in LiteRT-only worker processes) while the sliders keep
+working; the widgets' "Sweep the grid" button starts it, shows its progress and
+draws the result (a heatmap, or accuracy over the default range) in the
+explorer's own output area. Both widgets are built by one function (``_explorer``).
 """
 
 from __future__ import annotations
@@ -131,7 +132,10 @@ class _LiveFigure:
     def sweep_in_background(self, points: Any = None, *, screen: bool = False, workers: int | None = None,
                             cache: Any = None, on_progress: Any = None, on_done: Any = None,
                             **options: Any) -> BackgroundSweep:
-        """Sweep a grid on the whole test set in worker processes; returns at once, the sliders keep working.
+        """Sweep a grid on the whole test set in the background; returns at once, the sliders keep working.
+
+        The points convert in a thread of this process (patched where a real conversion proved it) and are
+        evaluated by the explorer's LiteRT-only, lower-priority worker pool (``background.start_pool``).
 
         Args:
             points: the grid (as ``sweep.sweep`` takes it); default ``default_points()``.
@@ -156,15 +160,15 @@ class _LiveFigure:
         pool = getattr(self, "pool", None)
         if pool is None or (running is not None and running.error is not None):  # none yet, or maybe broken
             if pool is not None:
-                pool.shutdown(wait=False, cancel_futures=True)
+                pool.shutdown(wait=False)
             self.pool = start_pool(default_workers() if workers is None else workers)
         run_sweep = screening.sweep if screen else sweep
         folder, images, labels = self.folder, self.images, self.labels
         settings = dict(recipe=self.recipe, spec=self.spec, cache=self.cache if cache is None else cache,
                         progress=False, **options)
 
-        def run(executor):
-            return run_sweep(folder, pts, images, labels, executor=executor, **settings)
+        def run():
+            return run_sweep(folder, pts, images, labels, **settings)
 
         self.background = BackgroundSweep(run, self.pool, on_progress, on_done)
         return self.background
@@ -173,7 +177,7 @@ class _LiveFigure:
         """Stop the background sweeps' worker processes (they also stop when Python exits)."""
         pool, self.pool = getattr(self, "pool", None), None
         if pool is not None:
-            pool.shutdown(wait=True, cancel_futures=True)
+            pool.shutdown()
 
     def _setup(self, model: Any, images: np.ndarray, labels: np.ndarray, spec: InputSpec, live_size: int,
                cache: Any, recipe: str, parameter: str) -> None:
@@ -383,7 +387,6 @@ def stats_explorer(model: Any, images: np.ndarray, labels: np.ndarray, spec: Inp
     import ipywidgets as w
 
     engine = StatsExplorer(model, images, labels, spec, baseline, live_size, cache, recipe, default_ranges, grid_size)
-    chooser = _recipe_chooser(w, engine, "mean")
     right = spec.stats
     mean = w.FloatSlider(value=right.mean, min=0, max=255, step=0.5, description="mean",
                          continuous_update=False, readout_format=".1f")
@@ -392,43 +395,18 @@ def stats_explorer(model: Any, images: np.ndarray, labels: np.ndarray, spec: Inp
     low, high = min(-2.0, spec.lo), max(2.0, spec.hi)  # a model trained on [0, 255] gets a slider that reaches it
     span = w.FloatRangeSlider(value=(spec.lo, spec.hi), min=low, max=high, step=0.05 if high - low <= 4 else 0.5,
                               description="trained on", continuous_update=False, readout_format=".2f")
-    readout = w.HTML(engine.readout())
-    image = w.Image(value=engine.png(), format="png")
-    full = w.Button(description=f"Evaluate all {len(engine.images):,} images", layout=w.Layout(width="260px"))
-    full_text = w.HTML("")
-    busy = {"on": False}
-
-    def redraw(_=None):
-        if busy["on"]:
-            return
-        engine.update(mean.value, std.value)
-        readout.value = engine.readout()
-        image.value = engine.png()
-        full_text.value = ""
+    explorer, set_sliders = _explorer(w, engine, "mean", {"mean": mean, "std": std}, {"range": span})
 
     def from_range(change):
         try:
             stats = stats_for_range(*change["new"])
         except ValueError as err:
-            readout.value = f"<b>{err}</b>"
+            explorer.readout.value = f"<b>{err}</b>"
             return
-        busy["on"] = True
-        mean.value, std.value = stats.mean, stats.std
-        busy["on"] = False
-        redraw()
+        set_sliders(mean=stats.mean, std=stats.std)
 
-    def on_full(_):
-        full_text.value = f"accuracy on all {len(engine.images):,} images: {100 * engine.evaluate_full():.2f} %"
-
-    mean.observe(redraw, names="value")
-    std.observe(redraw, names="value")
     span.observe(from_range, names="value")
-    chooser.observe(redraw, names="value")
-    full.on_click(on_full)
-    background = _sweep_controls(w, engine)
-    ui = w.VBox([w.HBox([mean, std, span, chooser]), readout, w.HBox([full, full_text]), image, *background.pop("ui")])
-    return Explorer(ui, engine, {"mean": mean, "std": std, "range": span, "recipe": chooser, "full": full,
-                                 **background}, readout, image)
+    return explorer
 
 
 def range_explorer(model: Any, images: np.ndarray, labels: np.ndarray, spec: InputSpec = InputSpec(),
@@ -442,32 +420,58 @@ def range_explorer(model: Any, images: np.ndarray, labels: np.ndarray, spec: Inp
 
     engine = RangeExplorer(model, images, labels, spec, baseline, compare, live_size=live_size, cache=cache,
                            recipe=recipe)
-    chooser = _recipe_chooser(w, engine, "default_ranges")
     lo0, hi0 = engine.view.default_ranges
     lo = w.FloatSlider(value=lo0, min=-10, max=0, step=0.5, description="min", continuous_update=False)
     hi = w.FloatSlider(value=hi0, min=0.5, max=30, step=0.5, description="max", continuous_update=False)
+    return _explorer(w, engine, "default_ranges", {"min": lo, "max": hi})[0]
+
+
+def _explorer(w: Any, engine: Any, parameter: str, sliders: dict[str, Any],
+              others: dict[str, Any] | None = None) -> tuple[Explorer, Any]:
+    """The UI both explorers are: their sliders (each move calls ``engine.update(*slider values)``), the
+    other controls beside them, a recipe menu, the readout, the full-test-set button, the figure and the
+    background sweep's controls.
+
+    Returns:
+        The ``Explorer`` and ``set_sliders(**values)``, which moves several sliders with one update.
+    """
+    chooser = _recipe_chooser(w, engine, parameter)
     readout = w.HTML(engine.readout())
     image = w.Image(value=engine.png(), format="png")
     full = w.Button(description=f"Evaluate all {len(engine.images):,} images", layout=w.Layout(width="260px"))
     full_text = w.HTML("")
+    held = {"on": False}
 
     def redraw(_=None):
-        engine.update(lo.value, hi.value)
+        if held["on"]:
+            return
+        engine.update(*(slider.value for slider in sliders.values()))
         readout.value = engine.readout()
         image.value = engine.png()
         full_text.value = ""
 
+    def set_sliders(**values):
+        held["on"] = True
+        try:
+            for name, value in values.items():
+                sliders[name].value = value
+        finally:
+            held["on"] = False
+        redraw()
+
     def on_full(_):
         full_text.value = f"accuracy on all {len(engine.images):,} images: {100 * engine.evaluate_full():.2f} %"
 
-    lo.observe(redraw, names="value")
-    hi.observe(redraw, names="value")
+    for slider in sliders.values():
+        slider.observe(redraw, names="value")
     chooser.observe(redraw, names="value")
     full.on_click(on_full)
+    others = dict(others or {})
     background = _sweep_controls(w, engine)
-    ui = w.VBox([w.HBox([lo, hi, chooser]), readout, w.HBox([full, full_text]), image, *background.pop("ui")])
-    return Explorer(ui, engine, {"min": lo, "max": hi, "recipe": chooser, "full": full, **background}, readout,
-                    image)
+    ui = w.VBox([w.HBox([*sliders.values(), *others.values(), chooser]), readout, w.HBox([full, full_text]), image,
+                 *background.pop("ui")])
+    controls = {**sliders, **others, "recipe": chooser, "full": full, **background}
+    return Explorer(ui, engine, controls, readout, image), set_sliders
 
 
 def _sweep_controls(w: Any, engine: Any) -> dict[str, Any]:
@@ -495,7 +499,6 @@ def _sweep_controls(w: Any, engine: Any) -> dict[str, Any]:
             output.append_stderr(f"{type(handle.error).__name__}: {handle.error}\n")
             return
         frame = handle.value
-        engine.sweep_frame = frame
         best = frame.loc[frame["accuracy"].idxmax()] if frame["accuracy"].notna().any() else None
         text = f"swept {len(frame)} points in {handle.elapsed:.1f} s"
         if best is not None:
