@@ -55,7 +55,7 @@ def test_report_runs_every_recipe_and_writes_csv_png_and_models(files, data):
         assert 0 <= float(row["p_value"]) <= 1 and row["significant"] == str(float(row["p_value"]) < 0.05), row
         # the verdict follows from the row's own test: its sign when p < 0.05, else "borderline" iff the CI excludes 0
         if float(row["p_value"]) < 0.05:
-            expected = "significantly better" if float(row["delta_vs_float_pts"]) > 0 else "significantly worse"
+            expected = "significantly better" if float(row["delta_pts"]) > 0 else "significantly worse"
         else:
             outside = float(row["ci_low_pts"]) > 0 or float(row["ci_high_pts"]) < 0
             expected = "no significant difference" + (" (borderline)" if outside else "")
@@ -77,7 +77,7 @@ def test_report_runs_every_recipe_and_writes_csv_png_and_models(files, data):
     float_run = wb.evaluate((out / "models" / "float32.tflite").read_bytes(), images, labels)
     test = wb.compare.paired(float_run, int8_run, labels)
     assert float(by_name["int8-ptq"]["p_value"]) == pytest.approx(test.p_value, rel=1e-6), by_name["int8-ptq"]
-    assert float(by_name["int8-ptq"]["delta_vs_float_pts"]) == round(100 * test.difference, 2)
+    assert float(by_name["int8-ptq"]["delta_pts"]) == round(100 * test.difference, 2)
     assert by_name["int8-ptq"]["verdict"] == test.verdict
 
 

@@ -306,7 +306,7 @@ NOTEBOOKS = [
           "int8_quantizers": "list(wb.input_codes.fake_quant_table(qat_int8)['quantizer'])",
           "int8_channels": "list(wb.input_codes.fake_quant_table(qat_int8)['channels'])"}, check_qat),
     Case("03_convert_and_compare.ipynb", {"epochs": TRAIN_EPOCHS, "train_size": TRAIN_SIZE, "calibration_sizes": [1, 10, 100]},
-         {"table": "table.to_dict('records')", "baseline": "baseline", "findings": "demo.findings(table)",
+         {"table": "table.to_dict('records')", "baseline": "baseline", "findings": "wb.demo.findings(table)",
           "output_mse": "output_mse",
           "calibration": "calibration[['calibration_size', 'accuracy', 'verdict']].to_dict('records')"},
          check_compare),

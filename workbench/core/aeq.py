@@ -44,14 +44,13 @@ from typing import Any, Iterable
 import numpy as np
 
 from . import diagnose, checks
-from .litert import FlatGraph, flat_graph
+from .litert import MAX_THREADS, FlatGraph, flat_graph
 
 GRANULARITIES = ("channel", "blockwise")
 BLOCK_SIZES = (32, 64, 128, 256)  # AEQ's QuantGranularity.BLOCKWISE_*
 METRICS = ("mse", "median_diff_ratio", "cosine_similarity", "kl_divergence", "snr")
 KINDS = ("output", "intermediate", "constant", "input")  # the row order of validate_per_tensor
 DEFAULT_THREADS = 2
-MAX_THREADS = 64
 
 _INT_TYPES = {"int2", "int4", "int8", "int16", "int32", "int64", "uint4", "uint8", "uint16", "uint32"}
 _FLOAT_TYPES = {"float16", "float32", "float64", "bfloat16"}

@@ -128,6 +128,14 @@ def model_bytes(model: Any) -> bytes:
     raise ValueError(f"model={type(model).__name__}; allowed: a ConvertedModel, .tflite bytes or a path")
 
 
+def check_identifier(head: bytes, subject: str = "model bytes are") -> None:
+    """Raise ``ValueError`` (``"<subject> not a TFLite flatbuffer ..."``) unless ``head`` (a model's first bytes,
+    8 are enough) carries the TFLite flatbuffer identifier ``TFL3`` at byte 4."""
+    if len(head) < 8 or bytes(head[4:8]) != b"TFL3":
+        raise ValueError(f"{subject} not a TFLite flatbuffer (no 'TFL3' identifier at byte 4); "
+                         "allowed: the bytes of a .tflite file written by the converter")
+
+
 def interpreter(model_bytes: bytes, num_threads: int | None = None, keep_tensors: bool = False,
                 reference_kernels: bool = False):
     """A LiteRT interpreter on ``model_bytes`` (``ValueError`` if they are not a TFLite model).
@@ -144,9 +152,7 @@ def interpreter(model_bytes: bytes, num_threads: int | None = None, keep_tensors
     if not isinstance(model_bytes, (bytes, bytearray)) or len(model_bytes) < 8:
         raise ValueError(f"model bytes of length {len(model_bytes) if model_bytes is not None else 0} "
                          "are not a TFLite flatbuffer; allowed: the bytes of a .tflite file")
-    if bytes(model_bytes[4:8]) != b"TFL3":
-        raise ValueError("model bytes are not a TFLite flatbuffer (no 'TFL3' identifier at byte 4); "
-                         "allowed: the bytes of a .tflite file")
+    check_identifier(model_bytes)
     if num_threads is not None:  # LiteRT crashes the process on absurd counts; a negative one reads as a model error
         num_threads = checks.number("num_threads", num_threads, low=1, high=MAX_THREADS, integer=True)
     kwargs = {}
@@ -306,7 +312,9 @@ def input_layer_sites(model: Any) -> InputLayerSites | None:
     import struct
 
     buf = model_bytes(model)
-    if len(buf) < 8 or buf[4:8] != b"TFL3":
+    try:
+        check_identifier(buf)
+    except ValueError:
         return None
     try:
         return _input_layer_sites(buf)

@@ -112,11 +112,10 @@ def _tflite(model: Any) -> ModelIO:
 
 def _saved_model(folder: Path, signature: str = "serving_default") -> ModelIO:
     """A SavedModel's signature, read from its ``saved_model.pb`` (unknown when unreadable: the converter says why)."""
-    from .keras_compat import tf  # TensorFlow's first import goes through keras_compat
-    from tensorflow.core.protobuf import saved_model_pb2
+    from .keras_compat import saved_model_proto, tf
 
     try:
-        proto = saved_model_pb2.SavedModel.FromString((folder / "saved_model.pb").read_bytes())
+        proto = saved_model_proto().FromString((folder / "saved_model.pb").read_bytes())
     except Exception:  # noqa: BLE001 - protobuf DecodeError and friends: described as unknown
         return ModelIO()
     for graph in proto.meta_graphs:

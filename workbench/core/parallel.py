@@ -67,7 +67,7 @@ def predict_task(model_bytes: bytes, images: np.ndarray, spec: InputSpec = Input
     try:
         scores = litert.run(model_bytes, images, spec, num_threads=num_threads).raw
     except (QuantizationError, ValueError) as err:
-        return Prediction(None, time.perf_counter() - start, str(err).strip().splitlines()[0][:300])
+        return Prediction(None, time.perf_counter() - start, checks.first_line(err))
     return Prediction(scores.argmax(axis=1).astype(np.int64), time.perf_counter() - start)
 
 
@@ -199,7 +199,7 @@ class DaskEvaluator(Evaluator):
         try:
             return future.result()
         except Exception as err:  # noqa: BLE001 - a task the cluster gave up on (e.g. KilledWorker) is one row
-            return Prediction(None, float("nan"), f"{type(err).__name__}: {str(err).splitlines()[0][:250]}")
+            return Prediction(None, float("nan"), f"{type(err).__name__}: {checks.first_line(err, 250)}")
 
     def cancel(self, futures: Iterable[Any]) -> None:
         futures = list(futures)

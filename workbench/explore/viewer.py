@@ -32,6 +32,7 @@ from typing import Any
 from urllib.parse import quote
 
 from ..core import artifacts
+from ..core.litert import check_identifier
 from ..core.sources import FrozenGraph, SavedModel
 from .graph_tables import DepthwiseCheck, bias_scales, depthwise_equivalence, op_graph, plot_op_chain, tensor_table
 from .viewer_server import LOOPBACK, MODEL_PREFIX, NetronChanged, ViewerServer
@@ -117,7 +118,7 @@ def model_file(model: Any) -> Path:
     if _is_converted(model):
         return _write_once(folder, _slug(model.recipe.label()), model.tflite)
     if isinstance(model, (bytes, bytearray)):
-        _check_tflite("model", bytes(model[:8]))
+        check_identifier(bytes(model[:8]), "model is")
         return _write_once(folder, "model", bytes(model))
     if isinstance(model, (str, os.PathLike)):
         path = _existing_file(Path(model))
@@ -321,7 +322,7 @@ def _payload(model: Any) -> tuple[str, bytes]:
     if _is_converted(model):
         return f"{_url_name(model.recipe.label())}.tflite", bytes(model.tflite)
     if isinstance(model, (bytes, bytearray)):
-        _check_tflite("model", bytes(model[:8]))
+        check_identifier(bytes(model[:8]), "model is")
         return "model.tflite", bytes(model)
     path = model_file(model)
     suffix = path.suffix if re.fullmatch(r"\.[A-Za-z0-9]{1,12}", path.suffix) else ".bin"
@@ -350,12 +351,6 @@ def _write_once(folder: Path, stem: str, data: bytes) -> Path:
     return artifacts.entry(folder / f"{stem}-{digest}.tflite", lambda tmp: tmp.write_bytes(data), key=digest)
 
 
-def _check_tflite(name: str, head: bytes) -> None:
-    if len(head) < 8 or head[4:8] != b"TFL3":
-        raise ValueError(f"{name} is not a TFLite flatbuffer (no 'TFL3' identifier at byte 4); "
-                         "allowed: a .tflite file written by the converter")
-
-
 def _existing_file(path: Path) -> Path:
     if not path.exists():
         raise ValueError(f"model={str(path)!r} does not exist; allowed: a .tflite file, a model file Netron "
@@ -373,7 +368,7 @@ def _existing_file(path: Path) -> Path:
     if not head:
         raise ValueError(f"model={str(path)!r} is empty; allowed: a non-empty model file")
     if path.suffix == ".tflite":
-        _check_tflite(f"model={str(path)!r}", head)
+        check_identifier(head, f"model={str(path)!r} is")
     return path
 
 
