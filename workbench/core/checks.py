@@ -114,3 +114,12 @@ def first_line(err: BaseException, limit: int = 300) -> str:
     message is empty, so a caller never gets an ``IndexError`` in place of the error it was reporting."""
     lines = str(err).strip().splitlines()
     return (lines[0] if lines else type(err).__name__)[:limit]
+
+
+def keyed(name: str, value: str, items, what: str):
+    """The item of ``items`` whose ``key`` is ``value``; otherwise a ``ValueError`` naming ``name``, the value,
+    ``what`` the items are (``"in the catalog"``) and every key allowed."""
+    for item in items:
+        if item.key == value:
+            return item
+    raise ValueError(f"{name}={value!r} is not {what}; allowed: {', '.join(item.key for item in items)}")

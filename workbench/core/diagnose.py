@@ -13,6 +13,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from . import checks
+
 
 @dataclass(frozen=True)
 class Entry:
@@ -298,10 +300,7 @@ def explain(message: str) -> Diagnosis:
 
 def entry(key: str) -> Entry:
     """The catalog entry named ``key``."""
-    for e in CATALOG:
-        if e.key == key:
-            return e
-    raise ValueError(f"key={key!r} is not in the catalog; allowed: {', '.join(e.key for e in CATALOG)}")
+    return checks.keyed("key", key, CATALOG, "in the catalog")
 
 
 def catalog_rows() -> list[dict[str, str]]:

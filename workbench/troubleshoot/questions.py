@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..core import diagnose
+from ..core import checks, diagnose
 
 
 @dataclass(frozen=True)
@@ -149,10 +149,7 @@ MESSAGES: tuple[Message, ...] = (
 
 def question(key: str) -> Question:
     """The question (or error-message answer) named ``key``."""
-    for q in ANSWERS:
-        if q.key == key:
-            return q
-    raise ValueError(f"key={key!r} is not a question; allowed: {', '.join(q.key for q in ANSWERS)}")
+    return checks.keyed("key", key, ANSWERS, "a question")
 
 
 def explain_rows() -> list[dict[str, str]]:
