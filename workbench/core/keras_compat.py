@@ -79,3 +79,16 @@ def n_bit_quantize_scheme(**kwargs):
         default_n_bit_quantize_scheme as n_bit)
 
     return n_bit.DefaultNBitQuantizeScheme(**kwargs)
+
+
+def keras3():
+    """The Keras 3 package (``import keras``): what today's tutorials save with; imported on first use."""
+    with native_stderr():
+        import keras as keras_3
+
+    return keras_3
+
+
+def is_keras3(model) -> bool:
+    """Whether ``model`` is a Keras 3 model (``import keras``) rather than a tf_keras (Keras 2) one."""
+    return type(model).__module__.split(".")[0] == "keras" and hasattr(model, "layers")
