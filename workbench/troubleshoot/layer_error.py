@@ -12,7 +12,10 @@ taken in execution order, so a later op of the same layer (the ``SOFTMAX`` after
 a dense layer's ``FULLY_CONNECTED``) replaces an earlier one; the tensor that
 becomes the model output (through a final ``DEQUANTIZE`` or ``QUANTIZE``) is the
 last layer's. Any input shape and class count works; the reference may be the
-Keras model itself or the ``.keras``/``.h5``/SavedModel file it was saved to.
+Keras model itself or the ``.keras``/``.h5``/SavedModel file it was saved to, built with
+``tf_keras`` or Keras 3 (``model_facts.layer_outputs`` reads the outputs with the model's own Keras).
+
+``activation_ranges`` gives the float model's own range per layer output (min, max, percentiles).
 
 For int8 models the TFLite QuantizationDebugger gives its own per-layer
 statistics (``debugger_statistics``); it does not cover the uint8 path.
@@ -20,6 +23,7 @@ statistics (``debugger_statistics``); it does not cover the uint8 path.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,6 +31,7 @@ import numpy as np
 
 from ..core import litert, checks
 from ..core.data import InputSpec
+from ..core.model_facts import layer_outputs
 
 
 @dataclass(frozen=True)
@@ -106,7 +111,7 @@ def layer_errors(model: Any, keras_model: Any, images: np.ndarray, spec: InputSp
         ValueError: bad images, a reference that is not a Keras model, or no quantized
             activation matched any Keras layer.
     """
-    from ..core.keras_compat import keras
+    from ..core.keras_compat import is_keras3
 
     keras_model = reference_model(keras_model)
     shape = tuple(keras_model.input_shape[1:])
@@ -116,22 +121,21 @@ def layer_errors(model: Any, keras_model: Any, images: np.ndarray, spec: InputSp
     outcome = litert.run(model, data, spec, keep_tensors=True, reference_kernels=True)
 
     order = [layer.name for layer in keras_model.layers]
+    k3 = is_keras3(keras_model)
     final = {io.index for io in info.outputs}
     step = {out: op.index for op in info.op_details for out in op.outputs}  # execution order
     matched: dict[str, litert.TensorInfo] = {}
     for t in sorted(info.tensors, key=lambda t: step.get(t.index, -1)):
         if not t.is_activation or len(t.scales) != 1 or t.producer == "QUANTIZE":
             continue
-        layer = _layer_of(t.name, order) or (order[-1] if _feeds_output(t.index, info.op_details, final) else None)
+        layer = _layer_of(t.name, order, k3) or (order[-1] if _feeds_output(t.index, info.op_details, final) else None)
         if layer is not None:
             matched[layer] = t  # later tensors of a layer (fused activation) replace earlier ones
     if not matched:
         raise ValueError("no quantized activation tensor matched a Keras layer; allowed: a quantized (uint8 or "
                          "int8) model converted from keras_model")
     names = [n for n in order if n in matched]
-    probe = keras.Model(keras_model.inputs, [keras_model.get_layer(n).output for n in names])
-    refs = probe.predict(spec.normalize(data), batch_size=512, verbose=0)
-    refs = refs if isinstance(refs, list) else [refs]
+    refs = layer_outputs(keras_model, names, spec.normalize(data))
     rows, values = [], {}
     for name, ref in zip(names, refs):
         t = matched[name]
@@ -144,8 +148,47 @@ def layer_errors(model: Any, keras_model: Any, images: np.ndarray, spec: InputSp
     return LayerReport(tuple(rows), len(data), values)
 
 
-def _layer_of(tensor_name: str, order: list[str]) -> str | None:
+def activation_ranges(keras_model: Any, images: np.ndarray, spec: InputSpec = InputSpec(),
+                      percentiles: tuple[float, ...] = (0.1, 99.9)):
+    """The float model's own range per layer output: ``min``, ``max`` and the ``percentiles`` of its values.
+
+    Args:
+        keras_model: a ``tf_keras`` or Keras 3 model, or the file or folder it was saved to (``reference_model``).
+        images: raw uint8 images of the shape the model reads (a few hundred are plenty).
+        spec: the float range the model was trained on.
+        percentiles: in 0..100, one column each, named ``p0.1``, ``p99.9``, ...
+
+    Returns:
+        A pandas DataFrame indexed by layer name, in layer order (input layers left out): ``type``, ``min``,
+        ``max``, one ``p<q>`` column per percentile, and ``count`` (values seen).
+    """
+    import pandas as pd
+
+    keras_model = reference_model(keras_model)
+    shape = tuple(keras_model.input_shape[1:])
+    data = checks.images("images", images, shape=shape if None not in shape else None)
+    qs = [checks.number("percentile", q, low=0, high=100) for q in percentiles]
+    layers = [layer for layer in keras_model.layers if type(layer).__name__ != "InputLayer"]
+    outs = layer_outputs(keras_model, [layer.name for layer in layers], spec.normalize(data))
+    rows = []
+    for layer, out in zip(layers, outs):
+        values = np.asarray(out, dtype=np.float64).reshape(-1)
+        row = {"layer": layer.name, "type": type(layer).__name__, "min": float(values.min()),
+               "max": float(values.max())}
+        row.update({f"p{q:g}": float(v) for q, v in zip(qs, np.percentile(values, qs))})
+        rows.append({**row, "count": int(values.size)})
+    return pd.DataFrame(rows).set_index("layer")
+
+
+def _layer_of(tensor_name: str, order: list[str], keras3: bool = False) -> str | None:
+    """The latest layer of ``order`` named in ``tensor_name``. Keras 3 traces each layer under its name with a
+    ``_N`` suffix (``sequential_1/conv_1/convolution`` for layer ``conv``): with ``keras3`` a segment counts
+    as the layer it names once that suffix is removed, when there is such a layer."""
     segments = {seg for part in tensor_name.split(";") for seg in part.split("/")}
+    if keras3:
+        known = set(order)
+        segments = {base if base in known else seg
+                    for seg in segments for base in [re.sub(r"_\d+$", "", seg)]}
     found = [name for name in order if name in segments]
     return found[-1] if found else None
 
@@ -339,12 +382,15 @@ def suggest_float_layers(statistics, keras_model: Any, count: int = 1) -> list[s
         keras_model: the model the statistics are for (its layer names).
         count: how many layers to suggest.
     """
+    from ..core.keras_compat import is_keras3
+
     count = checks.number("count", count, low=1, integer=True)
     order = [layer.name for layer in keras_model.layers]
+    k3 = is_keras3(keras_model)
     ranked = statistics.sort_values("rmse/scale", ascending=False)
     chosen: list[str] = []
     for tensor in ranked["tensor"]:
-        layer = _layer_of(tensor, order)
+        layer = _layer_of(tensor, order, k3)
         if layer and layer not in chosen and any(w.size for w in keras_model.get_layer(layer).get_weights()):
             chosen.append(layer)
         if len(chosen) == count:
