@@ -69,11 +69,13 @@ def run(args: argparse.Namespace, out: Callable[[str], None] = print) -> int:
     """Check the data against the model, convert if needed, evaluate, print text or JSON."""
     spec = inputs.input_spec("--input-range", args.input_range) if args.input_range is not None else None
     data = inputs.labelled("--data", args.data, args.images, args.labels)
-    from ..core.data import InputSpec
+    from ..core.model_facts import input_spec_for
 
-    spec = spec or InputSpec()
     model = load(args)
     note = lambda text: print(f"note: {text}", file=sys.stderr) if args.json else out(f"note: {text}")  # noqa: E731
+    spec, range_note = input_spec_for(model, spec)  # 0..255 for a model that starts with Rescaling
+    if range_note:
+        note(range_note)
     converted_from = None
     if not isinstance(model, bytes):
         io = model_io(model)

@@ -10,9 +10,10 @@ table (accuracy, size, images/s, the outcome in words) as ``report.csv`` and
 ``report.png`` with each ``.tflite`` in ``models/``. Every recipe's difference from
 the reference recipe (``float32``) is tested on the same images (``core.compare``: exact McNemar ``p_value``,
 95 % interval, ``verdict``); one within noise is marked ``n.s.`` (hatched in the PNG). A recipe that needs a QAT
-model is skipped on a float model, with a note; a recipe the converter or
-LiteRT refuses is a row that says why. ``--scheduler ADDRESS`` evaluates on a
-``dask.distributed`` cluster (conversions stay here; ``core.parallel``).
+model is skipped on a float model, with a note (for a Keras 3 model: why QAT is not offered); a model
+that starts with ``Rescaling``/``Normalization`` reads 0..255 unless ``--input-range`` says otherwise (a note
+says so); a recipe the converter or LiteRT refuses is a row that says why. ``--scheduler ADDRESS``
+evaluates on a ``dask.distributed`` cluster (conversions stay here; ``core.parallel``).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import numpy as np
 
 from ..core import recipes as registry
 from ..core.data import InputSpec
+from ..core.model_facts import RAW_PIXELS, input_range_note, input_spec_for, qat_refusal
 from ..core.model_io import model_io
 from ..core.recipe_table import RecipeRun, recipe_parameters, reference_run, run_recipes
 from ..core.sources import is_qat
@@ -67,11 +69,12 @@ class Choice:
 
 
 def choose(spec: registry.RecipeSpec, qat: bool, stats: Any, calibration_size: int,
-           default_ranges: tuple[float, float], calibration_from: str) -> Choice:
-    """The parameters of ``spec`` for a float or QAT model: its demo row for that kind of model, else its defaults."""
+           default_ranges: tuple[float, float], calibration_from: str, qat_note: str | None = None) -> Choice:
+    """The parameters of ``spec`` for a float or QAT model: its demo row for that kind of model, else its defaults.
+    ``qat_note``: why QAT is not offered for this model (``model_facts.qat_refusal``), added to a skipped QAT row."""
     if spec.needs_qat and not qat:
         return Choice(spec.name, None, "skipped: needs a model trained with quantization-aware training (the "
-                                        "source has no fake-quant layers)")
+                                        "source has no fake-quant layers)" + (f"; {qat_note}" if qat_note else ""))
     params = recipe_parameters(spec.name, "qat" if qat else "float")
     notes = []
     if spec.calibrated:
@@ -125,11 +128,14 @@ def run(args: argparse.Namespace, out: Callable[[str], None] = print) -> int:
     if args.calibration is not None:
         inputs.check_images_fit(f"--calibration={args.calibration!r}", calibration, shape)
     qat = is_qat(model)
+    spec, range_note = model_input_spec(model, spec if args.input_range is not None else None)
     names = args.recipes or registry.names()
-    choices = [choose(registry.get(n), qat, spec.stats, args.calibration_size, ranges, calibration_from)
-               for n in names]
+    choices = [choose(registry.get(n), qat, spec.stats, args.calibration_size, ranges, calibration_from,
+                      qat_refusal(model)) for n in names]
     out(f"report: {args.model} ({'QAT' if qat else 'float'} model) on {data.describe()}; "
         f"input range [{spec.lo:g}, {spec.hi:g}]; {len(choices)} recipes")
+    if range_note:
+        out(f"note: {range_note}")
     client, owned = None, False
     if getattr(args, "scheduler", None):
         from ..core.parallel import connect
@@ -156,6 +162,17 @@ def run(args: argparse.Namespace, out: Callable[[str], None] = print) -> int:
     out(f"wrote {paths['csv']}{png} and {paths['count']} models in {paths['models']}")
     out(f"report finished in {time.perf_counter() - start:.1f} s")
     return 0
+
+
+def model_input_spec(model: Any, given: InputSpec | None) -> tuple[InputSpec, str | None]:
+    """The input range the report uses and a note: ``--input-range`` when given, else 0..255 for a model that
+    starts with ``Rescaling``/``Normalization`` (``model_facts.input_spec_for``); a given range other than
+    0..255 for such a model is used as given, and the note says what the model reads."""
+    spec, note = input_spec_for(model, given)
+    said = input_range_note(model) if given is not None else None
+    if said and (given.lo, given.hi) != (RAW_PIXELS.lo, RAW_PIXELS.hi):
+        note = f"{said}; --input-range {given.lo:g} {given.hi:g} given, used as given"
+    return spec, note
 
 
 def compare(model: Any, choices: list[Choice], data: inputs.Labelled, calibration: np.ndarray, spec: InputSpec,

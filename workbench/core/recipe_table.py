@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
@@ -25,6 +25,7 @@ import numpy as np
 from . import checks, litert
 from . import recipes as registry
 from .data import InputSpec
+from .model_facts import input_spec_for, qat_refusal
 from .sources import is_qat
 
 KINDS = ("float", "qat")
@@ -73,7 +74,7 @@ def recipe_parameters(name: str, kind: str, calibration_size: int = 500) -> dict
     return params
 
 
-def run_recipes(model: Any, images: np.ndarray, labels: np.ndarray, *, spec: InputSpec = InputSpec(),
+def run_recipes(model: Any, images: np.ndarray, labels: np.ndarray, *, spec: InputSpec | None = None,
                 representative: np.ndarray | None = None, recipes: Sequence[str] | None = None,
                 calibration_size: int = 500, kind: str | None = None,
                 parameters: Mapping[str, Mapping[str, Any]] | None = None,
@@ -85,7 +86,9 @@ def run_recipes(model: Any, images: np.ndarray, labels: np.ndarray, *, spec: Inp
             the path of a ``.keras``/``.h5``/``.tflite`` file (``sources.load_source``), or ``.tflite``
             bytes / a ``ConvertedModel``.
         images, labels: raw uint8 test images of the shape the model reads, labels ``0..K-1``.
-        spec: the float range the model was trained on (``Dataset.spec``).
+        spec: the float range the model was trained on (``Dataset.spec``); default: 0..255 for a model that
+            starts with ``Rescaling``/``Normalization`` (``model_facts.input_spec_for``; the first row's outcome
+            says so), else 0..1.
         representative: raw uint8 calibration images for the calibrated recipes (without them
             those recipes are rows saying so).
         recipes: recipe names, in order (default: the whole registry, the reference ``float32`` first).
@@ -113,6 +116,7 @@ def run_recipes(model: Any, images: np.ndarray, labels: np.ndarray, *, spec: Inp
         from .sources import load_source
 
         model = load_source(model)  # a frozen .pb needs its arrays: load_source(path, input_arrays=...) says so
+    spec, range_note = input_spec_for(model, spec)
     images = checks.images("images", images, shape=model_io(model).image_shape)
     labels = checks.labels("labels", labels, len(images))
     calibration_size = checks.number("calibration_size", calibration_size, low=1, integer=True)
@@ -138,6 +142,8 @@ def run_recipes(model: Any, images: np.ndarray, labels: np.ndarray, *, spec: Inp
     waiting: list[Any] = []  # with a cluster: runs, or (name, label, converted, future) still evaluating
 
     def finish(run: RecipeRun) -> None:
+        if range_note and not runs:  # said once, on the first row
+            run = replace(run, outcome=f"{run.outcome}; {range_note}")
         runs.append(run)
         if progress is not None:
             progress(run)
@@ -155,7 +161,9 @@ def run_recipes(model: Any, images: np.ndarray, labels: np.ndarray, *, spec: Inp
         rspec = registry.get(name)
         params = dict(given[name]) if name in given else recipe_parameters(name, kind, calibration_size)
         if params is None:
-            hold(RecipeRun(name, name, "not run: needs a QAT model (train with QAT, then convert)"))
+            refusal = qat_refusal(model)
+            hold(RecipeRun(name, name, "not run: needs a QAT model (train with QAT, then convert)"
+                           + (f"; {refusal}" if refusal else "")))
             continue
         recipe = registry.recipe(name, **params)
         if rspec.calibrated and representative is None:

@@ -93,11 +93,16 @@ def set_seed(seed: int) -> None:
 
 
 def quantize_model(float_model: keras.Model, qat: QatConfig = QatConfig()) -> keras.Model:
-    """Wrap a trained float model with fake-quant for QAT (weights carried over)."""
+    """Wrap a trained float model with fake-quant for QAT (weights carried over).
+
+    Raises:
+        ValueError: a Keras 3 model (tfmot wraps tf_keras models only; the message says what to do instead).
+    """
     import tensorflow_model_optimization as tfmot
 
     from .keras_compat import n_bit_quantize_scheme
 
+    check_qat_model(float_model)
     per_tensor = qat.scheme == "uint8-legacy"
     if qat.bits == 8:
         scheme = tfmot.quantization.keras.default_8bit.Default8BitQuantizeScheme(disable_per_axis=per_tensor)
@@ -110,6 +115,19 @@ def quantize_model(float_model: keras.Model, qat: QatConfig = QatConfig()) -> ke
     return tfmot.quantization.keras.quantize_apply(annotated, scheme)
 
 
+def check_qat_model(model) -> None:
+    """Refuse a model tfmot cannot wrap (a Keras 3 one) with the sentence that says why and what to do instead.
+
+    Raises:
+        ValueError: ``model_facts.qat_refusal``'s sentence.
+    """
+    from .model_facts import qat_refusal
+
+    refusal = qat_refusal(model)
+    if refusal is not None:
+        raise ValueError(refusal)
+
+
 def train_qat(float_model: keras.Model, data: Mnist, qat: QatConfig = QatConfig(),
               config: TrainConfig = TrainConfig(), progress: bool = False) -> keras.Model:
     """Fine-tune a QAT copy of ``float_model`` for ``qat.epochs`` epochs and return it.
@@ -119,8 +137,10 @@ def train_qat(float_model: keras.Model, data: Mnist, qat: QatConfig = QatConfig(
     Each phase starts its own Adam optimizer (TF1 kept one optimizer across the delay).
 
     Raises:
-        ValueError: ``delay_steps`` not below the budget's number of steps.
+        ValueError: ``delay_steps`` not below the budget's number of steps, or a Keras 3 model
+            (``check_qat_model``).
     """
+    check_qat_model(float_model)
     set_seed(config.seed + 1)
     if not qat.delay_steps:
         model = quantize_model(float_model, qat)
