@@ -187,3 +187,10 @@ def test_run_recipes_reads_0_to_255_and_says_why_qat_is_not_run(tutorial, images
     expected = tutorial.predict(RAW.normalize(images), verbose=0).argmax(axis=1)
     assert (runs[0].result.predictions == expected).all()  # fed 0..255, as the model reads
     assert len(recipe_table(runs)) == 3
+
+
+def test_debugger_suggestions_name_keras3_layers(plain3, images):
+    from workbench.troubleshoot.layer_error import debugger_statistics, suggest_float_layers
+
+    statistics = debugger_statistics(plain3, images[:16])
+    assert set(suggest_float_layers(statistics, plain3, 2)) == {"conv", "probs"}  # the layers with weights
