@@ -194,3 +194,25 @@ def test_debugger_suggestions_name_keras3_layers(plain3, images):
 
     statistics = debugger_statistics(plain3, images[:16])
     assert set(suggest_float_layers(statistics, plain3, 2)) == {"conv", "probs"}  # the layers with weights
+
+
+def test_report_and_evaluate_feed_a_rescaling_model_0_to_255(tmp_path, images, capsys):
+    from workbench.cli.main import main
+
+    k = keras
+    k.utils.set_random_seed(2)
+    model = k.Sequential([k.Input(SHAPE), k.layers.Rescaling(1 / 255.0, name="rescale"),
+                          k.layers.Conv2D(4, 3, activation="relu"), k.layers.GlobalAveragePooling2D(),
+                          k.layers.Dense(3, activation="softmax")])
+    model.save(tmp_path / "scaled.keras")
+    labels = model.predict(images.astype(np.float32), verbose=0).argmax(axis=1)  # what it says on raw pixels
+    np.savez(tmp_path / "data.npz", images=images, labels=labels)
+    assert main(["report", str(tmp_path / "scaled.keras"), "--data", str(tmp_path / "data.npz"), "--recipes",
+                 "float32", "qat-int8", "--out", str(tmp_path / "out")]) == 0
+    said = capsys.readouterr().out
+    assert "input range [0, 255]" in said and "note: the model starts with Rescaling ('rescale')" in said
+    assert "float32: 100.00 %" in said  # fed raw pixels, as the model reads them
+    assert "wraps tf_keras" not in said  # a tf_keras model: QAT is offered, only this one is not a QAT model
+    assert main(["evaluate", str(tmp_path / "scaled.keras"), "--data", str(tmp_path / "data.npz")]) == 0
+    said = capsys.readouterr().out
+    assert "reads raw pixels" in said and "accuracy: 1.0000" in said
