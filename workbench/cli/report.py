@@ -11,8 +11,10 @@ table (accuracy, size, images/s, the outcome in words) as ``report.csv`` and
 the reference recipe (``float32``) is tested on the same images (``core.compare``: exact McNemar ``p_value``,
 95 % interval, ``verdict``); one within noise is marked ``n.s.`` (hatched in the PNG). A recipe that needs a QAT
 model is skipped on a float model, with a note; a recipe the converter or
-LiteRT refuses is a row that says why. ``--scheduler ADDRESS`` evaluates on a
-``dask.distributed`` cluster (conversions stay here; ``core.parallel``).
+LiteRT refuses is a row that says why. A model whose input has ``None`` sizes
+is converted at ``--input_shapes``, else at the data's ``H, W, C``
+(``core.fixed_input``), and the report says so. ``--scheduler ADDRESS`` evaluates
+on a ``dask.distributed`` cluster (conversions stay here; ``core.parallel``).
 """
 
 from __future__ import annotations
@@ -118,6 +120,7 @@ def run(args: argparse.Namespace, out: Callable[[str], None] = print) -> int:
         raise ValueError(f"--out={str(out_dir)!r} is a file; allowed: a folder (created if missing)")
 
     model = evaluation.load(args, "SOURCE")
+    model, fixed = evaluation.fit_input(args, model, data.images)
     io = model_io(model)
     shape, classes = io.input_shape, io.classes
     inputs.check_images_fit(f"--data={args.data!r}", data.images, shape)
@@ -130,6 +133,8 @@ def run(args: argparse.Namespace, out: Callable[[str], None] = print) -> int:
                for n in names]
     out(f"report: {args.model} ({'QAT' if qat else 'float'} model) on {data.describe()}; "
         f"input range [{spec.lo:g}, {spec.hi:g}]; {len(choices)} recipes")
+    if fixed:
+        out(f"note: {fixed}")
     client, owned = None, False
     if getattr(args, "scheduler", None):
         from ..core.parallel import connect
