@@ -138,6 +138,19 @@ def test_a_fixed_copy_predicts_as_the_dynamic_model_with_its_layer_names(files, 
     assert model_io(fixed).image_shape == SHAPE
 
 
+def test_a_qat_model_stays_a_qat_model_when_fixed(files, models):
+    import tensorflow_model_optimization as tfmot
+
+    import workbench as wb
+    from workbench.core.sources import is_qat
+
+    qat = tfmot.quantization.keras.quantize_model(models["tf_keras"])
+    fixed = wb.fixed_input(qat, SHAPE)
+    assert is_qat(fixed) and [layer.name for layer in fixed.layers] == [layer.name for layer in qat.layers]
+    x = files["images"][:8].astype("float32") / 255.0
+    np.testing.assert_allclose(fixed.predict(x, verbose=0), qat.predict(x, verbose=0), rtol=1e-6, atol=1e-6)
+
+
 def test_a_saved_model_with_a_dynamic_signature_is_re_exported_at_the_fixed_shape(files, models):
     import workbench as wb
     from workbench.core.keras_compat import tf

@@ -21,6 +21,7 @@ sentence (``input_note``).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 from pathlib import Path
@@ -139,13 +140,20 @@ def input_note(before: Sequence[Any] | None, hwc: Sequence[int], source: str) ->
 def _fixed_keras(model: Any, hwc: tuple[int, int, int]) -> Any:
     """A copy of a Keras model reading ``(None, *hwc)``: the same layers (cloned, names kept) and weights."""
     from .keras_compat import is_keras3, keras, keras3
+    from .sources import is_qat
 
     k = keras3() if is_keras3(model) else keras
     first = model.inputs[0]
     dtype = getattr(first.dtype, "name", first.dtype)
     name = first.name.split(":")[0]
+    scope = contextlib.nullcontext()
+    if is_qat(model):  # tfmot's wrappers are rebuilt from their configs inside its scope
+        import tensorflow_model_optimization as tfmot
+
+        scope = tfmot.quantization.keras.quantize_scope()
     try:
-        copy = k.models.clone_model(model, input_tensors=k.Input(hwc, dtype=dtype, name=name))
+        with scope:
+            copy = k.models.clone_model(model, input_tensors=k.Input(hwc, dtype=dtype, name=name))
         copy.set_weights(model.get_weights())
     except Exception:  # noqa: BLE001 - a subclassed or wrapped model Keras cannot clone: call it instead
         inputs = k.Input(hwc, dtype=dtype, name=name)
