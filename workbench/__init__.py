@@ -17,6 +17,7 @@ import importlib
 # Data and the input-stats arithmetic
 from .core.data import Dataset, InputSpec, Mnist, load_digits, load_image_folder, load_mnist, load_npz
 from .core.sources import load_source
+from .core.fixed_input import fixed_input
 from .core.stats import InputStats, stats_for_range
 
 # Conversion records and evaluation (no TensorFlow import needed)
@@ -64,6 +65,7 @@ def __getattr__(name: str):
 
 __all__ = [
     "Dataset", "InputSpec", "Mnist", "load_mnist", "load_digits", "load_npz", "load_image_folder", "load_source",
+    "fixed_input",
     "InputStats", "stats_for_range",
     "RECIPES", "Recipe", "RecipeSpec", "register_recipe", "Outcome", "ConvertedModel", "QuantizationWarning",
     "convert", "export_saved_model",

@@ -4,11 +4,13 @@ This module owns the command: it reads every image of the ``.npz`` (the named
 ``images``/``labels`` pair, else ``x_test``/``y_test``), checks the images
 against the model's input shape and the labels against its class count before
 anything runs, converts a Keras / SavedModel / frozen-graph source with
-``float32`` first (and says so), and reports accuracy (a fraction 0..1),
-per-class accuracy, size and images per second. How each input type is fed is
-``core.evaluate``'s: a float input gets pixels mapped linearly from [0, 255] to
-``--input-range``; a uint8 input the raw bytes; an int8 input those floats
-quantized with the model's own scale and zero point.
+``float32`` first (and says so; an input with ``None`` sizes is fixed to
+``--input_shapes`` or the data's ``H, W, C`` first, ``core.fixed_input``, and said
+too), and reports accuracy (a fraction 0..1), per-class accuracy, size and
+images per second. How each input type is fed is ``core.evaluate``'s: a float
+input gets pixels mapped linearly from [0, 255] to ``--input-range``; a uint8
+input the raw bytes; an int8 input those floats quantized with the model's own
+scale and zero point.
 """
 
 from __future__ import annotations
@@ -46,13 +48,30 @@ def add_data_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--output-arrays", "--output_arrays", dest="output_arrays", default=None, metavar="NAMES",
                         help="frozen .pb: output tensor names")
     parser.add_argument("--input-shapes", "--input_shapes", dest="input_shapes", default=None, metavar="SHAPES",
-                        help="frozen .pb: input shapes, e.g. 1,28,28,1")
+                        help="the input shape N,H,W,C to convert at, e.g. 1,32,32,3, for a model whose input has "
+                             "None sizes (default: the --data images' H,W,C); a frozen .pb: its input shapes")
 
 
 def load(args: argparse.Namespace, flag: str = "MODEL") -> Any:
     """The model the arguments name (``.tflite`` bytes, a Keras model, a ``SavedModel`` or a ``FrozenGraph``)."""
     return inputs.model_source(flag, args.model, signature=args.signature, input_arrays=args.input_arrays,
                                output_arrays=args.output_arrays, input_shapes=args.input_shapes)
+
+
+def fit_input(args: argparse.Namespace, model: Any, images: Any) -> tuple[Any, str | None]:
+    """The model with a dynamic input fixed to ``--input_shapes``, else to the ``--data`` images' ``H, W, C``
+    (what ``tflite_convert --input_shapes`` did), and the sentence saying so (``None``: left as it is).
+    A frozen graph takes ``--input_shapes`` when it is loaded (``load``); a ``.tflite`` is already fixed."""
+    from ..core.fixed_input import fit_input as fit
+    from ..core.sources import FrozenGraph
+
+    if isinstance(model, bytes) and args.input_shapes:
+        raise ValueError(f"--input_shapes={args.input_shapes!r} for a .tflite, whose input shape its conversion "
+                         "fixed; allowed: --input_shapes with a model to convert (.keras/.h5, SavedModel, frozen .pb)")
+    if isinstance(model, (bytes, FrozenGraph)):
+        return model, None
+    return fit(model, images.shape[1:], args.input_shapes, data_from=f"--data ({Path(args.data).name})",
+               shape_from="--input_shapes")
 
 
 def fed(dtype: str, spec: Any, scale: float = 0.0, zero_point: int = 0) -> str:
@@ -77,6 +96,9 @@ def run(args: argparse.Namespace, out: Callable[[str], None] = print) -> int:
     if range_note:
         note(range_note)
     converted_from = None
+    model, fixed = fit_input(args, model, data.images)
+    if fixed:
+        note(fixed)
     if not isinstance(model, bytes):
         io = model_io(model)
         shape, classes = io.input_shape, io.classes
@@ -104,6 +126,7 @@ def run(args: argparse.Namespace, out: Callable[[str], None] = print) -> int:
     info = model.info if hasattr(model, "info") else litert.read_model(tflite)
     result = evaluate(tflite, data.images, data.labels, spec)
     record = summary(args.model, data, result, info, tflite, spec, converted_from)
+    record["input_fixed"] = fixed
     if args.json:
         out(json.dumps(record, indent=2))
     else:

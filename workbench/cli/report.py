@@ -12,8 +12,10 @@ the reference recipe (``float32``) is tested on the same images (``core.compare`
 95 % interval, ``verdict``); one within noise is marked ``n.s.`` (hatched in the PNG). A recipe that needs a QAT
 model is skipped on a float model, with a note (for a Keras 3 model: why QAT is not offered); a model
 that starts with ``Rescaling``/``Normalization`` reads 0..255 unless ``--input-range`` says otherwise (a note
-says so); a recipe the converter or LiteRT refuses is a row that says why. ``--scheduler ADDRESS``
-evaluates on a ``dask.distributed`` cluster (conversions stay here; ``core.parallel``).
+says so); a recipe the converter or LiteRT refuses is a row that says why. A model whose input has ``None``
+sizes is converted at ``--input_shapes``, else at the data's ``H, W, C`` (``core.fixed_input``), and the report
+says so. ``--scheduler ADDRESS`` evaluates on a ``dask.distributed`` cluster (conversions stay here;
+``core.parallel``).
 """
 
 from __future__ import annotations
@@ -121,6 +123,7 @@ def run(args: argparse.Namespace, out: Callable[[str], None] = print) -> int:
         raise ValueError(f"--out={str(out_dir)!r} is a file; allowed: a folder (created if missing)")
 
     model = evaluation.load(args, "SOURCE")
+    model, fixed = evaluation.fit_input(args, model, data.images)
     io = model_io(model)
     shape, classes = io.input_shape, io.classes
     inputs.check_images_fit(f"--data={args.data!r}", data.images, shape)
@@ -136,6 +139,8 @@ def run(args: argparse.Namespace, out: Callable[[str], None] = print) -> int:
         f"input range [{spec.lo:g}, {spec.hi:g}]; {len(choices)} recipes")
     if range_note:
         out(f"note: {range_note}")
+    if fixed:
+        out(f"note: {fixed}")
     client, owned = None, False
     if getattr(args, "scheduler", None):
         from ..core.parallel import connect

@@ -135,8 +135,11 @@ CATALOG: tuple[Entry, ...] = (
         cause=("The model was exported with None for height/width. TOCO refused that outright; today's "
                "converter accepts it, but the interpreter then starts with a 1x1 image, and the kernels "
                "cannot be prepared until a real size is set."),
-        fix=("Export with a fixed input shape (keras.Input((28, 28, 1))) and copy the weights over, or call "
-             "interpreter.resize_tensor_input(index, [1, H, W, C]) before allocate_tensors()."),
+        fix=("Fix the input to your images' height, width and channels (H, W, C) before converting: "
+             "workbench.fixed_input(model, (H, W, C)) gives a copy with keras.Input((H, W, C)) and the same "
+             "weights (a SavedModel is re-exported at that shape); report and evaluate do it from --data, or "
+             "from --input_shapes N,H,W,C. At run time, interpreter.resize_tensor_input(index, [1, H, W, C]) "
+             "before allocate_tensors() also works."),
         examples=("ValueError: None is only supported in the 1st dimension. Tensor 'input' has invalid shape "
                   "'[1, None, None, 3]'.",
                   "XNNPack delegate failed to reshape runtimeNode number 5 (TfLiteXNNPackDelegate) failed to "

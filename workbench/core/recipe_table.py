@@ -9,7 +9,8 @@ to the float row), as ``python -m workbench report`` chooses them: a float model
 uint8 path uses ``default_ranges=(0, 6)``, ``int8-ptq`` uint8 I/O. A recipe that
 needs a QAT model is not run on a float model, and one the converter or runtime
 refuses is a row with its reason in ``outcome``, never an exception. A ``.tflite``
-(nothing to convert) gives one row for the model as it is.
+(nothing to convert) gives one row for the model as it is. A model whose input has ``None``
+beyond the batch is first fixed to the images' shape (``fixed_input``; an ``InputFixed`` warning says so).
 """
 
 from __future__ import annotations
@@ -85,7 +86,9 @@ def run_recipes(model: Any, images: np.ndarray, labels: np.ndarray, *, spec: Inp
         model: a Keras model, a SavedModel folder or ``sources.SavedModel``, a ``sources.FrozenGraph``,
             the path of a ``.keras``/``.h5``/``.tflite`` file (``sources.load_source``), or ``.tflite``
             bytes / a ``ConvertedModel``.
-        images, labels: raw uint8 test images of the shape the model reads, labels ``0..K-1``.
+        images, labels: raw uint8 test images of the shape the model reads, labels ``0..K-1``. A model whose
+            input has ``None`` beyond the batch is fixed to the images' ``H, W, C`` first (``fixed_input``; an
+            ``InputFixed`` warning says so).
         spec: the float range the model was trained on (``Dataset.spec``); default: 0..255 for a model that
             starts with ``Rescaling``/``Normalization`` (``model_facts.input_spec_for``; the first row's outcome
             says so), else 0..1.
@@ -110,6 +113,7 @@ def run_recipes(model: Any, images: np.ndarray, labels: np.ndarray, *, spec: Inp
     from .convert import QuantizationWarning, convert
     from .diagnose import QuantizationError
     from .evaluate import evaluate, from_predictions
+    from .fixed_input import InputFixed, fit_input
     from .model_io import model_io
 
     if isinstance(model, (str, os.PathLike)) and Path(model).is_file():
@@ -118,6 +122,10 @@ def run_recipes(model: Any, images: np.ndarray, labels: np.ndarray, *, spec: Inp
         model = load_source(model)  # a frozen .pb needs its arrays: load_source(path, input_arrays=...) says so
     spec, range_note = input_spec_for(model, spec)
     images = checks.images("images", images, shape=model_io(model).image_shape)
+    if not isinstance(model, (bytes, bytearray)) and not hasattr(model, "tflite"):
+        model, note = fit_input(model, images.shape[1:], data_from="the images")
+        if note:
+            warnings.warn(note, InputFixed, stacklevel=2)
     labels = checks.labels("labels", labels, len(images))
     calibration_size = checks.number("calibration_size", calibration_size, low=1, integer=True)
     if representative is not None:
