@@ -52,7 +52,8 @@ def add_data_arguments(parser: argparse.ArgumentParser) -> None:
 def load(args: argparse.Namespace, flag: str = "MODEL") -> Any:
     """The model the arguments name (``.tflite`` bytes, a Keras model, a ``SavedModel`` or a ``FrozenGraph``)."""
     return inputs.model_source(flag, args.model, signature=args.signature, input_arrays=args.input_arrays,
-                               output_arrays=args.output_arrays, input_shapes=args.input_shapes)
+                               output_arrays=args.output_arrays, input_shapes=args.input_shapes,
+                               custom_objects=getattr(args, "custom_objects", None))
 
 
 def fed(dtype: str, spec: Any, scale: float = 0.0, zero_point: int = 0) -> str:
