@@ -249,7 +249,7 @@ def keras_file(path: Path, custom_objects: Any = None):
         try:
             return load(path, objects)
         except Exception as err:  # noqa: BLE001 - h5py/zip/deserialization errors all mean "this Keras cannot"
-            failures.append(f"{keras_package(name)}: {type(err).__name__}: {' '.join(str(err).split())[:160]}")
+            failures.append(f"{keras_package(name)}: {_reason(err)}")
             if info.qat and path.suffix.lower() == ".keras" and name == "tf_keras":
                 raise ValueError(f"model={str(path)!r} is a QAT model in the .keras format, which tfmot cannot "
                                  f"load back ({failures[-1]}); allowed: the QAT model saved with "
@@ -257,7 +257,7 @@ def keras_file(path: Path, custom_objects: Any = None):
     needs = f"; it needs the classes {', '.join(info.custom_classes)}" if info.custom_classes else ""
     raise ValueError(f"model={str(path)!r} could not be loaded as a Keras model: written by {info.written_by}"
                      f"{needs}; tried {'; '.join(failures)}; allowed: a SavedModel folder from model.export() "
-                     f"in the Keras that wrote the file, or the classes it needs with {CUSTOM_OBJECTS_HINT}") from None
+                     f"in the Keras that wrote the file, or, for layer classes of your own, {CUSTOM_OBJECTS_HINT}") from None
 
 
 def _loaders(info: KerasFile) -> list[tuple[str, Any]]:
@@ -280,6 +280,18 @@ def _loaders(info: KerasFile) -> list[tuple[str, Any]]:
     if info.major == 3:
         return [("keras", keras_3)]
     return [("tf_keras", tf_keras)] if info.qat else [("tf_keras", tf_keras), ("keras", keras_3)]
+
+
+def _reason(err: Exception) -> str:
+    """Why a Keras could not load a file, short: the cause Keras puts after its config dump, and the class."""
+    import re
+
+    text = " ".join(str(err).split())
+    head, found, cause = text.rpartition("Exception encountered:")
+    if found:
+        named = re.search(r"class '([\w.>]+)'", head)
+        text = (f"{named.group(1).split('.')[-1]}: " if named else "") + cause.strip()
+    return f"{type(err).__name__}: {text[:200]}"
 
 
 def keras_package(name: str) -> str:
