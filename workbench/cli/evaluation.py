@@ -82,6 +82,7 @@ def run(args: argparse.Namespace, out: Callable[[str], None] = print) -> int:
         inputs.check_images_fit(f"--data={args.data!r}", data.images, shape)
         inputs.check_labels_fit("--data", data, classes)
         from ..core.convert import QuantizationWarning, convert
+        from ..core.sources import keras_origin
         import warnings
 
         with warnings.catch_warnings():
@@ -89,9 +90,10 @@ def run(args: argparse.Namespace, out: Callable[[str], None] = print) -> int:
             from ..core.recipes import reference
 
             converted_from = reference().name
-            model = convert(model, converted_from, spec=spec)
-        note(f"{args.model} is not a .tflite: converted with recipe {converted_from} first ({model.size_kb:.1f} KB); "
-             "evaluate measures the .tflite LiteRT runs")
+            source, model = model, convert(model, converted_from, spec=spec)
+        origin = keras_origin(source)
+        note(f"{args.model} is not a .tflite{f' ({origin})' if origin else ''}: converted with recipe "
+             f"{converted_from} first ({model.size_kb:.1f} KB); evaluate measures the .tflite LiteRT runs")
     from ..core import litert
     from ..core.evaluate import evaluate
 

@@ -9,7 +9,6 @@ with NumPy alone; TensorFlow is imported only when a model has to be loaded.
 from __future__ import annotations
 
 import os
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -122,10 +121,7 @@ def check_labels_fit(flag: str, data: Labelled, classes: int | None) -> None:
 
 def model_source(flag: str, path: str, *, signature: str = "serving_default", input_arrays: Any = None,
                  output_arrays: Any = None, input_shapes: Any = None, custom_objects: str | None = None) -> Any:
-    """``sources.load_source`` with its messages naming the command-line flag (or argument) they are about.
-
-    A Keras file's loading is said on stderr (``note: ...``): which Keras wrote it and which loaded it.
-    """
+    """``sources.load_source`` with its messages naming the command-line flag (or argument) they are about."""
     from ..core import sources
 
     file = Path(path)
@@ -133,25 +129,11 @@ def model_source(flag: str, path: str, *, signature: str = "serving_default", in
         raise ValueError(f"{flag}={path!r} is a frozen graph; allowed: with --input_arrays NAMES --output_arrays "
                          "NAMES (and, if the graph does not fix it, --input_shapes)")
     try:
-        model = sources.load_source(file, signature=signature, input_arrays=input_arrays,
-                                    output_arrays=output_arrays, input_shapes=input_shapes,
-                                    custom_objects=custom_objects)
+        return sources.load_source(file, signature=signature, input_arrays=input_arrays,
+                                   output_arrays=output_arrays, input_shapes=input_shapes,
+                                   custom_objects=custom_objects)
     except ValueError as err:
         raise ValueError(flag_message(str(err), flag)) from None
-    if file.suffix.lower() in sources.KERAS_SUFFIXES:
-        print(f"note: {file.name}: {keras_origin(file, model)}", file=sys.stderr)
-    return model
-
-
-def keras_origin(path: Path, model: Any) -> str:
-    """Which Keras wrote a model file (read from the file) and which loaded it, in words."""
-    from ..core import sources
-    from ..core.keras_compat import is_keras3
-
-    info = sources.read_keras_file(path)
-    loaded = sources.keras_package("keras" if is_keras3(model) else "tf_keras")
-    custom = f"; its own layer classes: {', '.join(info.custom_classes)}" if info.custom_classes else ""
-    return f"written by {info.written_by}, loaded with {loaded}{custom}"
 
 
 def flag_message(message: str, model_flag: str) -> str:

@@ -461,8 +461,12 @@ def describe_source(model: Any, p: Plan) -> str:
                 f"{', '.join(model.output_arrays)}")
     if isinstance(model, SavedModel):
         return f"SavedModel {p.path}, signature {model.signature!r}"
+    from ..core.sources import keras_origin
+
     kind = "QAT Keras model" if is_qat(model) else "Keras model"
-    return f"{kind} {p.path}, input {list(model.input_shape)}, output {list(model.output_shape)}"
+    origin = keras_origin(model)
+    return (f"{kind} {p.path}{f' ({origin})' if origin else ''}, input {list(model.input_shape)}, output "
+            f"{list(model.output_shape)}")
 
 
 def describe_io(converted: Any) -> str:

@@ -17,6 +17,7 @@ not in the graph lists the names that are).
 from __future__ import annotations
 
 import os
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -247,17 +248,33 @@ def keras_file(path: Path, custom_objects: Any = None):
     failures = []
     for name, load in _loaders(info):
         try:
-            return load(path, objects)
+            model = load(path, objects)
         except Exception as err:  # noqa: BLE001 - h5py/zip/deserialization errors all mean "this Keras cannot"
             failures.append(f"{keras_package(name)}: {_reason(err)}")
             if info.qat and path.suffix.lower() == ".keras" and name == "tf_keras":
                 raise ValueError(f"model={str(path)!r} is a QAT model in the .keras format, which tfmot cannot "
                                  f"load back ({failures[-1]}); allowed: the QAT model saved with "
                                  "model.save('model.h5') or as a SavedModel folder") from None
+        else:
+            _ORIGINS[model] = f"written by {info.written_by}, loaded with {keras_package(name)}" + (
+                f"; its own layer classes: {', '.join(info.custom_classes)}" if info.custom_classes else "")
+            return model
     needs = f"; it needs the classes {', '.join(info.custom_classes)}" if info.custom_classes else ""
     raise ValueError(f"model={str(path)!r} could not be loaded as a Keras model: written by {info.written_by}"
                      f"{needs}; tried {'; '.join(failures)}; allowed: a SavedModel folder from model.export() "
                      f"in the Keras that wrote the file, or, for layer classes of your own, {CUSTOM_OBJECTS_HINT}") from None
+
+
+_ORIGINS: "weakref.WeakKeyDictionary[Any, str]" = weakref.WeakKeyDictionary()
+
+
+def keras_origin(model: Any) -> str | None:
+    """Which Keras wrote the file a model was loaded from (read from the file) and which loaded it, in words
+    (``None`` for a model ``keras_file`` did not load)."""
+    try:
+        return _ORIGINS.get(model)
+    except TypeError:  # not weak-referenceable: not a Keras model
+        return None
 
 
 def _loaders(info: KerasFile) -> list[tuple[str, Any]]:
@@ -302,12 +319,13 @@ def keras_package(name: str) -> str:
 
 
 def _known(name: str, objects: dict[str, Any]) -> bool:
-    """A custom class given in ``objects`` or registered with Keras (tf_keras or Keras 3)."""
+    """A custom class given in ``objects``, registered with Keras (tf_keras or Keras 3) or in a
+    ``custom_object_scope`` around the call."""
     from .keras_compat import keras, keras3
 
     short = name.split(">")[-1]
     return bool({name, short} & set(objects)) or any(
-        name in registry for registry in (keras.saving.get_custom_objects(), keras3().saving.get_custom_objects()))
+        api.saving.get_registered_object(n) is not None for api in (keras, keras3()) for n in {name, short})
 
 
 _CUSTOM_FILES: dict[tuple, dict[str, Any]] = {}
