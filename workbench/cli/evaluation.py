@@ -55,7 +55,8 @@ def add_data_arguments(parser: argparse.ArgumentParser) -> None:
 def load(args: argparse.Namespace, flag: str = "MODEL") -> Any:
     """The model the arguments name (``.tflite`` bytes, a Keras model, a ``SavedModel`` or a ``FrozenGraph``)."""
     return inputs.model_source(flag, args.model, signature=args.signature, input_arrays=args.input_arrays,
-                               output_arrays=args.output_arrays, input_shapes=args.input_shapes)
+                               output_arrays=args.output_arrays, input_shapes=args.input_shapes,
+                               custom_objects=getattr(args, "custom_objects", None))
 
 
 def fit_input(args: argparse.Namespace, model: Any, images: Any) -> tuple[Any, str | None]:
@@ -105,6 +106,7 @@ def run(args: argparse.Namespace, out: Callable[[str], None] = print) -> int:
         inputs.check_images_fit(f"--data={args.data!r}", data.images, shape)
         inputs.check_labels_fit("--data", data, classes)
         from ..core.convert import QuantizationWarning, convert
+        from ..core.sources import keras_origin
         import warnings
 
         with warnings.catch_warnings():
@@ -112,9 +114,10 @@ def run(args: argparse.Namespace, out: Callable[[str], None] = print) -> int:
             from ..core.recipes import reference
 
             converted_from = reference().name
-            model = convert(model, converted_from, spec=spec)
-        note(f"{args.model} is not a .tflite: converted with recipe {converted_from} first ({model.size_kb:.1f} KB); "
-             "evaluate measures the .tflite LiteRT runs")
+            source, model = model, convert(model, converted_from, spec=spec)
+        origin = keras_origin(source)
+        note(f"{args.model} is not a .tflite{f' ({origin})' if origin else ''}: converted with recipe "
+             f"{converted_from} first ({model.size_kb:.1f} KB); evaluate measures the .tflite LiteRT runs")
     from ..core import litert
     from ..core.evaluate import evaluate
 

@@ -120,7 +120,7 @@ def check_labels_fit(flag: str, data: Labelled, classes: int | None) -> None:
 
 
 def model_source(flag: str, path: str, *, signature: str = "serving_default", input_arrays: Any = None,
-                 output_arrays: Any = None, input_shapes: Any = None) -> Any:
+                 output_arrays: Any = None, input_shapes: Any = None, custom_objects: str | None = None) -> Any:
     """``sources.load_source`` with its messages naming the command-line flag (or argument) they are about."""
     from ..core import sources
 
@@ -130,17 +130,23 @@ def model_source(flag: str, path: str, *, signature: str = "serving_default", in
                          "NAMES (and, if the graph does not fix it, --input_shapes)")
     try:
         return sources.load_source(file, signature=signature, input_arrays=input_arrays,
-                                   output_arrays=output_arrays, input_shapes=input_shapes)
+                                   output_arrays=output_arrays, input_shapes=input_shapes,
+                                   custom_objects=custom_objects)
     except ValueError as err:
         raise ValueError(flag_message(str(err), flag)) from None
 
 
 def flag_message(message: str, model_flag: str) -> str:
     """A core message (``model=...``, ``input_arrays: ...``) with the command-line flag's name in front."""
+    from ..core.sources import CUSTOM_OBJECTS_HINT
+
+    message = message.replace(CUSTOM_OBJECTS_HINT, "--custom-objects FILE.py")
     if message.startswith("model="):
         return f"{model_flag}={message[len('model='):]}"
     if message.startswith("graph_def_file="):
         return f"{model_flag}={message[len('graph_def_file='):]}"
+    if message.startswith("custom_objects="):
+        return f"--custom-objects={message[len('custom_objects='):]}"
     for name in ("input_arrays", "output_arrays", "input_shapes", "signature"):
         if message.startswith(name):
             return f"--{name}{message[len(name):]}"

@@ -65,6 +65,10 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("model")
     explain = sub.add_parser("explain", help="explain a converter or interpreter error message")
     explain.add_argument("message", nargs="+")
+    for command in (convert, evaluate, compare):
+        command.add_argument("--custom-objects", "--custom_objects", dest="custom_objects", default=None,
+                             metavar="FILE.py", help="a .keras/.h5 model's own layer classes: a .py file that "
+                                                     "defines or registers them")
     for command in sub.choices.values():
         command.add_argument("--debug", action="store_true", help="show the full traceback of an unexpected error")
     return parser

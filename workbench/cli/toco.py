@@ -257,6 +257,8 @@ def plan(args: argparse.Namespace, notes: list[str] | None = None) -> Plan:
         if flag != "--saved_model_dir":
             raise ValueError(f"--signature={args.signature!r} with {flag}; allowed: only with --saved_model_dir")
         source["signature"] = args.signature
+    if getattr(args, "custom_objects", None):
+        source["custom_objects"] = args.custom_objects
     if args.saved_model_tag_set not in (None, "serve"):
         raise ValueError(f"--saved_model_tag_set={args.saved_model_tag_set!r}; allowed: 'serve' (the tag "
                          "TFLite converts)")
@@ -383,7 +385,7 @@ def python_call(p: Plan, images_key: str | None = None) -> str:
     """The same conversion as Python: ``wb.load_source``, ``wb.convert``, ``save``."""
     lines = ["import workbench as wb"]
     args = [repr(p.path)]
-    for key in ("signature", "input_arrays", "output_arrays", "input_shapes"):
+    for key in ("signature", "input_arrays", "output_arrays", "input_shapes", "custom_objects"):
         if key in p.source:
             value = p.source[key]
             if key in ("input_arrays", "output_arrays"):
@@ -459,8 +461,12 @@ def describe_source(model: Any, p: Plan) -> str:
                 f"{', '.join(model.output_arrays)}")
     if isinstance(model, SavedModel):
         return f"SavedModel {p.path}, signature {model.signature!r}"
+    from ..core.sources import keras_origin
+
     kind = "QAT Keras model" if is_qat(model) else "Keras model"
-    return f"{kind} {p.path}, input {list(model.input_shape)}, output {list(model.output_shape)}"
+    origin = keras_origin(model)
+    return (f"{kind} {p.path}{f' ({origin})' if origin else ''}, input {list(model.input_shape)}, output "
+            f"{list(model.output_shape)}")
 
 
 def describe_io(converted: Any) -> str:

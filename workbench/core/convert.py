@@ -22,7 +22,7 @@ import numpy as np
 
 from . import artifacts, diagnose, litert, native_log, checks
 from .converters import KeepFloatError, export_saved_model, is_path, saved_model_dir
-from .sources import FrozenGraph, check_saved_model_file, is_qat
+from .sources import KERAS_SUFFIXES, FrozenGraph, check_saved_model_file, is_qat, keras_file
 from .data import InputSpec
 from .litert import ModelInfo
 from .recipes import IO_TYPES, Recipe, RecipeSpec, get as recipe_spec, recipe as make_recipe
@@ -207,11 +207,12 @@ class ConvertedModel:
 
 
 def convert(model: Any, recipe: Recipe | str | None = None, *, spec: InputSpec = InputSpec(),
-            representative: np.ndarray | None = None, **params: Any) -> ConvertedModel:
+            representative: np.ndarray | None = None, custom_objects: Any = None, **params: Any) -> ConvertedModel:
     """Convert ``model`` with ``recipe`` and check that the result runs.
 
     Args:
-        model: a Keras model or the path of a SavedModel folder.
+        model: a Keras model (tf_keras or Keras 3), the path of a ``.keras``/``.h5`` file (loaded with
+            ``sources.keras_file``) or the path of a SavedModel folder.
         recipe: a ``Recipe`` or a registered recipe name (default: the reference recipe,
             ``float32``); ``params`` override its fields (``convert(m, "legacy-uint8", mean=0,
             std=255)``); a parameter the recipe does not take is an error.
@@ -219,18 +220,23 @@ def convert(model: Any, recipe: Recipe | str | None = None, *, spec: InputSpec =
             representative set; gives the default uint8 stats).
         representative: raw uint8 images for calibration; used by calibrated
             recipes only (``recipes.get(name).calibrated``).
+        custom_objects: a ``.keras``/``.h5`` path's own layer classes (``sources.custom_objects_of``: the
+            path of a ``.py`` file that defines or registers them, a dict, classes or a module).
 
     Returns:
         ``ConvertedModel`` with the bytes, structure, outcome and timing.
 
     Raises:
-        ValueError: a bad parameter, a missing model folder, an empty representative set.
+        ValueError: a bad parameter, a missing model folder, an empty representative set, a Keras file
+            that cannot be loaded (``sources.keras_file`` says why).
         QuantizationError: the converter or runtime refused the model (explained).
     """
     from .converters import Job
     from .recipes import reference
 
     recipe = make_recipe(reference().name if recipe is None else recipe, **params)
+    if is_path(model) and Path(model).suffix.lower() in KERAS_SUFFIXES:
+        model = keras_file(Path(model), custom_objects)
     rspec = recipe.spec
     if rspec.calibrated:
         if representative is None:

@@ -67,15 +67,25 @@ def saved_model_dir(path: str | os.PathLike) -> Path:
 def export_saved_model(model: Any, path: str | os.PathLike) -> Path:
     """Export a Keras model as a SavedModel folder (atomically) for the v1 converter or Netron."""
     with artifacts.atomic_path(path) as tmp:
-        model.save(str(tmp), save_format="tf", include_optimizer=False)
+        _write_saved_model(model, tmp)
     return Path(path)
+
+
+def _write_saved_model(model: Any, folder: str | os.PathLike) -> None:
+    """A Keras model's inference SavedModel: ``model.export`` for Keras 3 (quietly), tf_keras's ``save`` else."""
+    from .keras_compat import is_keras3
+
+    if is_keras3(model):
+        model.export(str(folder), verbose=False)
+    else:
+        model.save(str(folder), save_format="tf", include_optimizer=False)
 
 
 # --- TF2 ---------------------------------------------------------------------------------------
 
 def tf2(job: Job) -> bytes:
     """``tf.lite.TFLiteConverter`` with the spec's options: ``optimize``, ``supported_types``, ``ops``."""
-    from .keras_compat import tf
+    from .keras_compat import is_keras3, tf
 
     options = job.options
     if isinstance(job.model, FrozenGraph) and job.recipe.spec.needs_qat:
@@ -87,6 +97,8 @@ def tf2(job: Job) -> bytes:
     elif is_path(job.model):
         converter = tf.lite.TFLiteConverter.from_saved_model(str(saved_model_dir(job.model)),
                                                               signature_keys=[_signature(job.model)])
+    elif is_keras3(job.model):  # through its export: the same model as model.export() gives, and no prints
+        converter = tf.lite.TFLiteConverter.from_saved_model(str(keras_saved_model(job.model)))
     else:
         converter = tf.lite.TFLiteConverter.from_keras_model(job.model)
     if options.get("optimize"):
@@ -250,11 +262,24 @@ def keras_saved_model(model: Any, cache: str | os.PathLike | None = None) -> Pat
     model's layer types and weight names, shapes and values plus its input shape, so training
     the model further exports it afresh and two copies of one model share one export. The
     folder is an ``artifacts`` cache entry (``savedmodels/model-<key>``): written atomically,
-    checked against its manifest, the same folder for every process that asks.
+    checked against its manifest, the same folder for every process that asks. A Keras 3
+    model is exported with its own ``model.export()``, a tf_keras model saved in the TF format; a
+    Keras 3 model's key also holds its configuration (layers without weights, such as ``Rescaling``).
     """
-    key = artifacts.digest(model, str(getattr(model, "input_shape", "")))
+    from .keras_compat import is_keras3
+
+    extra = ("keras3", _config_json(model)) if is_keras3(model) else ()
+    key = artifacts.digest(model, str(getattr(model, "input_shape", "")), *extra)
     return artifacts.entry(artifacts.cache_dir(cache) / "savedmodels" / f"model-{key}",
-                           lambda tmp: model.save(str(tmp), save_format="tf", include_optimizer=False), key=key)
+                           lambda tmp: _write_saved_model(model, tmp), key=key)
+
+
+def _config_json(model: Any) -> str:
+    """A Keras model's configuration as JSON ("" when it cannot be serialized)."""
+    try:
+        return model.to_json()
+    except Exception:  # noqa: BLE001 - a layer without get_config: the weights alone key the export
+        return ""
 
 
 # --- ai-edge-quantizer -----------------------------------------------------------------------------
