@@ -65,13 +65,6 @@ def files(tmp_path_factory, models, cache):
 
 
 def _source(files, name):
-    if name == "keras3":  # a Keras 3 .keras file: taken where this Keras reads it
-        import workbench as wb
-
-        try:
-            wb.load_source(files[name])
-        except ValueError as err:
-            pytest.skip(f"Keras 3 .keras files are not read here: {err}")
     return str(files[name])
 
 

@@ -72,13 +72,24 @@ def export_saved_model(model: Any, path: str | os.PathLike) -> Path:
 
 
 def _write_saved_model(model: Any, folder: str | os.PathLike) -> None:
-    """A Keras model's inference SavedModel: ``model.export`` for Keras 3 (quietly), tf_keras's ``save`` else."""
-    from .keras_compat import is_keras3
+    """A Keras model's inference SavedModel: for Keras 3 what ``model.export`` writes, but serving the call
+    with ``training=False`` (Keras 3's augmentation layers default to training, and their random ops have no
+    TFLite kernel; TF's own ``from_keras_model`` exports the same way), quietly; tf_keras's ``save`` else."""
+    from .keras_compat import is_keras3, keras3, tf
 
-    if is_keras3(model):
-        model.export(str(folder), verbose=False)
-    else:
+    if not is_keras3(model):
         model.save(str(folder), save_format="tf", include_optimizer=False)
+        return
+    inputs = getattr(model, "inputs", None)
+    if not inputs:  # a subclassed model that was never built on an Input: Keras' own export
+        model.export(str(folder), verbose=False)
+        return
+    signature = [tf.TensorSpec(x.shape, x.dtype, name=x.name) for x in inputs]
+    archive = keras3().export.ExportArchive()
+    archive.track(model)
+    archive.add_endpoint("serve", functools.partial(model.__call__, training=False),
+                         signature if len(signature) == 1 else [signature])
+    archive.write_out(str(folder), verbose=False)
 
 
 # --- TF2 ---------------------------------------------------------------------------------------
