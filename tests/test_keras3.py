@@ -238,3 +238,42 @@ def test_a_file_no_keras_can_load_says_what_was_tried(files, capsys, keras3):
     (files["dir"] / "junk.h5").write_bytes(b"not an HDF5 file")
     with pytest.raises(ValueError, match=r"it is not an HDF5 model file .*model.export\(\)"):
         wb.load_source(files["dir"] / "junk.h5")
+
+
+def test_your_model_notebook_takes_a_keras3_file_of_any_size_with_its_own_layer(files, keras3, data):
+    """``08_your_model`` on what a Keras 3 tutorial saves: ``Input((None, None, 3))``, ``Rescaling`` and
+    augmentation inside, BatchNorm, Dropout and a layer class of the user's own (``custom_objects``): every
+    post-training recipe runs, the model's own range 0..255 is used, the input is fixed to the images' size,
+    and the float32 conversion scores what the Keras model itself scores on the same images."""
+    from test_notebooks import NOTEBOOK_DIR, execute
+    from workbench.core.sources import custom_objects_of
+
+    layers = custom_objects_of(files["dir"] / "layers.py")
+    keras3.utils.set_random_seed(0)
+    inputs = keras3.Input((None, None, 3), name="image")
+    x = keras3.layers.RandomFlip()(keras3.layers.Rescaling(1 / 255.0)(inputs))
+    x = layers["Scale"](0.5)(keras3.layers.Conv2D(4, 3, activation="relu", name="conv")(x))
+    x = keras3.layers.GlobalAveragePooling2D()(keras3.layers.BatchNormalization()(x))
+    model = keras3.Model(inputs, keras3.layers.Dense(3, activation="softmax")(keras3.layers.Dropout(0.2)(x)))
+    path = files["dir"] / "anysize.keras"
+    model.save(path)
+    results = execute(NOTEBOOK_DIR / "08_your_model.ipynb",
+                      {"model_path": str(path), "data_path": str(files["npz"]), "custom_objects":
+                       str(files["dir"] / "layers.py"), "calibration_size": 20, "live_size": 12, "grid_size": 2,
+                       "range_maxes": [6], "layer_images": 12, "show_widgets": True, "show_netron": False},
+                      {"table": "table.to_dict('records')", "spec": "[data.spec.lo, data.spec.hi]",
+                       "notes": "[origin, range_note, shape_note]", "baseline": "baseline",
+                       "keras": "wb.evaluate_keras(wb.load_source(model_path, custom_objects=custom_objects), "
+                                "data.test_images, data.test_labels, data.spec).accuracy"})
+    assert results["spec"] == [0.0, 255.0]
+    origin, range_note, shape_note = results["notes"]
+    assert origin.startswith("written by Keras 3") and "Scale" in origin, origin
+    assert "Rescaling" in range_note and "0..255" in range_note, range_note
+    assert shape_note == "input fixed to (12, 12, 3) (the images' size) for conversion", shape_note
+    rows = {row["recipe"].split(" ")[0]: row for row in results["table"]}
+    assert set(rows) == set(__import__("workbench").RECIPES)
+    qat = rows.pop("qat-int8")
+    assert "wraps tf_keras models only" in qat["outcome"], qat
+    failed = {name: row["outcome"] for name, row in rows.items() if row["accuracy_pct"] != row["accuracy_pct"]}
+    assert not failed, failed
+    assert results["baseline"] == results["keras"]

@@ -16,7 +16,7 @@ import importlib
 
 # Data and the input-stats arithmetic
 from .core.data import Dataset, InputSpec, Mnist, load_digits, load_image_folder, load_mnist, load_npz
-from .core.sources import load_source
+from .core.sources import keras_origin, load_source
 from .core.fixed_input import fixed_input
 from .core.stats import InputStats, stats_for_range
 
@@ -47,7 +47,7 @@ _SUBMODULES = {
     "layer_error": "troubleshoot.layer_error", "legacy_graphs": "troubleshoot.legacy_graphs",
     "questions": "troubleshoot.questions", "diagnose": "core.diagnose", "recipes": "core.recipes",
     "litert": "core.litert", "aeq": "core.aeq", "demo": "core.demo", "recipe_table": "core.recipe_table",
-    "compare": "core.compare", "examples": "core.examples",
+    "compare": "core.compare", "examples": "core.examples", "model_facts": "core.model_facts",
 }
 
 
@@ -65,6 +65,7 @@ def __getattr__(name: str):
 
 __all__ = [
     "Dataset", "InputSpec", "Mnist", "load_mnist", "load_digits", "load_npz", "load_image_folder", "load_source",
+    "keras_origin",
     "fixed_input",
     "InputStats", "stats_for_range",
     "RECIPES", "Recipe", "RecipeSpec", "register_recipe", "Outcome", "ConvertedModel", "QuantizationWarning",

@@ -33,7 +33,7 @@ from ..core.data import InputSpec
 from ..core.model_facts import RAW_PIXELS, input_range_note, input_spec_for, qat_refusal
 from ..core.model_io import model_io
 from ..core.recipe_table import RecipeRun, recipe_parameters, reference_run, run_recipes
-from ..core.sources import is_qat
+from ..core.sources import is_qat, keras_origin
 from . import evaluation, inputs
 
 DEFAULT_RANGES = (0.0, 6.0)
@@ -123,6 +123,7 @@ def run(args: argparse.Namespace, out: Callable[[str], None] = print) -> int:
         raise ValueError(f"--out={str(out_dir)!r} is a file; allowed: a folder (created if missing)")
 
     model = evaluation.load(args, "SOURCE")
+    origin = keras_origin(model)  # read before fit_input: a fixed copy is another model object
     model, fixed = evaluation.fit_input(args, model, data.images)
     io = model_io(model)
     shape, classes = io.input_shape, io.classes
@@ -137,10 +138,9 @@ def run(args: argparse.Namespace, out: Callable[[str], None] = print) -> int:
                       qat_refusal(model)) for n in names]
     out(f"report: {args.model} ({'QAT' if qat else 'float'} model) on {data.describe()}; "
         f"input range [{spec.lo:g}, {spec.hi:g}]; {len(choices)} recipes")
-    if range_note:
-        out(f"note: {range_note}")
-    if fixed:
-        out(f"note: {fixed}")
+    for note in (origin, range_note, fixed):
+        if note:
+            out(f"note: {note}")
     client, owned = None, False
     if getattr(args, "scheduler", None):
         from ..core.parallel import connect
