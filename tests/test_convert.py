@@ -253,3 +253,25 @@ def test_one_export_per_model_for_conversions_and_sweeps(float_model, qat_uint8,
     assert (first / "saved_model.pb").is_file()  # another model's export never removes this one
     assert sorted(p.name for p in (tmp_path / "savedmodels").iterdir() if p.is_dir()) == sorted([first.name,
                                                                                                    other.name])
+
+
+def test_models_that_differ_only_in_a_weightless_layer_get_their_own_export(tmp_path):
+    """``Rescaling(1/255)`` and ``Rescaling(1/127.5)`` with the same weights are two models: two exports, two
+    different conversions (the export cache keys the configuration, not only the weights)."""
+    import workbench as wb
+    from workbench.core.converters import keras_saved_model
+    from workbench.core.keras_compat import keras
+
+    def build(scale):
+        keras.utils.set_random_seed(0)
+        return keras.Sequential([keras.Input((6, 6, 1)), keras.layers.Rescaling(scale), keras.layers.Flatten(),
+                                 keras.layers.Dense(3)])
+
+    a, b = build(1 / 255.0), build(1 / 127.5)
+    b.set_weights(a.get_weights())
+    assert keras_saved_model(a, tmp_path) != keras_saved_model(b, tmp_path)
+    images = np.arange(2 * 36, dtype=np.uint8).reshape(2, 6, 6, 1)
+    spec = wb.InputSpec(0, 255)
+    outs = [wb.predict(wb.convert(m, "legacy-uint8", default_ranges=(-4.0, 4.0), spec=spec), images, spec)
+            for m in (a, b)]
+    assert not np.array_equal(outs[0], outs[1])

@@ -277,3 +277,18 @@ def test_your_model_notebook_takes_a_keras3_file_of_any_size_with_its_own_layer(
     failed = {name: row["outcome"] for name, row in rows.items() if row["accuracy_pct"] != row["accuracy_pct"]}
     assert not failed, failed
     assert results["baseline"] == results["keras"]
+
+
+def test_keep_float_names_a_keras3_models_layers(files, data):
+    """Selective quantization takes a Keras 3 model's own layer names (its graph calls layer ``conv`` ``conv_1``):
+    the kept layer's ops read float, every other op stays integer."""
+    import workbench as wb
+
+    model = files["model"]
+    conv = next(layer.name for layer in model.layers if type(layer).__name__ == "Conv2D")
+    full = _convert(model, "int8-ptq", {"calibrated": True}, data)
+    kept = _convert(model, "int8-ptq", {"calibrated": True, "keep_float": (conv,)}, data)
+    assert "CONV_2D" in {op for op in wb.gallery.ops_by_input_dtype(kept).get("float32", [])}
+    assert "CONV_2D" not in wb.gallery.ops_by_input_dtype(full).get("float32", [])
+    with pytest.raises(ValueError, match="no ops found"):
+        _convert(model, "int8-ptq", {"calibrated": True, "keep_float": ("no_such_layer",)}, data)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -135,7 +136,7 @@ def tf2(job: Job) -> bytes:
         converter.inference_input_type = io
         converter.inference_output_type = io
     if job.recipe.keep_float:
-        return _selective(converter, dataset, job.recipe.keep_float)
+        return _selective(converter, dataset, job.recipe.keep_float, job.model)
     result = converter.convert()
     if not options and not job.recipe.spec.calibrated and job.recipe.io_type == "float32" and \
             not isinstance(job.model, FrozenGraph):  # a frozen graph's v1 conversion has no signature for AEQ
@@ -143,20 +144,22 @@ def tf2(job: Job) -> bytes:
     return result
 
 
-def _selective(converter: Any, dataset: Any, keep_float: tuple[str, ...]) -> bytes:
+def _selective(converter: Any, dataset: Any, keep_float: tuple[str, ...], model: Any = None) -> bytes:
     """Full-integer conversion with the ops of the ``keep_float`` layers left in float.
 
     The QuantizationDebugger calibrates once; its denylist takes the output
     tensor names of the ops to keep float, found in the calibrated model by layer name.
     """
     from . import litert
-    from .keras_compat import tf
+    from .keras_compat import is_keras3, tf
 
     debugger = tf.lite.experimental.QuantizationDebugger(converter=converter, debug_dataset=dataset)
     calibrated = litert.read_model(debugger.calibrated_model)
+    layers = [layer.name for layer in getattr(model, "layers", ())]
+    k3 = is_keras3(model)
     nodes = [t.name for t in calibrated.tensors
-             if t.is_activation and any(layer in name_segments(t.name) for layer in keep_float)]
-    missing = [layer for layer in keep_float if not any(layer in name_segments(n) for n in nodes)]
+             if t.is_activation and any(layer in name_segments(t.name, layers, k3) for layer in keep_float)]
+    missing = [layer for layer in keep_float if not any(layer in name_segments(n, layers, k3) for n in nodes)]
     if missing:
         raise KeepFloatError(f"keep_float={keep_float!r}: no ops found for {missing}; allowed: names of Keras "
                              "layers in the model")
@@ -164,9 +167,17 @@ def _selective(converter: Any, dataset: Any, keep_float: tuple[str, ...]) -> byt
     return debugger.get_nondebug_quantized_model()
 
 
-def name_segments(tensor_name: str) -> set[str]:
-    """The path segments of a TFLite tensor name (``"m/conv1/Relu;m/conv1/BiasAdd"`` -> conv1, Relu, ...)."""
-    return {seg for part in tensor_name.split(";") for seg in part.split("/")}
+def name_segments(tensor_name: str, layers: Any = (), keras3: bool = False) -> set[str]:
+    """The path segments of a TFLite tensor name (``"m/conv1/Relu;m/conv1/BiasAdd"`` -> conv1, Relu, ...).
+
+    Keras 3 traces each layer under its name with a ``_N`` suffix (``sequential_1/conv_1/convolution`` for
+    layer ``conv``): with ``keras3``, a segment whose name without that suffix is one of ``layers`` counts as
+    that layer."""
+    segments = {seg for part in tensor_name.split(";") for seg in part.split("/")}
+    if keras3:
+        known = set(layers)
+        segments = {base if base in known else seg for seg in segments for base in [re.sub(r"_\d+$", "", seg)]}
+    return segments
 
 
 # --- TF1 legacy uint8 ----------------------------------------------------------------------------
@@ -274,13 +285,14 @@ def keras_saved_model(model: Any, cache: str | os.PathLike | None = None) -> Pat
     the model further exports it afresh and two copies of one model share one export. The
     folder is an ``artifacts`` cache entry (``savedmodels/model-<key>``): written atomically,
     checked against its manifest, the same folder for every process that asks. A Keras 3
-    model is exported with its own ``model.export()``, a tf_keras model saved in the TF format; a
-    Keras 3 model's key also holds its configuration (layers without weights, such as ``Rescaling``).
+    model is exported as its ``model.export()`` would be but in inference mode (``_write_saved_model``), a
+    tf_keras model saved in the TF format. The key also holds the model's configuration (layers without
+    weights, such as ``Rescaling``, differ only there), its Keras and how it was exported.
     """
     from .keras_compat import is_keras3
 
-    extra = ("keras3", _config_json(model)) if is_keras3(model) else ()
-    key = artifacts.digest(model, str(getattr(model, "input_shape", "")), *extra)
+    how = "keras3 export, training=False" if is_keras3(model) else "tf_keras save_format=tf"
+    key = artifacts.digest(model, str(getattr(model, "input_shape", "")), how, _config_json(model))
     return artifacts.entry(artifacts.cache_dir(cache) / "savedmodels" / f"model-{key}",
                            lambda tmp: _write_saved_model(model, tmp), key=key)
 

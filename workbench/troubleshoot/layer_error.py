@@ -23,13 +23,13 @@ statistics (``debugger_statistics``); it does not cover the uint8 path.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from ..core import litert, checks
+from ..core.converters import name_segments
 from ..core.data import InputSpec
 from ..core.model_facts import layer_outputs
 
@@ -181,14 +181,8 @@ def activation_ranges(keras_model: Any, images: np.ndarray, spec: InputSpec = In
 
 
 def _layer_of(tensor_name: str, order: list[str], keras3: bool = False) -> str | None:
-    """The latest layer of ``order`` named in ``tensor_name``. Keras 3 traces each layer under its name with a
-    ``_N`` suffix (``sequential_1/conv_1/convolution`` for layer ``conv``): with ``keras3`` a segment counts
-    as the layer it names once that suffix is removed, when there is such a layer."""
-    segments = {seg for part in tensor_name.split(";") for seg in part.split("/")}
-    if keras3:
-        known = set(order)
-        segments = {base if base in known else seg
-                    for seg in segments for base in [re.sub(r"_\d+$", "", seg)]}
+    """The latest layer of ``order`` named in ``tensor_name`` (``converters.name_segments``)."""
+    segments = name_segments(tensor_name, order, keras3)
     found = [name for name in order if name in segments]
     return found[-1] if found else None
 
