@@ -40,7 +40,8 @@ def add_data_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--images", default="images", metavar="NAME", help="image array of the .npz (default images)")
     parser.add_argument("--labels", default="labels", metavar="NAME", help="label array of the .npz (default labels)")
     parser.add_argument("--input-range", "--input_range", dest="input_range", nargs=2, type=float, default=None,
-                        metavar=("LO", "HI"), help="the float range the model was trained on (default 0 1)")
+                        metavar=("LO", "HI"), help="the float range the model was trained on (default 0 1, or 0 255 for a model that "
+                             "starts with Rescaling/Normalization)")
     parser.add_argument("--signature", "--saved_model_signature_key", dest="signature", default="serving_default",
                         metavar="KEY", help="SavedModel signature (default serving_default)")
     parser.add_argument("--input-arrays", "--input_arrays", dest="input_arrays", default=None, metavar="NAMES",
@@ -92,6 +93,9 @@ def run(args: argparse.Namespace, out: Callable[[str], None] = print) -> int:
     from ..core.model_facts import input_spec_for
 
     model = load(args)
+    from ..core.sources import keras_origin
+
+    origin = keras_origin(model)  # before fit_input: a fixed copy is another model object
     note = lambda text: print(f"note: {text}", file=sys.stderr) if args.json else out(f"note: {text}")  # noqa: E731
     spec, range_note = input_spec_for(model, spec)  # 0..255 for a model that starts with Rescaling
     if range_note:
@@ -106,7 +110,6 @@ def run(args: argparse.Namespace, out: Callable[[str], None] = print) -> int:
         inputs.check_images_fit(f"--data={args.data!r}", data.images, shape)
         inputs.check_labels_fit("--data", data, classes)
         from ..core.convert import QuantizationWarning, convert
-        from ..core.sources import keras_origin
         import warnings
 
         with warnings.catch_warnings():
@@ -114,8 +117,7 @@ def run(args: argparse.Namespace, out: Callable[[str], None] = print) -> int:
             from ..core.recipes import reference
 
             converted_from = reference().name
-            source, model = model, convert(model, converted_from, spec=spec)
-        origin = keras_origin(source)
+            model = convert(model, converted_from, spec=spec)
         note(f"{args.model} is not a .tflite{f' ({origin})' if origin else ''}: converted with recipe "
              f"{converted_from} first ({model.size_kb:.1f} KB); evaluate measures the .tflite LiteRT runs")
     from ..core import litert

@@ -36,7 +36,9 @@ from ..core.recipe_table import RecipeRun, recipe_parameters, reference_run, run
 from ..core.sources import is_qat, keras_origin
 from . import evaluation, inputs
 
-DEFAULT_RANGES = (0.0, 6.0)
+# A float model's default ranges: the registry's own, from the float row of the recipe that takes them.
+DEFAULT_RANGES = next(dict(params)["default_ranges"] for spec in registry.specs() for kind, params in spec.demo
+                      if kind == "float" and "default_ranges" in dict(params))
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

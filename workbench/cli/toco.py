@@ -112,7 +112,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     source.add_argument("--input_arrays", metavar="NAMES", help="frozen graph: input tensor names, comma-separated")
     source.add_argument("--output_arrays", metavar="NAMES", help="frozen graph: output tensor names, comma-separated")
     source.add_argument("--input_shapes", metavar="SHAPES",
-                        help="frozen graph: one shape per input, e.g. 1,28,28,1 (':' between inputs)")
+                        help="frozen graph: one shape per input, e.g. 1,224,224,3 (':' between inputs)")
     source.add_argument("--signature", "--saved_model_signature_key", dest="signature", metavar="KEY",
                         default=None, help="SavedModel signature (default serving_default)")
     source.add_argument("--saved_model_tag_set", metavar="TAGS", default=None,

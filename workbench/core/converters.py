@@ -20,7 +20,7 @@ import numpy as np
 
 from . import artifacts
 from .data import InputSpec
-from .sources import FrozenGraph
+from .sources import FrozenGraph, saved_model_dir
 from .stats import InputStats
 
 
@@ -50,19 +50,6 @@ class KeepFloatError(ValueError):
 
 def is_path(model: Any) -> bool:
     return isinstance(model, (str, os.PathLike))
-
-
-def saved_model_dir(path: str | os.PathLike) -> Path:
-    """The folder at ``path``, checked to be a SavedModel (it holds ``saved_model.pb``).
-
-    Raises:
-        ValueError: a path without ``saved_model.pb``.
-    """
-    folder = Path(path)
-    if not (folder / "saved_model.pb").is_file():
-        raise ValueError(f"model={str(path)!r} is not a SavedModel folder (no saved_model.pb); allowed: "
-                         "a Keras model or a folder written by export_saved_model")
-    return folder
 
 
 def export_saved_model(model: Any, path: str | os.PathLike) -> Path:
@@ -313,11 +300,11 @@ def _float_tflite(job: Job) -> bytes:
     AEQ runs a model through its signature; the v1 converter writes none for a frozen
     GraphDef, so a frozen graph is first wrapped in a function with one.
     """
-    from .recipes import Recipe
+    from .recipes import Recipe, reference
 
     if isinstance(job.model, FrozenGraph):
         return _floats.get(job.model, lambda: _frozen_graph_tf2_converter(job.model).convert())
-    return _floats.get(job.model, lambda: tf2(Job(job.model, Recipe("float32"), job.input)))
+    return _floats.get(job.model, lambda: tf2(Job(job.model, Recipe(reference().name), job.input)))
 
 
 class _FloatCache:

@@ -17,6 +17,7 @@ not in the graph lists the names that are).
 from __future__ import annotations
 
 import os
+import threading
 import weakref
 from dataclasses import dataclass
 from pathlib import Path
@@ -70,7 +71,7 @@ def load_source(path: str | os.PathLike, *, signature: str = "serving_default",
         signature: the SavedModel signature to convert.
         input_arrays, output_arrays: tensor names of a frozen graph (``"image"`` or ``["a", "b"]``;
             a trailing ``:0`` is allowed).
-        input_shapes: one shape per input array, e.g. ``[[1, 28, 28, 1]]`` or ``"1,28,28,1"``
+        input_shapes: one shape per input array, e.g. ``[[1, 224, 224, 3]]`` or ``"1,224,224,3"``
             (``tflite_convert``'s form, ``:`` between inputs); default: from the graph.
         custom_objects: a Keras file's own layer classes: the path of a ``.py`` file that defines or
             registers them, a dict ``{name: class}``, a list of classes or a module (``custom_objects_of``).
@@ -329,6 +330,7 @@ def _known(name: str, objects: dict[str, Any]) -> bool:
 
 
 _CUSTOM_FILES: dict[tuple, dict[str, Any]] = {}
+_CUSTOM_FILES_LOCK = threading.Lock()  # a user's file is run once, whichever thread asks first
 
 
 def custom_objects_of(value: Any) -> dict[str, Any]:
@@ -360,9 +362,10 @@ def custom_objects_of(value: Any) -> dict[str, Any]:
                          "defines or registers the model's layer classes")
     stat = file.stat()
     key = (str(file.resolve()), stat.st_mtime_ns, stat.st_size)
-    if key not in _CUSTOM_FILES:
-        _CUSTOM_FILES[key] = _run_custom_file(file)
-    return dict(_CUSTOM_FILES[key])
+    with _CUSTOM_FILES_LOCK:
+        if key not in _CUSTOM_FILES:
+            _CUSTOM_FILES[key] = _run_custom_file(file)
+        return dict(_CUSTOM_FILES[key])
 
 
 def _run_custom_file(file: Path) -> dict[str, Any]:
@@ -466,10 +469,23 @@ def _has_tfmot_layers(path: Path) -> bool:
     return any(name in data for name in names)
 
 
+def saved_model_dir(path: str | os.PathLike) -> Path:
+    """The folder at ``path``, checked to be a SavedModel (it holds ``saved_model.pb``): the one such check.
+
+    Raises:
+        ValueError: a path without ``saved_model.pb``.
+    """
+    folder = Path(path)
+    if not (folder / "saved_model.pb").is_file():
+        raise ValueError(f"model={str(path)!r} is a folder without saved_model.pb: it is not a SavedModel folder; "
+                         "allowed: a Keras model, or a folder written by model.export() (Keras 3), "
+                         "tf.saved_model.save or export_saved_model")
+    return folder
+
+
 def saved_model(path: Path, signature: str = "serving_default") -> SavedModel:
     """A SavedModel folder, its signature checked to exist."""
-    if not (path / "saved_model.pb").is_file():
-        raise ValueError(f"model={str(path)!r} is a folder without saved_model.pb; allowed: a SavedModel folder")
+    path = saved_model_dir(path)
     if not isinstance(signature, str) or not signature:
         raise ValueError(f"signature={signature!r}; allowed: a signature name such as 'serving_default'")
     from .keras_compat import tf
@@ -478,7 +494,7 @@ def saved_model(path: Path, signature: str = "serving_default") -> SavedModel:
         loaded = tf.saved_model.load(str(path))
     except Exception as err:  # noqa: BLE001 - a corrupt SavedModel is the user's file, not a TFLite failure
         raise ValueError(f"model={str(path)!r} could not be read as a SavedModel ({type(err).__name__}: "
-                         f"{str(err)[:200]}); allowed: a folder written by tf.saved_model.save or model.save") from None
+                         f"{str(err)[:200]}); allowed: a folder written by model.export() (Keras 3), tf.saved_model.save or tf_keras's model.save") from None
     if signature not in loaded.signatures:
         raise ValueError(f"signature={signature!r} is not in {str(path)!r}; allowed: "
                          f"{', '.join(map(repr, loaded.signatures)) or 'none: the SavedModel has no signatures'}")
@@ -558,7 +574,7 @@ def _shapes(value: Any, count: int) -> tuple[tuple[int, ...], ...] | None:
     try:
         shapes = tuple(tuple(int(d) for d in shape) for shape in value)
     except (TypeError, ValueError):
-        raise ValueError(f"input_shapes={value_shown!r}; allowed: one shape per input array, e.g. '1,28,28,1' "
+        raise ValueError(f"input_shapes={value_shown!r}; allowed: one shape per input array, e.g. '1,224,224,3' "
                          "(':' between inputs)") from None
     if len(shapes) != count or any(not s or min(s) < 1 for s in shapes):
         raise ValueError(f"input_shapes={value_shown!r} gives {len(shapes)} shape(s) for {count} input array(s); "

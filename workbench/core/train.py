@@ -284,9 +284,8 @@ def _cached_weights(model: keras.Model, weights: os.PathLike, key_parts: tuple, 
             fit(model, data, config, epochs=0)  # compiled, ready for evaluate()
             return model
         except Exception as err:  # noqa: BLE001 - an unreadable entry is retrained, never trusted
-            first = (str(err).strip().splitlines() or [""])[0][:200]
             warnings.warn(f"cache entry {os.path.basename(weights)} matched its manifest but could not be loaded "
-                          f"({type(err).__name__}: {first}): retrained", artifacts.CacheRebuilt, stacklevel=2)
+                          f"({type(err).__name__}: {checks.first_line(err, 200)}): retrained", artifacts.CacheRebuilt, stacklevel=2)
             artifacts.manifest_path(weights).unlink(missing_ok=True)
             Path(weights).unlink(missing_ok=True)
     trained = []

@@ -236,10 +236,10 @@ def reference_model(model: Any) -> Any:
             loaded = keras.models.load_model(str(path), compile=False)
     except Exception as err:  # noqa: BLE001 - anything Keras cannot revive
         raise ValueError(f"keras_model={str(path)!r} could not be loaded as a Keras model ({type(err).__name__}: "
-                         f"{str(err)[:200]}); allowed: a SavedModel written by Keras (model.save)") from None
+                         f"{str(err)[:200]}); allowed: a SavedModel written by Keras (model.export() in Keras 3, model.save in tf_keras)") from None
     if not hasattr(loaded, "layers") or not getattr(loaded, "layers", None):
         raise ValueError(f"keras_model={str(path)!r} is a SavedModel without Keras layers; allowed: one written by "
-                         "Keras (model.save), or compare .tflite models with tensor_errors")
+                         "Keras (model.export() in Keras 3, model.save in tf_keras), or compare .tflite models with tensor_errors")
     return loaded
 
 

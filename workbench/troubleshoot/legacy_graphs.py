@@ -28,6 +28,7 @@ from ..core import artifacts, checks
 from ..core.compare import paired
 from ..core.data import Mnist
 from ..core.evaluate import evaluate, evaluate_keras
+from ..core.recipes import reference
 from ..core.sources import load_source
 from ..core.train import QatConfig, qat_steps, trained_lenet
 from .casework import CaseResult, GalleryConfig, convert_case, count_ops, tf_version, measure, short_message
@@ -35,6 +36,7 @@ from .variants import trained_variant
 
 INPUT_NAME = "image"
 OUTPUT_NAME = "probabilities"
+FLOAT = reference().name  # the float conversion each case compares the others with
 
 
 # --- TF1 graphs from a Keras model -----------------------------------------------------------------
@@ -186,7 +188,7 @@ def tf1_model(data: Mnist, cfg: GalleryConfig = GalleryConfig(), folder: str | P
         frozen = load_source(export_tf1_frozen_graph(model, work / "tf1_frozen.pb"),
                              input_arrays=INPUT_NAME, output_arrays=OUTPUT_NAME)
         for source_name, source in (("TF1 SavedModel", saved), ("TF1 frozen .pb", frozen)):
-            for recipe, params in (("float32", {}), ("int8-ptq", {}),
+            for recipe, params in ((FLOAT, {}), ("int8-ptq", {}),
                                    ("legacy-uint8", {"default_ranges": (0.0, 6.0)})):
                 converted = convert_case(source, recipe, data, cfg, **params)
                 result = evaluate(converted, images, labels)
@@ -194,7 +196,7 @@ def tf1_model(data: Mnist, cfg: GalleryConfig = GalleryConfig(), folder: str | P
                                     recipe=recipe,
                                     agrees_with_keras=_predictions_agree(result.predictions, keras_pred)))
     has_estimator = hasattr(tf, "estimator") or hasattr(tf.compat.v1, "estimator")
-    float_rows = [r for r in rows if r.get("recipe") == "float32"]
+    float_rows = [r for r in rows if r.get("recipe") == FLOAT]
     return CaseResult(12, "Estimator, TF1 SavedModel, frozen graph", f"tf.estimator present: {has_estimator}",
                       None, tuple(rows), (
         f"TensorFlow {tf_version()} has {'a' if has_estimator else 'no'} tf.estimator: an Estimator cannot be "
@@ -223,7 +225,7 @@ def optimize_for_inference(data: Mnist, cfg: GalleryConfig = GalleryConfig(),
         for name, path in (("frozen", plain_path), ("optimize_for_inference", optimized_path)):
             source = load_source(path, input_arrays=INPUT_NAME, output_arrays=OUTPUT_NAME)
             ops = graphs[name] = graph_ops(path)
-            for recipe in ("float32", "int8-ptq"):
+            for recipe in (FLOAT, "int8-ptq"):
                 c = converted[(name, recipe)] = convert_case(source, recipe, data, cfg)
                 rows.append(measure(f"{name} -> {recipe}", c, data, cfg, graph=name, recipe=recipe,
                                     graph_nodes=sum(ops.values()),
@@ -235,7 +237,7 @@ def optimize_for_inference(data: Mnist, cfg: GalleryConfig = GalleryConfig(),
     changed = ", ".join(f"{op} {before.get(op, 0)} -> {after.get(op, 0)}" for op in sorted(set(before) | set(after))
                         if before.get(op, 0) != after.get(op, 0)) or "nothing"
     same = {recipe: converted[("frozen", recipe)].ops == converted[("optimize_for_inference", recipe)].ops
-            for recipe in ("float32", "int8-ptq")}
+            for recipe in (FLOAT, "int8-ptq")}
     by = {(r["graph"], r["recipe"]): r for r in rows}
     plain_acc = {recipe: by[("frozen", recipe)]["accuracy"] for recipe in same}
     optimized_acc = {recipe: by[("optimize_for_inference", recipe)]["accuracy"] for recipe in same}
@@ -244,15 +246,15 @@ def optimize_for_inference(data: Mnist, cfg: GalleryConfig = GalleryConfig(),
         f"optimize_for_inference changed the graph's nodes: {changed}.",
         "The converter's op lists with and without it: "
         + "; ".join(f"{recipe} {'identical' if s else 'different'}" for recipe, s in same.items())
-        + f" ({by[('frozen', 'float32')]['mul_add_ops']} MUL/ADD ops without it: the converter folds the BatchNorm "
+        + f" ({by[('frozen', FLOAT)]['mul_add_ops']} MUL/ADD ops without it: the converter folds the BatchNorm "
           "into the convolutions and drops the Identity nodes itself)." if all(same.values()) and
-        by[("frozen", "float32")]["mul_add_ops"] == 0 else
+        by[("frozen", FLOAT)]["mul_add_ops"] == 0 else
         "The converter's op lists differ with and without it: "
         + "; ".join(f"{recipe}: {' '.join(converted[('frozen', recipe)].ops)} vs "
                     f"{' '.join(converted[('optimize_for_inference', recipe)].ops)}" for recipe in same) + ".",
         "Accuracy without -> with it: " + "; ".join(
             f"{recipe} {plain_acc[recipe]:.2%} -> {optimized_acc[recipe]:.2%}"
-            for recipe in ("float32", "int8-ptq")) + "."))
+            for recipe in (FLOAT, "int8-ptq")) + "."))
 
 
 # --- 14. training graph vs eval graph --------------------------------------------------------------
@@ -389,7 +391,7 @@ def newer_op_version(data: Mnist, cfg: GalleryConfig = GalleryConfig(), op: str 
     from ..core.diagnose import QuantizationError
 
     model = trained_lenet(data, cfg.train())
-    converted = convert_case(model, "float32", data, cfg)
+    converted = convert_case(model, FLOAT, data, cfg)
     used = next(v for name, v in litert.op_versions(converted) if name == op) if op in converted.ops else None
     newer = litert.with_op_version(converted, op, version)
     rows = [measure(f"{op} version {used} (as converted)", converted, data, cfg, op_version=used, loads=True)]
