@@ -174,3 +174,16 @@ def test_the_dynamic_shape_fix_names_the_data_shape_not_mnist():
 
     fix = entry("dynamic-shape").fix
     assert "28" not in fix and "(H, W, C)" in fix and "--input_shapes" in fix and "fixed_input" in fix
+
+
+def test_convert_takes_input_shapes_for_a_keras_model_that_reads_any_size(files, capsys, tmp_path):
+    """``convert --keras_model_file ... --input_shapes N,H,W,C`` fixes the input (as ``tflite_convert`` did for a
+    graph), says so and prints the same step in Python."""
+    from workbench.core import litert
+
+    out = tmp_path / "fixed.tflite"
+    code, text, err = _main(capsys, "convert", "--keras_model_file", str(files["tf_keras"]), "--output_file",
+                            str(out), "--input_shapes", "1,20,20,3")
+    assert code == 0, err
+    assert tuple(litert.read_model(out.read_bytes()).inputs[0].shape[1:]) == (20, 20, 3)
+    assert "fixed to (None, 20, 20, 3) from --input_shapes" in text and "wb.fixed_input(model, '1,20,20,3')" in text

@@ -294,3 +294,30 @@ def test_keep_float_names_a_keras3_models_layers(files, data):
     assert "CONV_2D" not in wb.gallery.ops_by_input_dtype(full).get("float32", [])
     with pytest.raises(ValueError, match="no ops found"):
         _convert(model, "int8-ptq", {"calibrated": True, "keep_float": ("no_such_layer",)}, data)
+
+
+def test_python_tools_take_a_path_with_custom_objects_and_any_input_size(files, data):
+    """``run_recipes`` and the per-layer tools take a custom-layer file by path with ``custom_objects``; a sweep
+    and an explorer take a model that reads any size and fix it to the images' (saying so)."""
+    import workbench as wb
+    from workbench.core.fixed_input import InputFixed
+
+    path, layers = files["dir"] / "custom.keras", files["dir"] / "layers.py"
+    runs = wb.recipe_table.run_recipes(path, data.test_images, data.test_labels, recipes=["float32"],
+                                       custom_objects=layers)
+    assert runs[0].ok, runs[0].outcome
+    assert [layer.name for layer in wb.layer_error.reference_model(path, custom_objects=layers).layers] == \
+        [layer.name for layer in files["custom"].layers]
+    with pytest.raises(ValueError, match="--custom-objects|custom_objects"):
+        wb.recipe_table.run_recipes(path, data.test_images, data.test_labels, recipes=["float32"])
+    from workbench.core.keras_compat import keras3
+
+    k3 = keras3()
+    inputs = k3.Input((None, None, 3))
+    anysize = k3.Model(inputs, k3.layers.Dense(3, activation="softmax")(
+        k3.layers.GlobalAveragePooling2D()(k3.layers.Conv2D(4, 3)(k3.layers.Rescaling(1 / 255.0)(inputs)))))
+    with pytest.warns(InputFixed, match=r"fixed to \(None, 12, 12, 3\)"):
+        frame = wb.sweep.sweep(anysize, [{"default_ranges": (0.0, 6.0)}], data.test_images, data.test_labels,
+                               spec=wb.InputSpec(0, 255), executor=None, cache=False, progress=False)
+    assert (frame["error"].fillna("") == "").all(), frame["error"].tolist()
+    assert 0 <= float(frame["accuracy"].iloc[0]) <= 1 and not frame["came_out_float"].iloc[0]

@@ -160,6 +160,7 @@ class Plan:
     why: str = ""                     # which flags chose the recipe
     calibration_size: int = 500
     notes: tuple[str, ...] = field(default=())
+    fixed_shape: str | None = None    # --input_shapes for a Keras model or SavedModel: its input fixed to it
 
 
 def retired(unknown: list[str]) -> tuple[list[str], bool]:
@@ -248,11 +249,15 @@ def plan(args: argparse.Namespace, notes: list[str] | None = None) -> Plan:
         if not Path(path).is_file():
             raise ValueError(f"--graph_def_file={path!r} does not exist; allowed: a frozen GraphDef .pb file")
     else:
-        for name in ("input_arrays", "output_arrays", "input_shapes"):
+        for name in ("input_arrays", "output_arrays"):
             if getattr(args, name):
                 raise ValueError(f"--{name}={getattr(args, name)!r} with {flag}; allowed: only with --graph_def_file "
                                  f"(a {'SavedModel' if flag == '--saved_model_dir' else 'Keras model'} names its "
                                  "own inputs and outputs)")
+        if args.input_shapes:  # a model that reads any size: converted at this one (checked when it is loaded)
+            from ..core.fixed_input import parse_shape
+
+            parse_shape(args.input_shapes, "--input_shapes")
     if args.signature is not None:
         if flag != "--saved_model_dir":
             raise ValueError(f"--signature={args.signature!r} with {flag}; allowed: only with --saved_model_dir")
@@ -354,7 +359,8 @@ def plan(args: argparse.Namespace, notes: list[str] | None = None) -> Plan:
     if args.representative_data is not None:
         inputs.calibration_images("--representative_data", args.representative_data, args.images)
     return Plan(flag, path, source, name, params, output, spec, args.representative_data, args.images, why,
-                args.calibration_size, tuple(notes))
+                args.calibration_size, tuple(notes),
+                None if flag == "--graph_def_file" or not args.input_shapes else args.input_shapes)
 
 
 def resolve(p: Plan, model: Any) -> Plan:
@@ -392,6 +398,8 @@ def python_call(p: Plan, images_key: str | None = None) -> str:
                 value = [v.strip() for v in value.split(",")]
             args.append(f"{key}={value!r}")
     lines.append(f"model = wb.load_source({', '.join(args)})")
+    if p.fixed_shape:
+        lines.append(f"model = wb.fixed_input(model, {p.fixed_shape!r})")
     call = [f"model, {p.recipe!r}"]
     for key, value in p.params.items():
         call.append(f"{key}={value!r}")
@@ -413,6 +421,12 @@ def run(args: argparse.Namespace, unknown: list[str], out: Callable[[str], None]
     p = plan(args, notes)
 
     model = inputs.model_source(p.flag, p.path, **p.source)
+    origin = model
+    if p.fixed_shape:
+        from ..core.fixed_input import fit_input
+
+        model, fixed = fit_input(model, (), p.fixed_shape, shape_from="--input_shapes")
+        p = _replace(p, notes=(*p.notes, fixed) if fixed else p.notes)
     p = resolve(p, model)
     representative, key = None, None
     if p.representative is not None:
@@ -432,7 +446,7 @@ def run(args: argparse.Namespace, unknown: list[str], out: Callable[[str], None]
     out(f"{p.why} -> recipe {converted.recipe.label()}: {spec.summary}")
     for note in p.notes:
         out(f"note: {note}")
-    out(f"model: {describe_source(model, p)}")
+    out(f"model: {describe_source(origin, p)}")
     out(f"result: {describe_io(converted)}")
     sentences = converted.warnings
     if sentences:

@@ -131,6 +131,20 @@ def fit_input(model: Any, images_shape: Sequence[int], shape: Any = None, *, dat
     return fixed, input_note(before, target, shape_from if shape is not None else data_from)
 
 
+def fit_to_images(model: Any, images: Any, cache: str | os.PathLike | None = None) -> Any:
+    """``model`` ready to convert for ``images`` (``(N, H, W, C)``): a dynamic input fixed to their ``H, W, C``
+    with an ``InputFixed`` warning saying so; anything else (a fixed input, a file path, ``.tflite`` bytes) as
+    it is. What ``run_recipes``, sweeps and the explorers do before converting."""
+    import warnings
+
+    if isinstance(model, (bytes, bytearray, str, os.PathLike)) or hasattr(model, "tflite"):
+        return model
+    model, note = fit_input(model, tuple(images.shape[1:]), data_from="the images", cache=cache)
+    if note:
+        warnings.warn(note, InputFixed, stacklevel=3)
+    return model
+
+
 def input_note(before: Sequence[Any] | None, hwc: Sequence[int], source: str) -> str:
     """``input (None, None, None, 3) fixed to (None, 32, 32, 3) from --data for conversion``."""
     was = shape_text(before) if before else "of unknown shape"

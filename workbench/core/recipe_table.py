@@ -79,7 +79,8 @@ def run_recipes(model: Any, images: np.ndarray, labels: np.ndarray, *, spec: Inp
                 representative: np.ndarray | None = None, recipes: Sequence[str] | None = None,
                 calibration_size: int = 500, kind: str | None = None,
                 parameters: Mapping[str, Mapping[str, Any]] | None = None,
-                progress: Callable[[RecipeRun], None] | None = None, client: Any = None) -> list[RecipeRun]:
+                progress: Callable[[RecipeRun], None] | None = None, client: Any = None,
+                custom_objects: Any = None) -> list[RecipeRun]:
     """Convert ``model`` with every registered recipe (or ``recipes``) and evaluate each on ``images``.
 
     Args:
@@ -102,6 +103,8 @@ def run_recipes(model: Any, images: np.ndarray, labels: np.ndarray, *, spec: Inp
         progress: called with each run as it finishes.
         client: a ``dask.distributed.Client``: convert here, evaluate on that cluster (``core.parallel``: the
             images scattered once, each task one model's bytes); the runs are the same.
+        custom_objects: for a ``.keras``/``.h5`` path, the layer classes of the user's own it needs
+            (``sources.load_source``: a ``.py`` file, a dict, classes).
 
     Returns:
         One ``RecipeRun`` per recipe.
@@ -113,19 +116,16 @@ def run_recipes(model: Any, images: np.ndarray, labels: np.ndarray, *, spec: Inp
     from .convert import QuantizationWarning, convert
     from .diagnose import QuantizationError
     from .evaluate import evaluate, from_predictions
-    from .fixed_input import InputFixed, fit_input
+    from .fixed_input import fit_to_images
     from .model_io import model_io
 
     if isinstance(model, (str, os.PathLike)) and Path(model).is_file():
         from .sources import load_source
 
-        model = load_source(model)  # a frozen .pb needs its arrays: load_source(path, input_arrays=...) says so
+        model = load_source(model, custom_objects=custom_objects)  # a frozen .pb needs its arrays: load_source(path, input_arrays=...) says so
     spec, range_note = input_spec_for(model, spec)
     images = checks.images("images", images, shape=model_io(model).image_shape)
-    if not isinstance(model, (bytes, bytearray)) and not hasattr(model, "tflite"):
-        model, note = fit_input(model, images.shape[1:], data_from="the images")
-        if note:
-            warnings.warn(note, InputFixed, stacklevel=2)
+    model = fit_to_images(model, images)
     labels = checks.labels("labels", labels, len(images))
     calibration_size = checks.number("calibration_size", calibration_size, low=1, integer=True)
     if representative is not None:

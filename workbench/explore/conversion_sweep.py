@@ -13,6 +13,7 @@ import numpy as np
 from ..core import artifacts, checks, parallel
 from ..core.convert import Recipe
 from ..core.data import InputSpec
+from ..core.fixed_input import fit_to_images
 from ..core.model_io import model_io
 from ..core.stats_patch import GuardedConverter
 from .fingerprints import array_fingerprint, source_fingerprint, sweep_source
@@ -164,6 +165,7 @@ def sweep(model: Any, points: Points, images: np.ndarray, labels: np.ndarray, *,
         raise ValueError(f"reference has {len(ref)} predictions for {len(images)} images")
     if representative is not None:
         representative = checks.images("representative", representative, shape=shape)
+    model = fit_to_images(model, images)  # a model that reads any size: the images' size
     source = sweep_source(model, None if cache is False else cache)
     store = None if cache is False else artifacts.cache_dir(cache) / "sweeps"
     model_fp = source_fingerprint(source)

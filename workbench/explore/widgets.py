@@ -41,6 +41,7 @@ from .background import BackgroundSweep, default_workers, start_pool
 from .input_codes import CodeUsage, code_usage
 from ..core.convert import ConvertedModel, QuantizationWarning, convert
 from ..core.data import InputSpec
+from ..core.fixed_input import fit_to_images
 from ..core.evaluate import evaluate
 from ..core.stats import InputStats, stats_for_range
 from ..core.stats_patch import GuardedConverter
@@ -188,6 +189,7 @@ class _LiveFigure:
         shape, classes = described.image_shape, described.classes
         self.images = checks.images("images", images, shape=shape)
         self.labels = checks.labels("labels", labels, len(self.images), classes)
+        model = fit_to_images(model, self.images)  # a model that reads any size: the images' size
         self.folder = sweep_source(model, cache)  # a SavedModel folder, a SavedModel or a FrozenGraph
         self.cache = cache
         self.live_images, self.live_labels = self.images[:live_size], self.labels[:live_size]

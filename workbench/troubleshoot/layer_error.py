@@ -198,12 +198,14 @@ def _feeds_output(index: int, ops: tuple, final: set[int]) -> bool:
     return False
 
 
-def reference_model(model: Any) -> Any:
+def reference_model(model: Any, custom_objects: Any = None) -> Any:
     """The Keras model to compare against: the model itself, or loaded from a Keras-written file or folder.
 
     Args:
         model: a Keras model, a ``.keras``/``.h5`` path, a SavedModel folder written by Keras
             (``model.save``, ``export_saved_model``), or ``sources.SavedModel``.
+        custom_objects: the layer classes of the user's own a ``.keras``/``.h5`` file needs
+            (``sources.custom_objects_of``: a ``.py`` file, a dict, classes).
 
     Raises:
         ValueError: a frozen graph or ``.tflite`` (no Keras layers to compare with), or a file
@@ -225,7 +227,7 @@ def reference_model(model: Any) -> Any:
                          "SavedModel folder written by Keras")
     path = Path(model)
     if path.is_file() and path.suffix.lower() in sources.KERAS_SUFFIXES:
-        return sources.keras_file(path)
+        return sources.keras_file(path, custom_objects)
     sources.saved_model(path)  # a clear error for a missing folder or one without saved_model.pb
     from ..core.keras_compat import keras
 
