@@ -120,10 +120,11 @@ def _bad_files(folder, data):
 
 @pytest.mark.parametrize("file, extra, message", [
     ("out_of_range.npz", [], "array 'labels' contains 10; allowed: class indices 0..9 (the model has 10 outputs)"),
-    ("other_names.npz", [], "has no array 'images' (--images); allowed: one of pixels, targets (name them with "
-                            "--images NAME --labels NAME), or x_test/y_test"),
+    ("other_names.npz", [], "has no labels (other_names.npz: 1797 images (pixels 8x8x1 uint8), with targets); "
+                            "allowed: labels (--labels NAME), or --reference MODEL"),
     ("other_names.npz", ["--images", "pixels", "--labels", "labelz"], "has no array 'labelz' (--labels)"),
-    ("float_pixels.npz", [], "has dtype float32; allowed: uint8 pixels 0..255"),
+    ("float_pixels.npz", ["--images", "images,labels"], "holds input arrays images, labels for a model with 1 "
+                                                         "input(s)"),
     ("big.npz", [], "images are 28x28x1 (H x W x C) but the model reads 8x8x1"),
     ("short_labels.npz", [], "has 1796 entries for 1797 images"),
     ("not.npz", [], "is not a readable .npz"),
@@ -156,3 +157,46 @@ def test_labels_out_of_range_in_a_real_process(models, data, tmp_path):
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     errors = [line for line in proc.stderr.splitlines() if line.startswith("error: ")]
     assert len(errors) == 1 and "contains 10; allowed: class indices 0..9" in errors[0], proc.stderr
+
+
+def test_unlabelled_and_float_data_are_measured_against_the_reference(capsys, models, data, tmp_path):
+    """No labels: the model is measured against --reference's outputs; float data (the pixels already in the
+    model's range) are fed as they are and give the same figures as the uint8 images."""
+    from workbench.core import fidelity, litert
+
+    images, labels = all_images(data)
+    np.savez(tmp_path / "unlabelled.npz", images=images)
+    np.savez(tmp_path / "float.npz", inputs=images.astype(np.float32) / 255, labels=labels)
+    code, out, err = cli(capsys, "evaluate", models["paths"]["int8"], "--data", tmp_path / "unlabelled.npz")
+    assert code == 2 and "has no labels" in err and "--reference MODEL" in err
+    records = {}
+    for name, reference in (("keras", models["keras"]), ("tflite", models["paths"]["float32"])):
+        code, out, err = cli(capsys, "evaluate", models["paths"]["int8"], "--data", tmp_path / "unlabelled.npz",
+                             "--reference", reference, "--json")
+        assert code == 0, err
+        records[name] = json.loads(out)
+    record = records["tflite"]
+    assert "accuracy" not in record and record["task"] == "classifier" and record["count"] == len(images)
+    # the figures are the metrics of the two models' outputs, computed here from LiteRT directly
+    f = litert.run(models["converted"]["float32"], images).outputs
+    q = litert.run(models["converted"]["int8"], images).outputs
+    agreement = fidelity.agreement(f, q)
+    assert agreement.value < 1 and record["agreement"] == pytest.approx(agreement.value)
+    assert record["agreement_interval"] == pytest.approx([agreement.low, agreement.high])
+    assert record["snr_db"] == pytest.approx(fidelity.snr_db(f, q), rel=1e-5)
+    assert record["cosine"] == pytest.approx(fidelity.cosine(f, q), rel=1e-6)
+    assert record["max_abs"] == pytest.approx(fidelity.max_abs(f, q), rel=1e-5)
+    assert set(record["outputs"]) and all("snr_db" in v for v in record["outputs"].values())
+    assert records["keras"]["snr_db"] == pytest.approx(record["snr_db"], rel=1e-5)  # the .keras converted float32 first
+    # the model against itself: agreement 1 and an infinite SNR
+    code, out, err = cli(capsys, "evaluate", models["paths"]["int8"], "--data", tmp_path / "unlabelled.npz",
+                         "--reference", models["paths"]["int8"], "--json")
+    same = json.loads(out)
+    assert same["agreement"] == 1.0 and same["snr_db"] == "inf" and same["max_abs"] == 0.0
+    # float data: the same accuracy as the uint8 images, and the note says where the uint8 stats come from
+    code, out, err = cli(capsys, "evaluate", models["paths"]["float32"], "--data", tmp_path / "float.npz", "--json")
+    assert code == 0, err
+    floats = json.loads(out)
+    code, out, _ = cli(capsys, "evaluate", models["paths"]["float32"], "--data", models["npz"], "--json")
+    assert floats["accuracy"] == json.loads(out)["accuracy"] and floats["input"]["fed"] == "as they are"
+    assert "the data's own range [0, 1]" in err

@@ -72,7 +72,7 @@ def test_one_npz_reader_for_the_library_and_the_command_line(tmp_path):
         with pytest.raises(ValueError) as library:
             D.load_npz(tmp_path / name)
         with pytest.raises(ValueError) as command_line:
-            inputs.labelled("--data", tmp_path / name)
+            inputs.samples("--data", tmp_path / name)
         assert str(library.value).removeprefix("data=") == str(command_line.value).removeprefix("--data=")
     with pytest.raises(ValueError, match=r"junk.npz' is not a readable .npz \(ValueError: .*\); allowed: a file "):
         D.read_npz("data", tmp_path / "junk.npz")

@@ -13,13 +13,15 @@ import numpy as np
 from ..core.figures import NOISE_STYLE
 
 
-def accuracy_size_figure(frame, ax=None):
+def accuracy_size_figure(frame, ax=None, metric: str = "test accuracy (%)", top: float | None = 100.0):
     """Two panels: accuracy per recipe (each float reference drawn) and model size in KB.
 
     Args:
         frame: ``demo.results_frame`` output (columns recipe, model, accuracy_pct, size_kb, activations;
             optional ``accuracy_std_pts`` for error bars, ``significant`` and ``verdict`` for the noise marks).
         ax: two axes to draw on (accuracy, size); ``None`` makes a new figure.
+        metric, top: what ``accuracy_pct`` holds (e.g. the agreement with the float model, or its SNR in dB
+            for data without labels) and its axis' upper end (``None``: the data's).
 
     Returns:
         The matplotlib ``Figure`` holding the two panels (not shown, no global state touched).
@@ -43,12 +45,15 @@ def accuracy_size_figure(frame, ax=None):
                         label="± std over seeds")
     references = _references(frame)
     for (name, value), style in zip(references.items(), ("--", ":")):
-        ax_acc.axvline(value, color="black", linestyle=style, linewidth=1.2, label=f"{name} {value:.2f} %")
-    lo = max(0.0, min(np.nanmin(acc - (xerr if xerr is not None else 0)), *references.values()) - 2)
-    ax_acc.set_xlim(lo, 100)
+        ax_acc.axvline(value, color="black", linestyle=style, linewidth=1.2,
+                       label=f"{name} {value:.2f}{' %' if top == 100.0 else ''}")
+    finite = acc[np.isfinite(acc)]
+    lo = max(0.0, min(np.nanmin(acc - (xerr if xerr is not None else 0)), *references.values()) - 2) \
+        if len(finite) else 0.0
+    ax_acc.set_xlim(lo, top if top is not None else (1.1 * float(finite.max()) if len(finite) else 1.0))
     ax_acc.set_yticks(list(y), labels, fontsize=9)
     ax_acc.invert_yaxis()
-    ax_acc.set_xlabel("test accuracy (%)")
+    ax_acc.set_xlabel(metric)
     ax_acc.set_title("Accuracy by recipe (hatched: no significant difference from its reference)", fontsize=10)
     ax_acc.legend(loc="upper center", bbox_to_anchor=(0.5, -0.1), fontsize=9, frameon=False, ncol=2)
     for i, v in enumerate(acc):

@@ -1,4 +1,4 @@
-"""What the ``convert``, ``evaluate`` and ``report`` commands read: a model by path, labelled and calibration ``.npz`` files.
+"""What the ``convert``, ``evaluate`` and ``report`` commands read: a model by path, data and calibration ``.npz`` files.
 
 Every check here runs before any conversion or evaluation and raises one
 ``ValueError`` that names the flag, the value and what is allowed, which the
@@ -9,7 +9,6 @@ with NumPy alone; TensorFlow is imported only when a model has to be loaded.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,26 +16,7 @@ import numpy as np
 
 from ..core import checks
 from ..core.data import InputSpec, read_npz
-
-
-@dataclass(frozen=True, eq=False)
-class Labelled:
-    """Images and labels from an ``.npz``, all of them (no train/test split), and which arrays they came from."""
-
-    path: Path
-    images: np.ndarray
-    labels: np.ndarray
-    class_names: tuple[str, ...]
-    arrays: tuple[str, str]
-
-    @property
-    def classes(self) -> int:
-        return len(self.class_names)
-
-    def describe(self) -> str:
-        h, w, c = self.images.shape[1:]
-        return (f"{self.path.name}: {len(self.images)} images {h}x{w}x{c} ({self.arrays[0]}/{self.arrays[1]}, "
-                f"every one of them), {self.classes} classes")
+from ..core.samples import Samples, read_samples
 
 
 def input_spec(flag: str, value: Any) -> InputSpec:
@@ -49,38 +29,26 @@ def input_spec(flag: str, value: Any) -> InputSpec:
                          "LO < HI, the float range the model was trained on (e.g. 0 1 or -1 1)") from None
 
 
-def labelled(flag: str, path: str | os.PathLike, images: str = "images", labels: str = "labels") -> Labelled:
-    """Every image and label of an ``.npz``: the named pair, else ``x_test``/``y_test`` (a Keras-style file).
+def samples(flag: str, path: str | os.PathLike, images: str = "images", labels: str = "labels") -> Samples:
+    """Every input of an ``.npz`` and its labels if it has them (``core.samples.read_samples``): the ``images``
+    array (several, comma-separated, for a model with several inputs), else ``inputs``, ``x_test`` or ``x``, else
+    every array that is not a label; labels from ``labels``, else ``y_test``/``y``, boxes from ``boxes``/``classes``.
 
     Raises:
-        ValueError: a missing or unreadable file, a missing array (the message lists the arrays
-            present), images that are not uint8 ``(N, H, W[, C])``, labels that are not one
-            integer per image, class names that repeat.
+        ValueError: a missing or unreadable file, a named array that is missing (the message lists the arrays
+            present), inputs that are not numbers, labels that are not one integer per input, class names that
+            repeat or do not cover the labels.
     """
-    arrays = read_npz(flag, path)
-    if images in arrays or labels in arrays or (images, labels) != ("images", "labels"):
-        keys = (images, labels)
-    elif {"x_test", "y_test"} <= set(arrays):
-        keys = ("x_test", "y_test")
-    else:
-        keys = (images, labels)
-    for role, key in zip(("--images", "--labels"), keys):
-        if key not in arrays:
-            raise ValueError(f"{flag}={str(path)!r} has no array {key!r} ({role}); allowed: one of "
-                             f"{', '.join(sorted(arrays)) or 'none: the file is empty'} (name them with "
-                             "--images NAME --labels NAME), or x_test/y_test")
-    x = checks.images(f"{flag}={str(path)!r} array {keys[0]!r}", arrays[keys[0]])
-    y = checks.labels(f"{flag}={str(path)!r} array {keys[1]!r}", arrays[keys[1]], len(x))
-    names = tuple(str(n) for n in np.asarray(arrays.get("class_names", ())).reshape(-1))
-    if not names:
-        names = tuple(str(i) for i in range(int(y.max(initial=0)) + 1))
-    elif len(set(names)) != len(names):
+    names = None if images == "images" else [n for n in images.split(",") if n]
+    data = read_samples(flag, path, names, labels, flags=("--images", "--labels"))
+    names = data.class_names
+    if names and len(set(names)) != len(names):
         raise ValueError(f"{flag}={str(path)!r} array 'class_names' repeats a name; allowed: one distinct name "
                          "per class")
-    elif y.size and int(y.max()) >= len(names):
-        raise ValueError(f"{flag}={str(path)!r} array {keys[1]!r} contains {int(y.max())}; allowed: class "
-                         f"indices 0..{len(names) - 1} (the file's class_names has {len(names)} names)")
-    return Labelled(Path(path), x, y, names, keys)
+    if names and data.labels is not None and data.labels.size and int(data.labels.max()) >= len(names):
+        raise ValueError(f"{flag}={str(path)!r} array {data.label_array!r} contains {int(data.labels.max())}; allowed: "
+                         f"class indices 0..{len(names) - 1} (the file's class_names has {len(names)} names)")
+    return data
 
 
 def calibration_images(flag: str, path: str | os.PathLike, images: str = "images") -> tuple[np.ndarray, str]:
@@ -109,13 +77,30 @@ def check_images_fit(flag: str, images: np.ndarray, shape: tuple[int | None, ...
                          f"allowed: images of the model's input shape")
 
 
-def check_labels_fit(flag: str, data: Labelled, classes: int | None) -> None:
-    """Labels ``0..classes-1`` for a model with ``classes`` outputs."""
-    if classes is None:
+def check_data_fit(flag: str, data: Samples, io: Any) -> Samples:
+    """The data in the model's input order (``io``: its ``ModelIO``; names matched), images of the ``(H, W, C)``
+    it reads, other arrays of its input shapes (``None`` entries, or no shape, accept any)."""
+    if io.inputs:
+        data = data.ordered([t.name for t in io.inputs], flag)
+    for spec, array, name in zip(io.inputs or (None,), data.inputs, data.names):
+        shape = None if spec is None or spec.shape is None else tuple(spec.shape[1:])
+        if array.dtype == np.uint8 and array.ndim == 4:
+            check_images_fit(flag, array, shape)
+        elif shape is not None and (len(shape) != array.ndim - 1 or any(
+                want is not None and want != got for want, got in zip(shape, array.shape[1:]))):
+            want = ", ".join("?" if d is None else str(d) for d in shape)
+            raise ValueError(f"{flag}: array {name!r} is {tuple(array.shape[1:])} per input but the model reads "
+                             f"({want}); allowed: arrays (N, {want}) of the model's input shape")
+    return data
+
+
+def check_labels_fit(flag: str, data: Samples, classes: int | None) -> None:
+    """Labels ``0..classes-1`` for a model with ``classes`` outputs (no labels: nothing to check)."""
+    if classes is None or data.labels is None:
         return
     top = int(data.labels.max(initial=0))
     if top >= classes:
-        raise ValueError(f"{flag}={str(data.path)!r} array {data.arrays[1]!r} contains {top}; allowed: class "
+        raise ValueError(f"{flag}={str(data.path)!r} array {data.label_array!r} contains {top}; allowed: class "
                          f"indices 0..{classes - 1} (the model has {classes} outputs)")
 
 

@@ -33,6 +33,8 @@ from ..core.data import InputSpec
 from ..core.model_facts import RAW_PIXELS, input_range_note, input_spec_for, qat_refusal
 from ..core.model_io import model_io
 from ..core.recipe_table import RecipeRun, recipe_parameters, reference_run, run_recipes
+from ..core.measure import COLUMNS
+from ..core.samples import Samples, input_spec_of
 from ..core.sources import is_qat, keras_origin
 from . import evaluation, inputs
 
@@ -112,13 +114,13 @@ def run(args: argparse.Namespace, out: Callable[[str], None] = print) -> int:
     if Path(args.model).suffix.lower() == ".tflite":
         raise ValueError(f"SOURCE={args.model!r} is a .tflite, already converted; allowed: a .keras/.h5 file, a "
                          "SavedModel folder or a frozen .pb (to measure a .tflite: python -m workbench evaluate)")
-    data = inputs.labelled("--data", args.data, args.images, args.labels)
+    data = inputs.samples("--data", args.data, args.images, args.labels)
     if args.calibration is not None:
         calibration, key = inputs.calibration_images("--calibration", args.calibration, args.images)
         calibration_from = f"{len(calibration[:args.calibration_size])} images of {Path(args.calibration).name}"
     else:
-        calibration = data.images
-        calibration_from = (f"the first {min(args.calibration_size, len(data.images))} images of "
+        calibration = data.feed()
+        calibration_from = (f"the first {min(args.calibration_size, len(data))} inputs of "
                             f"{Path(args.data).name} (also evaluated: pass --calibration for a separate set)")
     out_dir = Path(args.out) if args.out else Path("out") / f"report-{Path(args.model).stem or 'model'}"
     if out_dir.exists() and not out_dir.is_dir():
@@ -128,19 +130,21 @@ def run(args: argparse.Namespace, out: Callable[[str], None] = print) -> int:
     origin = keras_origin(model)  # read before fit_input: a fixed copy is another model object
     model, fixed = evaluation.fit_input(args, model, data.images)
     io = model_io(model)
-    shape, classes = io.input_shape, io.classes
-    inputs.check_images_fit(f"--data={args.data!r}", data.images, shape)
-    inputs.check_labels_fit("--data", data, classes)
+    data = inputs.check_data_fit(f"--data={args.data!r}", data, io)
+    inputs.check_labels_fit("--data", data, io.classes)
     if args.calibration is not None:
-        inputs.check_images_fit(f"--calibration={args.calibration!r}", calibration, shape)
+        inputs.check_images_fit(f"--calibration={args.calibration!r}", calibration, io.input_shape)
+    elif len(data.inputs) > 1:
+        calibration = data.feed()  # in the model's input order
     qat = is_qat(model)
     spec, range_note = model_input_spec(model, spec if args.input_range is not None else None)
+    spec, stats_note = input_spec_of(data, spec if args.input_range is not None else None, spec)
     names = args.recipes or registry.names()
     choices = [choose(registry.get(n), qat, spec.stats, args.calibration_size, ranges, calibration_from,
                       qat_refusal(model)) for n in names]
     out(f"report: {args.model} ({'QAT' if qat else 'float'} model) on {data.describe()}; "
         f"input range [{spec.lo:g}, {spec.hi:g}]; {len(choices)} recipes")
-    for note in (origin, range_note, fixed):
+    for note in (origin, range_note, fixed, stats_note):
         if note:
             out(f"note: {note}")
     client, owned = None, False
@@ -153,7 +157,7 @@ def run(args: argparse.Namespace, out: Callable[[str], None] = print) -> int:
             raise ValueError(f"--scheduler {args.scheduler}: {err}") from None
         out(f"evaluating on the Dask cluster at {args.scheduler}; dashboard: {client.dashboard_link}")
     try:
-        rows = compare(model, choices, data, calibration, spec, progress=out, client=client, qat=qat)
+        rows = compare(model, choices, data, calibration, spec, progress=out, client=client, qat=qat, task=args.task)
     finally:
         if owned:
             client.close()
@@ -164,6 +168,10 @@ def run(args: argparse.Namespace, out: Callable[[str], None] = print) -> int:
     out("")
     for row in rows:
         out(f"{row['recipe']}: {row['outcome']}" + (f" ({row['note']})" if row["note"] else ""))
+    measured = next((row["fidelity"] for row in rows if row.get("fidelity") is not None), None)
+    if measured is not None:
+        out(f"task: {measured.task.kind} ({measured.task.reason}); every row is measured against the float32 "
+            "model's outputs on the same inputs (definitions: README, Fidelity metrics)")
     out("")
     png = f", {paths['png']}" if paths["png"] else " (no PNG: no recipe converted)"
     out(f"wrote {paths['csv']}{png} and {paths['count']} models in {paths['models']}")
@@ -182,9 +190,9 @@ def model_input_spec(model: Any, given: InputSpec | None) -> tuple[InputSpec, st
     return spec, note
 
 
-def compare(model: Any, choices: list[Choice], data: inputs.Labelled, calibration: np.ndarray, spec: InputSpec,
+def compare(model: Any, choices: list[Choice], data: Samples, calibration: Any, spec: InputSpec,
             progress: Callable[[str], None] | None = None, client: Any = None,
-            qat: bool | None = None) -> list[dict[str, Any]]:
+            qat: bool | None = None, task: str | None = None) -> list[dict[str, Any]]:
     """Convert and evaluate every chosen recipe (``core.recipe_table.run_recipes``); one row each, skipped and
     refused recipes included, each converted one tested against the reference recipe (``float32``) on the same
     images. With a ``dask.distributed`` ``client`` the evaluations run on that cluster (the conversions stay
@@ -197,12 +205,13 @@ def compare(model: Any, choices: list[Choice], data: inputs.Labelled, calibratio
 
     def said(run: RecipeRun) -> None:
         if progress:
-            progress(f"  {run.label}: {100 * run.result.accuracy:.2f} % in {run.converted.seconds:.1f} s" if run.ok
+            progress(f"  {run.label}: {headline(run)} in {run.converted.seconds:.1f} s" if run.ok
                      else f"  {run.name}: failed")
 
-    runs = {r.name: r for r in run_recipes(model, data.images, data.labels, spec=spec, representative=calibration,
+    runs = {r.name: r for r in run_recipes(model, data, spec=spec, representative=calibration,
                                             recipes=list(chosen), kind="qat" if qat else "float",
-                                            parameters=chosen, progress=said, client=client)} if chosen else {}
+                                            parameters=chosen, progress=said, client=client, task=task)} \
+        if chosen else {}
     base = reference_run(list(runs.values()))
     base = None if base is None else base.result
     rows = []
@@ -210,8 +219,9 @@ def compare(model: Any, choices: list[Choice], data: inputs.Labelled, calibratio
         row = {"recipe": choice.name, "status": "skipped", "accuracy": None, "accuracy_pct": None,
                "delta_pts": None, "p_value": None, "ci_low_pts": None, "ci_high_pts": None,
                "significant": None, "verdict": "", "size_kb": None, "images_per_s": None, "agreement": None,
+               **{k: None for k in COLUMNS if k not in ("agreement", "accuracy")},
                "input": "", "activations": "", "convert_s": None, "outcome": choice.note, "note": "",
-               "converted": None}
+               "converted": None, "fidelity": None}
         rows.append(row)
         if choice.params is None:
             continue
@@ -221,42 +231,77 @@ def compare(model: Any, choices: list[Choice], data: inputs.Labelled, calibratio
             row.update(status="failed", outcome=run.outcome)
             continue
         converted, result = run.converted, run.result
+        if run.fidelity is not None:
+            row.update({k: v for k, v in run.fidelity.columns().items() if k != "accuracy"}, fidelity=run.fidelity)
+        row.update(
+            recipe=run.label, status="ok", size_kb=round(converted.size_kb, 1), input=converted.input.dtype,
+            activations="/".join(sorted(converted.activation_dtypes)), convert_s=round(converted.seconds, 2),
+            outcome=" ".join(converted.warnings) or as_asked(converted), converted=converted)
+        if result is None:  # no labels: the fidelity to the float model is the whole row
+            row["images_per_s"] = round(run.fidelity.count / max(run.fidelity.seconds, 1e-9))
+            continue
         if base is not None and not registry.is_reference(choice.name):  # one trained model two ways: paired
             test = paired(base, result, data.labels)
             row.update(p_value=test.p_value, ci_low_pts=round(100 * test.ci_low, 2),
                        ci_high_pts=round(100 * test.ci_high, 2), significant=test.significant, verdict=test.verdict)
         row.update(
-            recipe=run.label, status="ok", accuracy=round(result.accuracy, 6),
-            accuracy_pct=round(100 * result.accuracy, 2),
+            accuracy=round(result.accuracy, 6), accuracy_pct=round(100 * result.accuracy, 2),
             delta_pts=None if base is None else round(100 * (result.accuracy - base.accuracy), 2),
-            size_kb=round(converted.size_kb, 1), images_per_s=round(result.images_per_second),
-            agreement=None if result.agreement is None else round(result.agreement, 4),
-            input=converted.input.dtype, activations="/".join(sorted(converted.activation_dtypes)),
-            convert_s=round(converted.seconds, 2),
-            outcome=" ".join(converted.warnings) or as_asked(converted), converted=converted)
+            images_per_s=round(result.images_per_second))
+        if row["agreement"] is None and result.agreement is not None:
+            row["agreement"] = round(result.agreement, 4)
     return rows
+
+
+def headline(run: RecipeRun) -> str:
+    """A finished run in a few words: its accuracy, and how close it stays to the float model."""
+    said = [f"{100 * run.result.accuracy:.2f} %"] if run.result is not None else []
+    if run.fidelity is not None:
+        said.append(run.fidelity.text())
+    return "; ".join(said)
 
 
 def table(rows: list[dict[str, Any]]):
     """The rows as a DataFrame (the CSV's columns)."""
     import pandas as pd
 
-    return pd.DataFrame([{k: v for k, v in row.items() if k != "converted"} for row in rows])
+    return pd.DataFrame([{k: v for k, v in row.items() if k not in ("converted", "fidelity")} for row in rows])
 
 
 def format_table(frame) -> str:
-    """The console table: recipe, accuracy, delta vs float with its paired test (p, n.s. when within noise),
-    size, images/s, input, status."""
+    """The console table: recipe, accuracy, delta vs float with its paired test (p, n.s. when within noise) when
+    the data have labels; the agreement with the float model (95 % interval) and its SNR, and mAP50 or PSNR where
+    the task has them; size, images/s, input, status."""
     from ..core.compare import format_p
 
-    cols = ["recipe", "accuracy", "delta_pts", "p", "", "size_kb", "images_per_s", "input", "status"]
-    shown = frame.assign(
-        p=[format_p(v).removeprefix("p ").removeprefix("= ") if v is not None and v == v else "-"
-           for v in frame["p_value"]],
-        **{"": ["" if not v else ("n.s." if v.startswith("no significant") else v.replace("significantly ", ""))
-                for v in frame["verdict"]]})
-    shown = shown[cols].rename(columns={"delta_pts": "Δ vs float (pts)", "size_kb": "size KB",
-                                        "images_per_s": "images/s"})
+    def agreement(row) -> str:
+        if row["agreement"] is None or row["agreement"] != row["agreement"]:
+            return "-"
+        if row.get("agreement_low") is None or row["agreement_low"] != row["agreement_low"]:
+            return f"{row['agreement']:.3f}"
+        return f"{row['agreement']:.3f} [{row['agreement_low']:.3f}, {row['agreement_high']:.3f}]"
+
+    def number(value, digits: int = 1) -> str:
+        return "-" if value is None or value != value else f"{value:.{digits}f}"
+
+    labelled = frame["accuracy"].notna().any()
+    extra = {"agreement": [agreement(row) for _, row in frame.iterrows()],
+             "snr_db": [number(v) for v in frame["snr_db"]]}
+    cols = ["recipe", "agreement", "snr_db"]
+    for key, digits in (("map50", 3), ("psnr", 1), ("truth_map50", 3), ("truth_psnr", 1)):
+        if frame[key].notna().any():
+            extra[key] = [number(v, digits) for v in frame[key]]
+            cols.append(key)
+    if labelled:
+        cols = ["recipe", "accuracy", "delta_pts", "p", ""] + cols[1:]
+        extra["p"] = [format_p(v).removeprefix("p ").removeprefix("= ") if v is not None and v == v else "-"
+                      for v in frame["p_value"]]
+        extra[""] = ["" if not v else ("n.s." if v.startswith("no significant") else v.replace("significantly ", ""))
+                     for v in frame["verdict"]]
+    shown = frame.assign(**extra)[cols + ["size_kb", "images_per_s", "input", "status"]]
+    shown = shown.rename(columns={"delta_pts": "Δ vs float (pts)", "size_kb": "size KB", "images_per_s": "images/s",
+                                  "agreement": "agreement [95 % CI]", "snr_db": "SNR dB", "map50": "mAP50",
+                                  "psnr": "PSNR dB", "truth_map50": "mAP50 (labels)", "truth_psnr": "PSNR (targets)"})
     return shown.to_string(index=False, na_rep="-")
 
 
@@ -272,7 +317,16 @@ def write(rows: list[dict[str, Any]], out: str | Path, title: str = "") -> dict[
     done = frame[frame["status"] == "ok"].assign(model="float")
     png = out / "report.png" if len(done) else None
     if png is not None:
-        fig = accuracy_size_figure(done.reset_index(drop=True))
+        metric, top = "test accuracy (%)", 100.0
+        if done["accuracy_pct"].isna().all():  # no labels: the fidelity to the float model
+            column, metric, top, scale = next(
+                (c, m, t, k) for c, m, t, k in (("agreement", "agreement with the float model (%)", 100.0, 100),
+                                                ("map50", "mAP50 against the float model's detections (%)", 100.0, 100),
+                                                ("snr_db", "SNR against the float model (dB; inf: identical)", None, 1))
+                if done[c].notna().any())
+            values = done[column].astype(float) * scale
+            done = done.assign(accuracy_pct=values.where(np.isfinite(values), np.nan))
+        fig = accuracy_size_figure(done.reset_index(drop=True), metric=metric, top=top)
         if title:
             fig.suptitle(title)
         with artifacts.atomic_path(png, suffix=".png") as tmp:

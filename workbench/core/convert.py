@@ -218,8 +218,9 @@ def convert(model: Any, recipe: Recipe | str | None = None, *, spec: InputSpec =
             std=255)``); a parameter the recipe does not take is an error.
         spec: the float range the model was trained on (normalizes the
             representative set; gives the default uint8 stats).
-        representative: raw uint8 images for calibration; used by calibrated
-            recipes only (``recipes.get(name).calibrated``).
+        representative: data for calibration: raw uint8 images, a float array ``(N, ...)`` fed as it is, or
+            one array per model input (in its input order); used by calibrated recipes only
+            (``recipes.get(name).calibrated``).
         custom_objects: a ``.keras``/``.h5`` path's own layer classes (``sources.custom_objects_of``: the
             path of a ``.py`` file that defines or registers them, a dict, classes or a module).
 
@@ -242,9 +243,7 @@ def convert(model: Any, recipe: Recipe | str | None = None, *, spec: InputSpec =
         if representative is None:
             raise ValueError(f"representative=None for recipe {recipe.name!r}; allowed: uint8 images "
                              "(N, H, W, C) of the model's input shape, N >= 1, for calibration")
-        shape = tuple(model.input_shape[1:]) if getattr(model, "input_shape", None) else None
-        representative = checks.images("representative", representative,
-                                        shape=shape if shape and None not in shape else None)[: recipe.calibration_size]
+        representative = representative_data(model, representative, recipe.calibration_size)
     if isinstance(model, FrozenGraph):
         pass  # checked against its graph by sources.frozen_graph
     elif is_path(model):
@@ -271,6 +270,20 @@ def convert(model: Any, recipe: Recipe | str | None = None, *, spec: InputSpec =
     for note in converted.warnings:
         warnings.warn(note, QuantizationWarning, stacklevel=2)
     return converted
+
+
+def representative_data(model: Any, data: Any, size: int) -> Any:
+    """The first ``size`` rows of calibration data, checked: uint8 images of the model's input shape, or numeric
+    arrays ``(N, ...)``, one per input, of one length."""
+    if isinstance(data, np.ndarray) and data.dtype == np.uint8:
+        shape = tuple(model.input_shape[1:]) if isinstance(getattr(model, "input_shape", None), tuple) else None
+        return checks.images("representative", data, shape=shape if shape and None not in shape else None)[:size]
+    arrays = [data] if isinstance(data, np.ndarray) else list(data) if isinstance(data, (list, tuple)) else None
+    if not arrays or any(not isinstance(a, np.ndarray) or a.ndim < 1 or a.dtype.kind not in "fiub" or not len(a)
+                         for a in arrays) or len({len(a) for a in arrays}) != 1:
+        raise ValueError(f"representative={type(data).__name__}; allowed: uint8 images (N, H, W, C), a numeric "
+                         "array (N, ...) fed as it is, or a list of them (one per model input, N >= 1 each)")
+    return arrays[0][:size] if len(arrays) == 1 else tuple(a[:size] for a in arrays)
 
 
 def _check_runs(tflite: bytes, info: ModelInfo) -> None:

@@ -20,6 +20,7 @@ import numpy as np
 
 from . import artifacts
 from .data import InputSpec
+from .feeding import is_images
 from .sources import FrozenGraph, saved_model_dir
 from .stats import InputStats
 
@@ -31,11 +32,17 @@ class Job:
     model: Any
     recipe: Any  # recipes.Recipe
     input: InputSpec = InputSpec()
-    representative: np.ndarray | None = field(default=None, repr=False)
+    representative: Any = field(default=None, repr=False)  # uint8 images, a float array, or one array per input
 
     @property
     def options(self) -> dict[str, Any]:
         return dict(self.recipe.spec.options)
+
+    def calibration(self) -> list[np.ndarray]:
+        """The representative data as the float model reads them, one array per input: pixels mapped onto the
+        input range, float data as they are (``feeding``)."""
+        arrays = [self.representative] if isinstance(self.representative, np.ndarray) else list(self.representative)
+        return [self.input.normalize(a) if is_images(a) else np.asarray(a, np.float32) for a in arrays]
 
     @property
     def stats(self) -> InputStats:
@@ -106,11 +113,11 @@ def tf2(job: Job) -> bytes:
         converter.target_spec.supported_types = [getattr(tf, t) for t in options["supported_types"]]
     dataset = None
     if job.recipe.spec.calibrated:
-        x = job.input.normalize(job.representative)
+        xs = job.calibration()
 
         def dataset():
-            for i in range(len(x)):
-                yield [x[i:i + 1]]
+            for i in range(len(xs[0])):
+                yield [x[i:i + 1] for x in xs]
 
         converter.representative_dataset = dataset
     if options.get("ops") == "int8":
@@ -369,4 +376,4 @@ def aeq_int8(job: Job) -> bytes:
     """AEQ's static int8 (int8 weights and activations, float I/O), calibrated on the representative images."""
     from . import aeq
 
-    return aeq.quantize_int8_static(_float_tflite(job), job.input.normalize(job.representative)).tflite
+    return aeq.quantize_int8_static(_float_tflite(job), job.calibration()[0]).tflite

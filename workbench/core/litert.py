@@ -5,12 +5,8 @@ module, so the interpreter's private corners (``_get_ops_details``, the
 QuantizationDebugger's interpreter) and the (de)quantization rules live in one
 place:
 
-* uint8 input: raw pixels go in as they are; the model's (scale, zero_point),
-  i.e. the mean/std it was converted with, decide how they are read;
-* int8/int16 input: pixels are normalized per the ``InputSpec`` and quantized
-  with the model's own scale and zero point;
-* float input: pixels are normalized per the ``InputSpec``;
-* quantized outputs are dequantized with the output's scale and zero point.
+* how data are fed to each input and outputs dequantized is ``feeding``'s (uint8 images, float
+  arrays of any shape, several inputs); ``run`` applies it, batched, and returns every output.
 
 Corrupt bytes are a ``ValueError`` before LiteRT sees them, not a crash.
 """
@@ -27,6 +23,7 @@ import numpy as np
 
 from . import checks, diagnose
 from .data import InputSpec
+from .feeding import dequantize, prepare_input  # noqa: F401 - the feeding rules, used here and by callers
 
 # Measured on LeNet: batches of a few hundred images keep the activations in
 # cache and beat both one huge batch and one image per invoke.
@@ -425,90 +422,101 @@ def _io(detail: dict) -> IoInfo:
                   shape=tuple(int(s) for s in detail["shape"]), scale=float(scale), zero_point=int(zp))
 
 
-def prepare_input(images: np.ndarray, dtype: str, scale: float, zero_point: int,
-                  spec: InputSpec = InputSpec()) -> np.ndarray:
-    """Turn raw uint8 pixels into what an input of ``dtype`` expects (see module doc)."""
-    if dtype == "uint8":
-        return images
-    x = spec.normalize(images)
-    if dtype == "float32":
-        return x
-    if dtype in ("int8", "int16"):
-        info = np.iinfo(dtype)
-        q = np.round(x / scale + zero_point)
-        return np.clip(q, info.min, info.max).astype(dtype)
-    raise ValueError(f"model input dtype {dtype!r} is not supported; allowed: uint8, int8, int16, float32")
-
-
-def dequantize(values: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
-    """Real values from quantized ones: ``scale * (q - zero_point)`` (floats pass through)."""
-    if scale == 0.0 or np.issubdtype(values.dtype, np.floating):
-        return values.astype(np.float32)
-    return (scale * (values.astype(np.float32) - zero_point)).astype(np.float32)
-
-
 @dataclass(frozen=True, eq=False)
 class Run:
     """What one run of a model gave.
 
-    ``outputs`` are the first output, dequantized, one row per image; ``raw`` the
-    same values as the model wrote them. ``tensors(index)`` reads any tensor of
-    the last batch (all images when ``keep_tensors=True``, which runs one batch).
+    ``outputs`` are the first output, dequantized, one row per input; ``raw`` the
+    same values as the model wrote them. ``all_outputs`` every output, dequantized, in
+    its own shape (batch first), named by ``output_names`` (the signature's output keys
+    where the model has a signature, else the tensor names). ``tensor(index)`` reads any
+    tensor of the last batch (all inputs when ``keep_tensors=True``, which runs one batch).
     """
 
     outputs: np.ndarray = field(repr=False)
     raw: np.ndarray = field(repr=False)
     interp: Any = field(repr=False)
+    all_outputs: tuple[np.ndarray, ...] = field(default=(), repr=False)
+    output_names: tuple[str, ...] = ()
 
     def tensor(self, index: int) -> np.ndarray:
         return self.interp.get_tensor(index)
 
 
-def run(model: Any, images: np.ndarray, spec: InputSpec = InputSpec(), *, batch_size: int | None = DEFAULT_BATCH,
+def output_names(interp: Any) -> tuple[str, ...]:
+    """The names of a model's outputs, in ``get_output_details`` order: the signature's output keys (what the
+    Keras model or SavedModel called them; the same for every conversion of one source) where the model has one
+    signature, else the tensor names."""
+    details = interp.get_output_details()
+    names = [d["name"] for d in details]
+    signatures = interp.get_signature_list()
+    if len(signatures) == 1:
+        runner_outputs = interp._get_full_signature_list()[next(iter(signatures))]["outputs"]  # noqa: SLF001
+        by_index = {int(index): key for key, index in runner_outputs.items()}
+        names = [by_index.get(int(d["index"]), d["name"]) for d in details]
+    return tuple(names)
+
+
+def run(model: Any, images: Any, spec: InputSpec = InputSpec(), *, batch_size: int | None = DEFAULT_BATCH,
         num_threads: int | None = None, keep_tensors: bool = False, reference_kernels: bool = False,
         reset_variables: bool = False, prepared: bool = False) -> Run:
-    """Run a TFLite model on raw uint8 ``images``, batched, with the model's own I/O (de)quantization.
+    """Run a TFLite model, batched, with the model's own I/O (de)quantization (``feeding``).
 
     Args:
         model: a ``ConvertedModel``, ``.tflite`` bytes or path.
-        images: raw uint8 pixels ``(N, H, W, C)`` (or already prepared input with ``prepared=True``).
-        spec: the float range the model was trained on (float and int8 inputs).
-        batch_size: images per invoke (``None``: all at once; ``1``: the one-image loop).
+        images: the data: raw uint8 pixels ``(N, H, W, C)`` or a float array ``(N, ...)`` for a one-input model,
+            or a sequence of arrays, one per input in the model's input order (already prepared with ``prepared=True``).
+        spec: the float range the model was trained on (uint8 pixels fed to float and int8 inputs).
+        batch_size: inputs per invoke (``None``: all at once; ``1``: the one-input loop). A model whose batch
+            size its conversion fixed runs at that size (the last batch padded, the padding dropped).
         num_threads: interpreter threads (``None``: LiteRT's default).
-        keep_tensors: keep every intermediate tensor; runs all images in one batch.
+        keep_tensors: keep every intermediate tensor; runs all inputs in one batch.
         reference_kernels: builtin reference kernels, no XNNPack.
         reset_variables: reset variable tensors (an LSTM's state) before every invoke.
-        prepared: ``images`` already have the model's input dtype and normalization.
+        prepared: the data already have the model's input dtypes and normalization.
 
     Raises:
+        ValueError: as many arrays as the model has inputs, of one length, are needed.
         QuantizationError: LiteRT refused to prepare or run the model (explained).
     """
     interp = interpreter(model_bytes(model), num_threads=num_threads, keep_tensors=keep_tensors,
                          reference_kernels=reference_kernels)
-    inp = interp.get_input_details()[0]
-    out = interp.get_output_details()[0]
-    in_scale, in_zp = inp["quantization"]
-    out_scale, out_zp = out["quantization"]
-    x = images if prepared else prepare_input(images, np.dtype(inp["dtype"]).name, in_scale, in_zp, spec)
+    ins = interp.get_input_details()
+    outs = interp.get_output_details()
+    arrays = [images] if isinstance(images, np.ndarray) else list(images)
+    if len(arrays) != len(ins) or len({len(a) for a in arrays}) != 1:
+        raise ValueError(f"data of {len(arrays)} array(s) of {sorted({len(a) for a in arrays})} rows for a model with "
+                         f"{len(ins)} input(s); allowed: one array per input, each with the same number of rows")
+    xs = [a if prepared else prepare_input(a, np.dtype(d["dtype"]).name, *d["quantization"], spec)
+          for a, d in zip(arrays, ins)]
+    count = len(xs[0])
+    fixed = int(ins[0]["shape_signature"][0]) if len(ins[0]["shape_signature"]) else -1
     if batch_size is None or keep_tensors:
-        batch_size = len(x)
-    batch = max(1, min(int(batch_size), len(x)))
-    shape = list(x.shape[1:])
+        batch_size = count
+    batch = fixed if fixed > 0 else max(1, min(int(batch_size), count))
     current = None
-    raw = []
-    for start in range(0, len(x), batch):
-        chunk = x[start:start + batch]
-        if len(chunk) != current:  # the first batch, and the last, shorter one
-            _explained(lambda: (interp.resize_tensor_input(inp["index"], [len(chunk), *shape]),
-                                interp.allocate_tensors()))
-            current = len(chunk)
+    raw: list[list[np.ndarray]] = [[] for _ in outs]
+    for start in range(0, count, batch):
+        chunks = [x[start:start + batch] for x in xs]
+        rows = len(chunks[0])
+        if fixed > 0 and rows < fixed:  # a fixed batch: pad the last one, drop the padding below
+            chunks = [np.concatenate([c, np.zeros((fixed - rows, *c.shape[1:]), c.dtype)]) for c in chunks]
+        if len(chunks[0]) != current:  # the first batch, and the last, shorter one
+            _explained(lambda: ([interp.resize_tensor_input(d["index"], [len(c), *c.shape[1:]])
+                                 for d, c in zip(ins, chunks)], interp.allocate_tensors()))
+            current = len(chunks[0])
         if reset_variables:
             interp.reset_all_variables()
-        interp.set_tensor(inp["index"], chunk)
+        for d, c in zip(ins, chunks):
+            interp.set_tensor(d["index"], c)
         _explained(interp.invoke)
-        raw.append(interp.get_tensor(out["index"]).reshape(len(chunk), -1))
-    raw_all = np.concatenate(raw)
-    return Run(dequantize(raw_all, out_scale, out_zp), raw_all, interp)
+        for j, d in enumerate(outs):
+            value = interp.get_tensor(d["index"])
+            raw[j].append(value[:rows] if value.ndim and len(value) == len(chunks[0]) else value[None])
+    joined = [np.concatenate(r) for r in raw]
+    real = tuple(dequantize(r, *d["quantization"]) for r, d in zip(joined, outs))
+    first = joined[0].reshape(len(joined[0]), -1)
+    return Run(real[0].reshape(len(first), -1), first, interp, real, output_names(interp))
 
 
 def constant(model: Any, index: int) -> np.ndarray:

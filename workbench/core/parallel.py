@@ -55,20 +55,24 @@ class Prediction:
     predictions: np.ndarray | None = field(repr=False)
     seconds: float
     error: str = ""
+    outputs: tuple[np.ndarray, ...] = field(default=(), repr=False)  # every output, dequantized (keep_outputs)
+    names: tuple[str, ...] = ()
 
 
 def predict_task(model_bytes: bytes, images: np.ndarray, spec: InputSpec = InputSpec(),
-                 num_threads: int | None = 1) -> Prediction:
-    """Run one model on ``images`` (the worker function of every mode); LiteRT's refusals become ``error``."""
+                 num_threads: int | None = 1, keep_outputs: bool = False) -> Prediction:
+    """Run one model on ``images`` (the worker function of every mode); LiteRT's refusals become ``error``.
+    ``keep_outputs``: return every output too, for the fidelity to the float model (``measure``)."""
     from . import litert
     from .diagnose import QuantizationError
 
     start = time.perf_counter()
     try:
-        scores = litert.run(model_bytes, images, spec, num_threads=num_threads).raw
+        run = litert.run(model_bytes, images, spec, num_threads=num_threads)
     except (QuantizationError, ValueError) as err:
         return Prediction(None, time.perf_counter() - start, checks.first_line(err))
-    return Prediction(scores.argmax(axis=1).astype(np.int64), time.perf_counter() - start)
+    kept = (run.all_outputs, run.output_names) if keep_outputs else ((), ())
+    return Prediction(run.raw.argmax(axis=1).astype(np.int64), time.perf_counter() - start, "", *kept)
 
 
 class Evaluator:
@@ -180,14 +184,15 @@ class DaskEvaluator(Evaluator):
 
     kind = "dask"
 
-    def __init__(self, client: Any, images: np.ndarray, spec: InputSpec, retries: int = DASK_RETRIES) -> None:
-        self.client, self.spec, self.retries = client, spec, retries
+    def __init__(self, client: Any, images: np.ndarray, spec: InputSpec, retries: int = DASK_RETRIES,
+                 keep_outputs: bool = False) -> None:
+        self.client, self.spec, self.retries, self.keep_outputs = client, spec, retries, keep_outputs
         self.workers = max(1, sum(client.nthreads().values()))  # worker threads of the whole cluster
         self.images = client.scatter(images, broadcast=True, hash=False)
 
     def submit(self, model_bytes: bytes) -> Any:
-        return self.client.submit(predict_task, bytes(model_bytes), self.images, self.spec, 1, pure=False,
-                                  retries=self.retries)
+        return self.client.submit(predict_task, bytes(model_bytes), self.images, self.spec, 1, self.keep_outputs,
+                                  pure=False, retries=self.retries)
 
     def as_completed(self, futures: Iterable[Any]) -> Iterator[Any]:
         from distributed import as_completed

@@ -23,10 +23,11 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from . import checks, litert
+from . import checks, litert, measure
 from . import recipes as registry
 from .data import InputSpec
 from .model_facts import input_spec_for, qat_refusal
+from .samples import Samples, input_spec_of
 from .sources import is_qat
 
 KINDS = ("float", "qat")
@@ -45,11 +46,12 @@ class RecipeRun:
     label: str
     outcome: str
     converted: Any = field(default=None, repr=False)
-    result: Any = field(default=None, repr=False)
+    result: Any = field(default=None, repr=False)  # an EvalResult: accuracy against the labels, when given
+    fidelity: Any = field(default=None, repr=False)  # a measure.Fidelity: how close it stays to the float model
 
     @property
     def ok(self) -> bool:
-        return self.result is not None
+        return self.result is not None or self.fidelity is not None
 
 
 def model_kind(model: Any) -> str:
@@ -75,21 +77,23 @@ def recipe_parameters(name: str, kind: str, calibration_size: int = 500) -> dict
     return params
 
 
-def run_recipes(model: Any, images: np.ndarray, labels: np.ndarray, *, spec: InputSpec | None = None,
-                representative: np.ndarray | None = None, recipes: Sequence[str] | None = None,
+def run_recipes(model: Any, images: Any, labels: np.ndarray | None = None, *, spec: InputSpec | None = None,
+                representative: Any = None, recipes: Sequence[str] | None = None,
                 calibration_size: int = 500, kind: str | None = None,
                 parameters: Mapping[str, Mapping[str, Any]] | None = None,
                 progress: Callable[[RecipeRun], None] | None = None, client: Any = None,
-                custom_objects: Any = None) -> list[RecipeRun]:
+                custom_objects: Any = None, task: str | None = None) -> list[RecipeRun]:
     """Convert ``model`` with every registered recipe (or ``recipes``) and evaluate each on ``images``.
 
     Args:
         model: a Keras model, a SavedModel folder or ``sources.SavedModel``, a ``sources.FrozenGraph``,
             the path of a ``.keras``/``.h5``/``.tflite`` file (``sources.load_source``), or ``.tflite``
             bytes / a ``ConvertedModel``.
-        images, labels: raw uint8 test images of the shape the model reads, labels ``0..K-1``. A model whose
-            input has ``None`` beyond the batch is fixed to the images' ``H, W, C`` first (``fixed_input``; an
-            ``InputFixed`` warning says so).
+        images: raw uint8 test images of the shape the model reads, a float array ``(N, ...)`` fed as it is, or a
+            ``samples.Samples`` (several inputs, labels of any task). A model whose input has ``None`` beyond the
+            batch is fixed to the images' ``H, W, C`` first (``fixed_input``; an ``InputFixed`` warning says so).
+        labels: class labels ``0..K-1`` (accuracy, paired tests), or ``None``: every run is then measured against
+            the reference recipe's outputs alone (``RecipeRun.fidelity``; measured with labels too).
         spec: the float range the model was trained on (``Dataset.spec``); default: 0..255 for a model that
             starts with ``Rescaling``/``Normalization`` (``model_facts.input_spec_for``; the first row's outcome
             says so), else 0..1.
@@ -105,6 +109,7 @@ def run_recipes(model: Any, images: np.ndarray, labels: np.ndarray, *, spec: Inp
             images scattered once, each task one model's bytes); the runs are the same.
         custom_objects: for a ``.keras``/``.h5`` path, the layer classes of the user's own it needs
             (``sources.load_source``: a ``.py`` file, a dict, classes).
+        task: ``tasks.TASKS``: what the model does, in place of what its outputs show (``tasks.recognise``).
 
     Returns:
         One ``RecipeRun`` per recipe.
@@ -123,16 +128,30 @@ def run_recipes(model: Any, images: np.ndarray, labels: np.ndarray, *, spec: Inp
         from .sources import load_source
 
         model = load_source(model, custom_objects=custom_objects)  # a frozen .pb needs its arrays: load_source(path, input_arrays=...) says so
+    if task is not None:
+        from .tasks import TASKS
+
+        checks.choice("task", task, TASKS)
+    given_spec = spec
     spec, range_note = input_spec_for(model, spec)
-    images = checks.images("images", images, shape=model_io(model).image_shape)
-    model = fit_to_images(model, images)
-    labels = checks.labels("labels", labels, len(images))
+    samples = Samples.of(images, labels)
+    io = model_io(model)
+    if samples.is_images and len(samples.inputs) == 1:
+        checks.images("images", samples.images, shape=io.image_shape)
+        model = fit_to_images(model, samples.images)
+    else:
+        samples = samples.ordered([t.name for t in io.inputs] or samples.names, "images")
+        spec, range_note = input_spec_of(samples, given_spec, spec)
+    labels = samples.labels
     calibration_size = checks.number("calibration_size", calibration_size, low=1, integer=True)
-    if representative is not None:
-        representative = checks.images("representative", representative, shape=images.shape[1:])
+    if representative is not None and samples.is_images and len(samples.inputs) == 1:
+        representative = checks.images("representative", representative, shape=samples.images.shape[1:])
     if isinstance(model, (bytes, bytearray)) or hasattr(model, "tflite"):
-        result = evaluate(model, images, labels, spec)
-        return [RecipeRun("tflite", "the .tflite as given", "ok", model, result)]
+        if labels is None:
+            raise ValueError("model= is a .tflite and images= have no labels: there is no float model to measure it "
+                             "against; allowed: labels, or the source model (every recipe is then measured against "
+                             "its float conversion)")
+        return [RecipeRun("tflite", "the .tflite as given", "ok", model, evaluate(model, samples.images, labels, spec))]
     names = list(registry.names()) if recipes is None else [checks.choice("recipe", r, registry.names())
                                                              for r in recipes]
     kind = model_kind(model) if kind is None else checks.choice("kind", kind, KINDS)
@@ -144,9 +163,13 @@ def run_recipes(model: Any, images: np.ndarray, labels: np.ndarray, *, spec: Inp
     reference = None
     remote = None
     if client is not None:
+        if labels is None or not samples.is_images:
+            raise ValueError("client= evaluates uint8 images against labels on the cluster; allowed: labelled images, "
+                             "or client=None to measure unlabelled or float data here")
         from .parallel import DaskEvaluator
 
-        remote = DaskEvaluator(client, images, spec)
+        remote = DaskEvaluator(client, samples.images, spec, keep_outputs=True)
+    outputs = measure.Reference(samples, spec, task)
     waiting: list[Any] = []  # with a cluster: runs, or (name, label, converted, future) still evaluating
 
     def finish(run: RecipeRun) -> None:
@@ -156,16 +179,20 @@ def run_recipes(model: Any, images: np.ndarray, labels: np.ndarray, *, spec: Inp
         if progress is not None:
             progress(run)
 
-    def record(name: str, label: str, converted: Any, result: Any) -> None:
+    def record(name: str, label: str, converted: Any, result: Any, fid: Any = None) -> None:
         nonlocal reference
         if reference is None and registry.is_reference(name):
             reference = result
-        finish(RecipeRun(name, label, " ".join(converted.warnings) or "ok", converted, result))
+        if result is None and fid is None:  # unlabelled, and the reference did not run
+            finish(RecipeRun(name, label, f"failed: no float outputs to measure against ({outputs.error})"))
+            return
+        finish(RecipeRun(name, label, " ".join(converted.warnings) or "ok", converted, result, fid))
 
     def hold(run: RecipeRun) -> None:
         (waiting.append if remote is not None else finish)(run)
 
-    for name in names:
+    first = [n for n in names if registry.is_reference(n)][:1]  # the reference's outputs first: every row needs them
+    for name in first + [n for n in names if n not in first]:
         rspec = registry.get(name)
         params = dict(given[name]) if name in given else recipe_parameters(name, kind, calibration_size)
         if params is None:
@@ -185,11 +212,21 @@ def run_recipes(model: Any, images: np.ndarray, labels: np.ndarray, *, spec: Inp
             if remote is not None:
                 waiting.append((name, recipe.label(), converted, remote.submit(converted.tflite)))
                 continue
-            result = evaluate(converted, images, labels, spec, reference=reference)
+            if outputs.values is None:
+                outputs.take(model, converted if registry.is_reference(name) else None)
+            ran = measure.outputs_of(converted, samples, spec)
+            fid = outputs.fidelity(ran)
+            result = None
+            if labels is not None:
+                classes = model_io(converted).classes
+                checks.labels("labels", labels, len(samples), classes)
+                predictions = fid.predictions if fid is not None and fid.predictions is not None else \
+                    ran.values[0].reshape(len(samples), -1).argmax(axis=1)
+                result = from_predictions(predictions, labels, classes, ran.seconds, reference)
         except (QuantizationError, RuntimeError, ValueError) as err:  # explained: one row, not an exception
             hold(RecipeRun(name, recipe.label(), "failed: " + failure(err)))
             continue
-        record(name, recipe.label(), converted, result)
+        record(name, recipe.label(), converted, result, fid)
     for item in waiting:  # the cluster's evaluations, in recipe order (the reference first)
         if isinstance(item, RecipeRun):
             finish(item)
@@ -201,14 +238,18 @@ def run_recipes(model: Any, images: np.ndarray, labels: np.ndarray, *, spec: Inp
             continue
         classes = model_io(converted).classes
         try:
-            checks.labels("labels", labels, len(images), classes)
+            checks.labels("labels", labels, len(samples), classes)
         except ValueError as err:  # as evaluate() says it here
             finish(RecipeRun(name, label, "failed: " + failure(err)))
             continue
-        record(name, label, converted, from_predictions(done.predictions, labels, classes, done.seconds, reference))
+        outputs.take(model, converted if registry.is_reference(name) else None)  # the reference, run here
+        fid = outputs.fidelity(measure.Outputs(done.names, done.outputs, done.seconds))
+        record(name, label, converted, from_predictions(done.predictions, labels, classes, done.seconds, reference),
+               fid)
     if remote is not None:
         remote.close()
-    return runs
+    order = {n: i for i, n in enumerate(names)}
+    return sorted(runs, key=lambda r: order.get(r.name, len(order)))
 
 
 def failure(err: BaseException) -> str:
