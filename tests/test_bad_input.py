@@ -136,8 +136,10 @@ def test_fuzzed_images_and_labels_into_evaluate(float_tflite, shape, dtype, nan,
         result = evaluate(float_tflite, images, labels)
     except ValueError as err:
         assert "allowed" in str(err) or "entries for" in str(err), err
-    else:  # only a well-formed batch gets through
-        assert images.dtype == np.uint8 and images.shape[1:] in ((28, 28, 1), (28, 28)) and 0 <= labels_shift <= 9
+    else:  # only a well-formed batch gets through: uint8 images, or finite numbers of the input's shape
+        pixels = images.dtype == np.uint8 and images.shape[1:] in ((28, 28, 1), (28, 28))
+        numbers = images.dtype != np.uint8 and images.shape[1:] == (28, 28, 1) and np.isfinite(images).all()
+        assert (pixels or numbers) and len(images) and 0 <= labels_shift <= 9
         assert 0.0 <= result.accuracy <= 1.0
 
 

@@ -62,12 +62,40 @@ def test_input_spec_changes_what_a_float_model_sees(float_tflite, test_set):
     (np.zeros((2, 32, 32, 1), np.uint8),
      r"images has shape \(2, 32, 32, 1\): images of \(32, 32, 1\), but the model reads \(28, 28, 1\); "
      r"allowed: \(N, 28, 28, 1\)"),
-    (np.zeros((2, 28, 28, 1), np.float32), r"images has dtype float32; allowed: uint8"),
+    (np.zeros((2, 28, 28), np.float32), r"images of shape \(2, 28, 28\) for a model input .* of \(28, 28, 1\) per row; "
+                                         r"allowed: arrays \(N, 28, 28, 1\)"),
+    (np.full((2, 28, 28, 1), np.nan, np.float32), r"images holds NaN or infinite values; allowed: finite numbers"),
     (np.zeros((0, 28, 28, 1), np.uint8), r"images is empty"),
 ])
 def test_bad_images(float_tflite, images, message):
     with pytest.raises(ValueError, match=message):
         evaluate(float_tflite, images, np.zeros(len(images), int))
+
+
+def test_float_data_are_fed_as_they_are_and_unlabelled_data_measured_against_the_float_model(float_model, test_set):
+    """Pixels already in the model's range give the uint8 images' predictions; without labels the record has no
+    accuracy and its fidelity to the float model (converted from Keras here), which a model against itself keeps."""
+    import warnings
+
+    import workbench as wb
+
+    images, labels = test_set[0][:300], test_set[1][:300]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", wb.QuantizationWarning)
+        uint8 = wb.convert(float_model, "legacy-uint8", default_ranges=(0, 6))
+    as_pixels = evaluate(uint8, images, labels)
+    as_floats = evaluate(uint8, images.astype(np.float32) / 255, labels)
+    assert np.array_equal(as_pixels.predictions, as_floats.predictions)
+    unlabelled = evaluate(uint8, images, reference=float_model)
+    assert unlabelled.accuracy is None and not unlabelled.labelled
+    fid = unlabelled.fidelity
+    assert fid.task.kind == "classifier" and 0.5 < unlabelled.agreement < 1 and 5 < fid.headline["snr_db"] < 40
+    labelled = evaluate(uint8, images, labels, reference=float_model)
+    assert labelled.accuracy == as_pixels.accuracy and labelled.fidelity.headline["snr_db"] == fid.headline["snr_db"]
+    itself = evaluate(uint8, images, reference=uint8).fidelity.headline
+    assert itself["agreement"].value == 1.0 and itself["snr_db"] == float("inf")
+    with pytest.raises(ValueError, match="labels=None and no float model to measure against"):
+        evaluate(uint8, images)
 
 
 @pytest.mark.parametrize("labels, message", [

@@ -1,15 +1,18 @@
-"""Accuracy records: a TFLite model (run through ``litert``) or a Keras model on labelled images.
+"""Accuracy records: a TFLite model (run through ``litert``) or a Keras model on labelled images, and its
+fidelity to the float model with or without labels.
 
 ``evaluate`` gives an ``EvalResult``: accuracy, per-class accuracy, confusion
 matrix, predictions (for paired comparisons), agreement with a reference and
-images per second.
+images per second; given the float model as ``reference``, its ``fidelity``
+(``measure.Fidelity``: agreement with its interval, SNR, ... for any task), which
+needs no labels.
 """
 
 from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -37,6 +40,12 @@ class EvalResult:
     images_per_second: float
     seconds: float
     count: int
+    fidelity: Any = field(default=None, repr=False)  # measure.Fidelity, when the reference was a model
+
+    @property
+    def labelled(self) -> bool:
+        """Measured against labels (else ``accuracy`` is ``None`` and ``fidelity`` says how close it stays)."""
+        return self.accuracy is not None
 
     def summary(self) -> dict[str, Any]:
         return {"accuracy": self.accuracy, "agreement": self.agreement,
@@ -60,31 +69,80 @@ def predict(model: Any, images: np.ndarray, spec: InputSpec = InputSpec(),
                       num_threads=default_threads() if num_threads is None else num_threads).outputs
 
 
-def evaluate(model: Any, images: np.ndarray, labels: np.ndarray, spec: InputSpec = InputSpec(),
+def evaluate(model: Any, images: Any, labels: np.ndarray | None = None, spec: InputSpec = InputSpec(),
              reference: Any = None, batch_size: int | None = DEFAULT_BATCH,
-             num_threads: int | None = None) -> EvalResult:
-    """Accuracy of a TFLite model on raw uint8 ``images``.
+             num_threads: int | None = None, task: str | None = None) -> EvalResult:
+    """Accuracy of a TFLite model on labelled data, and its fidelity to the float model with or without labels.
 
     Args:
         model: a ``ConvertedModel``, ``.tflite`` bytes or path.
-        images: raw uint8 pixels ``(N, H, W, C)`` of the shape the model reads.
-        labels: ``N`` integer labels ``0..K-1`` (K: the model's outputs).
-        spec: the float range the model was trained on (for float/int8 inputs).
-        reference: predictions (or an ``EvalResult``) of another model, e.g.
-            float, to report agreement with.
+        images: raw uint8 pixels ``(N, H, W, C)`` of the shape the model reads, a float array ``(N, ...)`` fed as
+            it is, one array per input, or a ``samples.Samples``.
+        labels: ``N`` integer labels ``0..K-1`` (K: the model's outputs), or ``None``: then ``reference`` must be
+            the float model, and the record's ``accuracy`` is ``None``.
+        spec: the float range the model was trained on (uint8 pixels fed to float/int8 inputs).
+        reference: predictions (or an ``EvalResult``) of another model, e.g. float, to report agreement with;
+            or the float model itself (a ``.tflite``, ``ConvertedModel``, Keras model, SavedModel or
+            ``.keras``/``.h5`` path, converted with the reference recipe): the record then carries its
+            ``fidelity`` to that model's outputs (``measure.Fidelity``), labels or not.
         batch_size: images per invoke (``None``: all in one).
+        task: what the model does (``tasks.TASKS``), in place of what its outputs show.
 
     Raises:
-        ValueError: images of another shape than the model reads, labels out of range.
+        ValueError: images of another shape than the model reads, labels out of range, no labels and no
+            float model to measure against.
     """
+    from .samples import Samples
+
     io = model_io(model)
     classes = io.classes
-    data = checks.images("images", images, shape=io.image_shape)
-    labels = checks.labels("labels", labels, len(data), classes)
-    start = time.perf_counter()
-    scores = predict(model, data, spec, batch_size, num_threads)
-    seconds = time.perf_counter() - start
-    return _record(scores.argmax(axis=1), labels, classes, seconds, reference)
+    if isinstance(images, np.ndarray) and images.dtype == np.uint8 and images.ndim in (3, 4):
+        images = checks.images("images", images, shape=io.image_shape)
+    samples = Samples.of(images)
+    if labels is not None:
+        labels = checks.labels("labels", labels, len(samples), classes)
+    is_model = reference is not None and not isinstance(reference, (np.ndarray, list, tuple, EvalResult))
+    if labels is None and not is_model:
+        raise ValueError("labels=None and no float model to measure against; allowed: labels, or reference= the "
+                         "float model (a .tflite, ConvertedModel, Keras model or model file)")
+    if batch_size is not None:
+        batch_size = checks.number("batch_size", batch_size, low=1, integer=True)
+    threads = default_threads() if num_threads is None else num_threads
+    from . import measure
+
+    ran = measure.outputs_of(model, samples, spec, batch_size=batch_size, num_threads=threads)
+    measured = None
+    if is_model:
+        base = measure.outputs_of(float_reference(reference, spec), samples, spec, batch_size=batch_size,
+                                  num_threads=threads)
+        measured = measure.measure(base, ran, measure.task_of(base, samples.inputs[0].shape, task), samples)
+    pred = ran.values[0].reshape(len(samples), -1).argmax(axis=1)
+    if labels is None:
+        agreement = measured.headline.get("agreement")
+        return EvalResult(None, np.zeros(0), np.zeros((0, 0), np.int64), pred,
+                          None if agreement is None else agreement.value, len(samples) / max(ran.seconds, 1e-9),
+                          ran.seconds, len(samples), measured)
+    result = _record(pred, labels, classes, ran.seconds, None if is_model else reference)
+    if measured is not None:
+        agreement = measured.headline.get("agreement")
+        result = replace(result, fidelity=measured, agreement=None if agreement is None else agreement.value)
+    return result
+
+
+def float_reference(model: Any, spec: InputSpec = InputSpec()) -> Any:
+    """The float model as a ``.tflite`` to run: as it is, or converted with the reference recipe (``float32``)."""
+    if isinstance(model, (bytes, bytearray)) or hasattr(model, "tflite"):
+        return model
+    if isinstance(model, (str, os.PathLike)) and str(model).lower().endswith(".tflite"):
+        return model
+    import warnings
+
+    from .convert import QuantizationWarning, convert
+    from .recipes import reference
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", QuantizationWarning)
+        return convert(model, reference().name, spec=spec)
 
 
 def evaluate_keras(model: Any, images: np.ndarray, labels: np.ndarray, spec: InputSpec = InputSpec()) -> EvalResult:

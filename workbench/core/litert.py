@@ -487,6 +487,13 @@ def run(model: Any, images: Any, spec: InputSpec = InputSpec(), *, batch_size: i
     if len(arrays) != len(ins) or len({len(a) for a in arrays}) != 1:
         raise ValueError(f"data of {len(arrays)} array(s) of {sorted({len(a) for a in arrays})} rows for a model with "
                          f"{len(ins)} input(s); allowed: one array per input, each with the same number of rows")
+    for i, (a, d) in enumerate(zip(arrays, ins)):
+        want = [int(v) for v in d["shape_signature"][1:]] if len(d["shape_signature"]) else []
+        got = list(np.shape(a)[1:])
+        if len(got) != len(want) or any(w > 0 and w != g for w, g in zip(want, got)):
+            shape = ", ".join("?" if w < 1 else str(w) for w in want)
+            raise ValueError(f"{'images' if len(arrays) == 1 else f'input {i}'} of shape {tuple(np.shape(a))} for a "
+                             f"model input {d['name']!r} of ({shape}) per row; allowed: arrays (N, {shape})")
     xs = [a if prepared else prepare_input(a, np.dtype(d["dtype"]).name, *d["quantization"], spec)
           for a, d in zip(arrays, ins)]
     count = len(xs[0])

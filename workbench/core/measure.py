@@ -19,6 +19,7 @@ import numpy as np
 
 from . import fidelity
 from .data import InputSpec
+from .litert import DEFAULT_BATCH
 from .samples import Samples
 from .tasks import Task, recognise
 
@@ -47,15 +48,17 @@ class Outputs:
 
 
 def outputs_of(model: Any, samples: Samples | np.ndarray, spec: InputSpec = InputSpec(), *,
-               batch_size: int | None = None, num_threads: int | None = None) -> Outputs:
-    """Every output of a ``.tflite`` (``ConvertedModel``, bytes or path) on ``samples``, dequantized."""
+               batch_size: int | None = DEFAULT_BATCH, num_threads: int | None = None) -> Outputs:
+    """Every output of a ``.tflite`` (``ConvertedModel``, bytes or path) on ``samples``, dequantized; several
+    inputs are matched to the model's by name (``Samples.ordered``). ``batch_size=None``: all in one invoke."""
     from . import litert
     from .evaluate import default_threads
-    from .litert import DEFAULT_BATCH
 
+    if isinstance(samples, Samples) and len(samples.inputs) > 1:
+        samples = samples.ordered([i.name for i in litert.read_model(model).inputs])
     feed = samples.feed() if isinstance(samples, Samples) else samples
     start = time.perf_counter()
-    run = litert.run(model, feed, spec, batch_size=DEFAULT_BATCH if batch_size is None else batch_size,
+    run = litert.run(model, feed, spec, batch_size=batch_size,
                      num_threads=default_threads() if num_threads is None else num_threads)
     return Outputs(run.output_names, run.all_outputs, time.perf_counter() - start)
 
