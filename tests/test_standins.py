@@ -127,6 +127,7 @@ def test_lstm_recipe_failures_are_the_catalogues(made):
         calibration=20)}
     ptq = rows["int8-ptq"]
     assert ptq["converts"] and ptq["runs"] and "UNIDIRECTIONAL_SEQUENCE_LSTM" in ptq["ops"], ptq
+    assert ptq["float_ops"] == "" and ptq["accuracy"] is not None  # the integer LSTM kernel, nothing left float
     assert "calibrated on float inputs" in ptq["path"]  # convert's representative takes uint8 images only
     assert rows["int16x8"]["key"] == "int16x8-lstm", rows["int16x8"]
     assert "16x8-bit not yet supported for op: 'UNIDIRECTIONAL_SEQUENCE_LSTM'" in rows["int16x8"]["message"]

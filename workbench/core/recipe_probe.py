@@ -37,18 +37,24 @@ def probe_recipes(model: Any, inputs: np.ndarray, labels: np.ndarray | None = No
 
     Returns:
         Dicts with ``recipe``, ``path`` (``"convert"`` or how it was converted instead), ``converts``,
-        ``runs``, ``ops``, ``accuracy``, ``message`` (the first failure's exact text) and ``key``
+        ``runs``, ``ops``, ``float_ops`` (in a recipe meant to give integer activations: the ops that still
+        write float ones, e.g. an LSTM a quantizer left float), ``accuracy``, ``message`` (the first failure's exact text) and ``key``
         (its catalogue entry, ``None`` when the catalogue has none).
     """
+    from .convert import Outcome
+    from .recipes import Recipe
+
     inputs = np.asarray(inputs, np.float32)
     rows = []
     for name in recipes or recipe_names():
         row: dict[str, Any] = {"recipe": name, "path": "convert", "converts": False, "runs": False, "ops": "",
-                               "accuracy": None, "message": "", "key": None}
+                               "float_ops": "", "accuracy": None, "message": "", "key": None}
         try:
             tflite = _converted(model, name, inputs[:calibration], row)
             row["converts"] = True
-            row["ops"] = " ".join(litert.read_model(tflite).ops)
+            info = litert.read_model(tflite)
+            row["ops"] = " ".join(info.ops)
+            row["float_ops"] = " ".join(Outcome.of(recipe_spec(name), Recipe(name), info, None).ops_left_float)
             outputs = run_float_inputs(tflite, inputs)
             row["runs"] = True
             if labels is not None:
