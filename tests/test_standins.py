@@ -149,3 +149,11 @@ def test_16x8_with_float_fallback_loses_the_lstm_state(made):
     with pytest.raises(diagnose.QuantizationError) as err:
         litert.run(tflite, x, batch_size=1, prepared=True)
     assert err.value.key == "lstm-lost-state", str(err.value)
+
+
+def test_detector_qat_refusal_is_explained(made):
+    from workbench.core.train import quantize_model
+
+    with pytest.raises(RuntimeError) as err:  # the anchors' Rescaling has no QAT recipe in tfmot
+        quantize_model(_model(made["detector"].model))
+    assert diagnose.explain(str(err.value)).entry.key == "qat-layer-unsupported", str(err.value)

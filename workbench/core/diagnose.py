@@ -247,14 +247,19 @@ CATALOG: tuple[Entry, ...] = (
         title="tfmot cannot quantize this layer in this position.",
         patterns=(r"^(?!.*(LSTM|GRU|RNN|Bidirectional)'>).*is not supported\. You can quantize this layer by "
                   r"passing a `?tfmot",),  # a recurrent layer: 'qat-recurrent'
-
         cause=("tfmot quantizes BatchNormalization only where it folds into the conv before it "
-               "(Conv -> BN -> ReLU). A BN after the ReLU (or on its own) has no QAT recipe."),
+               "(Conv -> BN -> ReLU). A BN after the ReLU (or on its own) has no QAT recipe; nor has a layer "
+               "outside tfmot's default scheme, such as a Rescaling that adds constants (a detector decoding "
+               "its anchors) or a custom layer."),
         fix=("Put BN between the conv and its activation (Conv -> BN -> ReLU), or annotate only the other "
-             "layers for QAT, or use int8 post-training quantization (the BN becomes MUL and ADD)."),
+             "layers for QAT, or use int8 post-training quantization (the BN becomes MUL and ADD; int8-ptq "
+             "quantizes a Rescaling's MUL and ADD too)."),
         examples=("Layer bn1:<class 'tf_keras.src.layers.normalization.batch_normalization."
                   "BatchNormalization'> is not supported. You can quantize this layer by passing a "
-                  "`tfmot.quantization.keras.QuantizeConfig` instance to the `quantize_annotate_layer` API.",),
+                  "`tfmot.quantization.keras.QuantizeConfig` instance to the `quantize_annotate_layer` API.",
+                  "Layer box_decode:<class 'tf_keras.src.layers.preprocessing.image_preprocessing.Rescaling'> is "
+                  "not supported. You can quantize this layer by passing a `tfmot.quantization.keras.QuantizeConfig` "
+                  "instance to the `quantize_annotate_layer` API."),
     ),
     Entry(
         key="input-type",

@@ -38,8 +38,8 @@ def probe_recipes(model: Any, inputs: np.ndarray, labels: np.ndarray | None = No
     Returns:
         Dicts with ``recipe``, ``path`` (``"convert"`` or how it was converted instead), ``converts``,
         ``runs``, ``ops``, ``float_ops`` (in a recipe meant to give integer activations: the ops that still
-        write float ones, e.g. an LSTM a quantizer left float), ``accuracy``, ``message`` (the first failure's exact text) and ``key``
-        (its catalogue entry, ``None`` when the catalogue has none).
+        write float ones, e.g. an LSTM a quantizer left float), ``accuracy``, ``message`` (the first
+        failure's exact text) and ``key`` (its catalogue entry, ``None`` when the catalogue has none).
     """
     from .convert import Outcome
     from .recipes import Recipe
