@@ -59,7 +59,8 @@ def detector_example(folder: str | os.PathLike | None = None, count: int = 6000,
     the box head's ``tanh`` offsets move each anchor corner by at most 8 pixels and the model adds the
     anchors itself, so its outputs are decoded: ``boxes`` ``(N, 64, 4)`` corners in 0..1 and ``scores``
     ``(N, 64, 11)``, softmax over background (column 0) and the digits 0..9 (column ``d + 1``).
-    A detection is an anchor whose highest column is not the background.
+    A detection is an anchor whose highest column is not the background. At the defaults it trains in
+    about 30-40 s on 2 cores and scores COCO mAP@.5 0.93, mAP@[.5:.95] 0.86 on the 300 held-out canvases.
 
     Args:
         folder: where to write the files (default: ``examples/`` in the cache folder).
@@ -202,7 +203,8 @@ def denoiser_example(folder: str | os.PathLike | None = None, count: int = 12000
 
     The model reads ``(N, 28, 28, 1)`` floats in 0..1 (``images / 255``; no Rescaling layer) and writes the
     same shape in 0..1 (a sigmoid): the clean image over 255. Noise: Gaussian, standard deviation 0.35 on
-    the 0..1 scale, rounded and clipped to uint8.
+    the 0..1 scale, rounded and clipped to uint8. At the defaults it trains in about 22 s on 2 cores and
+    raises the PSNR of the 300 held-out digits from 12.1 dB (noisy) to 21.5 dB.
 
     Args:
         folder, cache, seed: as for ``detector_example``.
@@ -268,7 +270,8 @@ def sequence_example(folder: str | os.PathLike | None = None, count: int = 30000
     writes ``probs (1, 10)``. It is trained with any batch size, then saved as a copy with the batch fixed
     at 1: with a dynamic batch the TF2 converter cannot turn the Keras LSTM's while-loop into TFLite's
     fused ``UNIDIRECTIONAL_SEQUENCE_LSTM`` (catalogue entry ``lstm-dynamic-batch``). Keras still predicts
-    any batch with it; a ``.tflite`` of it runs one sequence per invoke.
+    any batch with it; a ``.tflite`` of it runs one sequence per invoke. At the defaults it trains in
+    about 12-22 s on 2 cores and classifies 98 % of the 300 held-out sequences.
 
     Args:
         folder, cache, seed: as for ``detector_example``.
