@@ -191,6 +191,45 @@ CATALOG: tuple[Entry, ...] = (
         examples=("error: We cannot duplicate the value since it's not constant.",),
     ),
     Entry(
+        key="int16x8-lstm",
+        title="The int16x8 recipe has no kernel for this op (an LSTM among them).",
+        patterns=(r"Quantization to 16x8-bit not yet supported for op",),
+        cause=("16-bit activations with 8-bit weights exist for a subset of TFLite's ops only. The fused "
+               "UNIDIRECTIONAL_SEQUENCE_LSTM has an integer kernel with int8 activations (its cell state in "
+               "int16) but none for 16x8, and the converter stops at the first op it cannot quantize that way."),
+        fix=("Convert the model with int8-ptq (the integer LSTM kernel, calibrated on a few hundred input "
+             "sequences), or with dynamic-range or float16. Letting the 16x8 conversion fall back to float "
+             "(TFLITE_BUILTINS beside the 16x8 ops) is no way out for an LSTM: see 'lstm-lost-state'."),
+        examples=("RuntimeError: Quantization to 16x8-bit not yet supported for op: "
+                  "'UNIDIRECTIONAL_SEQUENCE_LSTM'.",),
+    ),
+    Entry(
+        key="lstm-lost-state",
+        title="The fused LSTM has no state tensor to write to.",
+        patterns=(r"unidirectional_sequence_lstm\.cc:\d+ output_state != nullptr was not true",),
+        cause=("A fused LSTM keeps its hidden and cell state in variable tensors of the model. The int16x8 "
+               "conversion with a float fallback (TFLITE_BUILTINS beside the 16x8 ops) leaves the LSTM in float "
+               "but writes it without those variable tensors, so the kernel refuses when it is prepared."),
+        fix=("Do not convert an LSTM with 16x8 activations: use int8-ptq (integer LSTM), dynamic-range or "
+             "float16, or keep the whole model float."),
+        examples=("tflite/kernels/unidirectional_sequence_lstm.cc:971 output_state != nullptr was not true.Node "
+                  "number 1 (UNIDIRECTIONAL_SEQUENCE_LSTM) failed to prepare.",),
+    ),
+    Entry(
+        key="qat-recurrent",
+        title="tfmot has no QAT for recurrent layers (LSTM, GRU, RNN).",
+        patterns=(r"Layer \w+:<class '[\w.]*\.(LSTM|GRU|SimpleRNN|RNN|Bidirectional)'> is not supported",),
+        cause=("tfmot's default 8-bit scheme lists no recurrent cell (its LSTMCell and GRUCell entries are "
+               "commented out, unverified), so quantize_model refuses the model at its LSTM layer before any "
+               "training; there is no QAT model to convert with qat-int8."),
+        fix=("Quantize after training instead: int8-ptq gives TFLite's integer LSTM kernel (calibrate it on a "
+             "few hundred float input sequences), dynamic-range keeps activations float; or annotate only the "
+             "other layers for QAT (quantize_annotate_layer) and convert with int8-ptq."),
+        examples=("Layer lstm:<class 'tf_keras.src.layers.rnn.lstm.LSTM'> is not supported. You can quantize this "
+                  "layer by passing a `tfmot.quantization.keras.QuantizeConfig` instance to the "
+                  "`quantize_annotate_layer` API.",),
+    ),
+    Entry(
         key="low-bit-qat",
         title="The converter's integer passes met an op whose input and output types disagree.",
         patterns=(r"op failed to verify that input and output must have same element type",
@@ -206,14 +245,21 @@ CATALOG: tuple[Entry, ...] = (
     Entry(
         key="qat-layer-unsupported",
         title="tfmot cannot quantize this layer in this position.",
-        patterns=(r"is not supported\. You can quantize this layer by passing a `?tfmot",),
+        patterns=(r"^(?!.*(LSTM|GRU|RNN|Bidirectional)'>).*is not supported\. You can quantize this layer by "
+                  r"passing a `?tfmot",),  # a recurrent layer: 'qat-recurrent'
         cause=("tfmot quantizes BatchNormalization only where it folds into the conv before it "
-               "(Conv -> BN -> ReLU). A BN after the ReLU (or on its own) has no QAT recipe."),
+               "(Conv -> BN -> ReLU). A BN after the ReLU (or on its own) has no QAT recipe; nor has a layer "
+               "outside tfmot's default scheme, such as a Rescaling that adds constants (a detector decoding "
+               "its anchors) or a custom layer."),
         fix=("Put BN between the conv and its activation (Conv -> BN -> ReLU), or annotate only the other "
-             "layers for QAT, or use int8 post-training quantization (the BN becomes MUL and ADD)."),
+             "layers for QAT, or use int8 post-training quantization (the BN becomes MUL and ADD; int8-ptq "
+             "quantizes a Rescaling's MUL and ADD too)."),
         examples=("Layer bn1:<class 'tf_keras.src.layers.normalization.batch_normalization."
                   "BatchNormalization'> is not supported. You can quantize this layer by passing a "
-                  "`tfmot.quantization.keras.QuantizeConfig` instance to the `quantize_annotate_layer` API.",),
+                  "`tfmot.quantization.keras.QuantizeConfig` instance to the `quantize_annotate_layer` API.",
+                  "Layer box_decode:<class 'tf_keras.src.layers.preprocessing.image_preprocessing.Rescaling'> is "
+                  "not supported. You can quantize this layer by passing a `tfmot.quantization.keras.QuantizeConfig` "
+                  "instance to the `quantize_annotate_layer` API."),
     ),
     Entry(
         key="input-type",
