@@ -48,7 +48,7 @@ _SUBMODULES = {
     "questions": "troubleshoot.questions", "diagnose": "core.diagnose", "recipes": "core.recipes",
     "litert": "core.litert", "aeq": "core.aeq", "demo": "core.demo", "recipe_table": "core.recipe_table",
     "compare": "core.compare", "examples": "core.examples", "model_facts": "core.model_facts",
-    "standins": "core.standins", "recipe_probe": "core.recipe_probe",
+    "standins": "core.standins",
 }
 
 

@@ -443,6 +443,10 @@ class Run:
         return self.interp.get_tensor(index)
 
 
+# Ops that keep state in variable tensors between invokes (a fused LSTM's cell and output state).
+_STATEFUL = ("LSTM", "RNN", "GRU", "VARIABLE", "VAR_HANDLE")
+
+
 def output_names(interp: Any) -> tuple[str, ...]:
     """The names of a model's outputs, in ``get_output_details`` order: the signature's output keys (what the
     Keras model or SavedModel called them; the same for every conversion of one source) where the model has one
@@ -459,7 +463,7 @@ def output_names(interp: Any) -> tuple[str, ...]:
 
 def run(model: Any, images: Any, spec: InputSpec = InputSpec(), *, batch_size: int | None = DEFAULT_BATCH,
         num_threads: int | None = None, keep_tensors: bool = False, reference_kernels: bool = False,
-        reset_variables: bool = False, prepared: bool = False) -> Run:
+        reset_variables: bool | None = None, prepared: bool = False) -> Run:
     """Run a TFLite model, batched, with the model's own I/O (de)quantization (``feeding``).
 
     Args:
@@ -472,7 +476,8 @@ def run(model: Any, images: Any, spec: InputSpec = InputSpec(), *, batch_size: i
         num_threads: interpreter threads (``None``: LiteRT's default).
         keep_tensors: keep every intermediate tensor; runs all inputs in one batch.
         reference_kernels: builtin reference kernels, no XNNPack.
-        reset_variables: reset variable tensors (an LSTM's state) before every invoke.
+        reset_variables: reset variable tensors (an LSTM's state) before every invoke (``None``: when the model
+            has a recurrent or variable op, so each input starts from a fresh state as in Keras).
         prepared: the data already have the model's input dtypes and normalization.
 
     Raises:
@@ -483,6 +488,8 @@ def run(model: Any, images: Any, spec: InputSpec = InputSpec(), *, batch_size: i
                          reference_kernels=reference_kernels)
     ins = interp.get_input_details()
     outs = interp.get_output_details()
+    if reset_variables is None:
+        reset_variables = any(any(key in op.name for key in _STATEFUL) for op in op_details(interp))
     arrays = [images] if isinstance(images, np.ndarray) else list(images)
     if len(arrays) != len(ins) or len({len(a) for a in arrays}) != 1:
         raise ValueError(f"data of {len(arrays)} array(s) of {sorted({len(a) for a in arrays})} rows for a model with "
