@@ -277,6 +277,42 @@ def check_your_model(r: dict) -> None:
 LENET_8 = "__import__('workbench.core.train', fromlist=['trained_lenet']).trained_lenet(data, cfg.train())"
 
 
+# The stand-ins at test_standins' small sizes (the same cache entries) and the recipes that show each lesson.
+ANY_MODEL = {"detector": {"count": 3000, "epochs": 8, "eval_count": 50},
+             "denoiser": {"count": 2000, "epochs": 2, "eval_count": 50},
+             "sequence": {"count": 2000, "epochs": 1, "eval_count": 50, "units": 16},
+             "recipes": ["float32", "dynamic-range", "int8-ptq", "int16x8", "legacy-uint8", "aeq-int4-weights"],
+             "calibration_size": 20}
+
+
+def check_any_model(r: dict) -> None:
+    """Every recipe has a row on every stand-in; the LSTM's failures are the catalogue's; labels change no fidelity
+    figure; legacy uint8 with (0, 6) loses the most on the detector and the denoiser by both figures; each
+    disagreement the notebook names meets the rule it states."""
+    from workbench.core import diagnose
+    from workbench.explore import any_model
+
+    assert r["tasks"] == {"detector": "detector", "denoiser": "dense", "sequence": "classifier"}
+    assert all(r["same"].values()), r["same"]
+    for name, rows in r["tables"].items():
+        assert [row["recipe"].split(" [")[0] for row in rows] == ANY_MODEL["recipes"], name
+    outcomes = {row["recipe"].split(" [")[0]: row["outcome"] for row in r["tables"]["sequence"]}
+    assert outcomes["int16x8"].startswith("failed: " + diagnose.entry("int16x8-lstm").title)
+    assert outcomes["legacy-uint8"].startswith("failed: " + diagnose.entry("legacy-lstm").title)
+    for frame in r["frames"][:2]:  # the detector and the denoiser: legacy uint8 with (0, 6) is the worst task figure
+        worst = min(frame, key=lambda row: row["task_value"])
+        assert worst["recipe"].startswith("legacy-uint8"), frame
+    denoiser = r["frames"][1]
+    assert min(denoiser, key=lambda row: row["fidelity_value"])["recipe"].startswith("legacy-uint8"), denoiser
+    stories = [row for frame in r["frames"] for row in frame if row["story"]]
+    assert len(stories) == len(r["said"])
+    for row in stories:
+        if row["story"].startswith("changed"):
+            assert abs(row["task_change"]) <= any_model.TASK_SAME
+        else:
+            assert row["task_change"] < -any_model.TASK_SAME
+
+
 @dataclass(frozen=True)
 class Case:
     """One notebook: file name, test parameters, values to read back, and the check on them."""
@@ -358,6 +394,10 @@ NOTEBOOKS = [
           "int8_layers": "[e.layer for e in reports['int8-ptq'].layers]",
           "int8_snr": "[e.snr_db for e in reports['int8-ptq'].layers]"}, check_your_model,
          browser_test="tests/test_browser.py::test_your_model_notebook_sliders_and_graphs_in_lab"),
+    Case("09_any_model.ipynb", ANY_MODEL,
+         {"tasks": "{name: runs.task for name, runs in standins.items()}", "same": "same_without_labels",
+          "tables": "{name: t.to_dict('records') for name, t in labelled.items()}",
+          "frames": "[f.to_dict('records') for f in frames]", "said": "said"}, check_any_model),
 ]
 
 

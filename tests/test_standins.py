@@ -9,7 +9,7 @@ import pytest
 
 from workbench.core import diagnose, standins
 
-SMALL = {"detector": {"count": 1000, "epochs": 3, "eval_count": 50},
+SMALL = {"detector": {"count": 3000, "epochs": 8, "eval_count": 50},
          "denoiser": {"count": 2000, "epochs": 2, "eval_count": 50},
          "sequence": {"count": 2000, "epochs": 1, "eval_count": 50, "units": 16}}
 MAKERS = {"detector": standins.detector_example, "denoiser": standins.denoiser_example,
@@ -18,13 +18,14 @@ TRAINERS = {"detector": "_train_detector", "denoiser": "_train_denoiser", "seque
 
 
 @pytest.fixture(scope="module")
-def folder(tmp_path_factory):
-    return tmp_path_factory.mktemp("standins")
+def folder():
+    """The cache's own examples folder (``None``): notebook 09's test run takes the same small stand-ins from it."""
+    return None
 
 
 @pytest.fixture(scope="module")
 def made(folder):
-    """Each stand-in at its smallest size, trained once for the module (cold: a fresh folder)."""
+    """Each stand-in at its smallest size, trained once (cached by configuration, like every trained model)."""
     return {kind: MAKERS[kind](folder, **SMALL[kind]) for kind in MAKERS}
 
 

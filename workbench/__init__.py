@@ -48,7 +48,8 @@ _SUBMODULES = {
     "questions": "troubleshoot.questions", "diagnose": "core.diagnose", "recipes": "core.recipes",
     "litert": "core.litert", "aeq": "core.aeq", "demo": "core.demo", "recipe_table": "core.recipe_table",
     "compare": "core.compare", "examples": "core.examples", "model_facts": "core.model_facts",
-    "standins": "core.standins",
+    "standins": "core.standins", "samples": "core.samples", "measure": "core.measure", "tasks": "core.tasks",
+    "fidelity": "core.fidelity", "detection": "core.detection", "any_model": "explore.any_model",
 }
 
 

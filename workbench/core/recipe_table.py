@@ -269,22 +269,32 @@ def reference_run(runs: Sequence[RecipeRun]) -> RecipeRun | None:
 
 def recipe_table(runs: Sequence[RecipeRun]):
     """The runs as a DataFrame: ``recipe``, ``accuracy_pct``, ``delta_pts`` (against the
-    reference ``float32`` row, when there is one), ``size_kb``, ``images_per_s``, ``input`` (dtype), ``outcome``."""
+    reference ``float32`` row, when there is one; empty without labels), ``size_kb``, ``images_per_s``, ``input``
+    (dtype), ``outcome``, then the fidelity to the float model (``measure.COLUMNS``: ``task``, ``agreement`` with its
+    interval, ``snr_db``, ..., ``map50``/``psnr`` where the task has them, the label figures where given)."""
     import pandas as pd
 
     reference = reference_run(runs)
-    base = None if reference is None else reference.result.accuracy
+    base = None if reference is None or reference.result is None else reference.result.accuracy
     rows = []
+    fidelity_columns = [c for c in measure.COLUMNS if c != "accuracy"]
     for r in runs:
         info = litert.read_model(r.converted) if r.ok else None
-        rows.append({
+        labelled = r.result is not None
+        seconds = r.result.images_per_second if labelled else (
+            r.fidelity.count / max(r.fidelity.seconds, 1e-9) if r.fidelity is not None else None)
+        row = {
             "recipe": r.label,
-            "accuracy_pct": round(100 * r.result.accuracy, 2) if r.ok else np.nan,
-            "delta_pts": round(100 * (r.result.accuracy - base), 2) if r.ok and base is not None else np.nan,
+            "accuracy_pct": round(100 * r.result.accuracy, 2) if labelled else np.nan,
+            "delta_pts": round(100 * (r.result.accuracy - base), 2) if labelled and base is not None else np.nan,
             "size_kb": round(len(litert.model_bytes(r.converted)) / 1024, 1) if r.ok else np.nan,
-            "images_per_s": round(r.result.images_per_second) if r.ok else np.nan,
+            "images_per_s": round(seconds) if seconds is not None else np.nan,
             "input": info.inputs[0].dtype if info is not None else "",
             "outcome": r.outcome,
-        })
-    return pd.DataFrame(rows, columns=["recipe", "accuracy_pct", "delta_pts", "size_kb", "images_per_s",
-                                       "input", "outcome"])
+        }
+        measured = r.fidelity.columns() if r.fidelity is not None else {}
+        row.update({c: measured.get(c) for c in fidelity_columns})
+        rows.append(row)
+    base_columns = ["recipe", "accuracy_pct", "delta_pts", "size_kb", "images_per_s", "input", "outcome"]
+    frame = pd.DataFrame(rows, columns=[*base_columns, *fidelity_columns])
+    return frame[base_columns + [c for c in fidelity_columns if frame[c].notna().any()]]  # the task's figures
