@@ -111,15 +111,16 @@ class Evaluator:
 class SerialEvaluator(Evaluator):
     """In this process, at once (``submit`` returns a finished future), with ``evaluate``'s default threads."""
 
-    def __init__(self, images: np.ndarray, spec: InputSpec, num_threads: int | None = None) -> None:
+    def __init__(self, images: np.ndarray, spec: InputSpec, num_threads: int | None = None,
+                 keep_outputs: bool = False) -> None:
         from .evaluate import default_threads
 
-        self.images, self.spec = images, spec
+        self.images, self.spec, self.keep_outputs = images, spec, keep_outputs
         self.num_threads = default_threads() if num_threads is None else num_threads
 
     def submit(self, model_bytes: bytes) -> Future:
         fut: Future = Future()
-        fut.set_result(predict_task(model_bytes, self.images, self.spec, self.num_threads))
+        fut.set_result(predict_task(model_bytes, self.images, self.spec, self.num_threads, self.keep_outputs))
         return fut
 
 
@@ -130,7 +131,9 @@ class PoolEvaluator(Evaluator):
     kind = "pool"
 
     def __init__(self, images: np.ndarray, spec: InputSpec, workers: int | None = None,
-                 pool: "WorkerPool | None" = None, on_result: Callable[[], None] | None = None) -> None:
+                 pool: "WorkerPool | None" = None, on_result: Callable[[], None] | None = None,
+                 keep_outputs: bool = False) -> None:
+        self.keep_outputs = keep_outputs
         self.on_result = on_result  # called after each result handed out (a background sweep's progress)
         self.workers_pool = default_pool(workers) if pool is None else pool
         self.pool = self.workers_pool.executor()
@@ -143,10 +146,10 @@ class PoolEvaluator(Evaluator):
 
     def submit(self, model_bytes: bytes) -> Future:
         try:
-            fut = self.pool.submit(_pool_task, self.shared, bytes(model_bytes), self.spec)
+            fut = self.pool.submit(_pool_task, self.shared, bytes(model_bytes), self.spec, self.keep_outputs)
         except (BrokenProcessPool, RuntimeError):
             self.pool = self.workers_pool.restart(self.pool)
-            fut = self.pool.submit(_pool_task, self.shared, bytes(model_bytes), self.spec)
+            fut = self.pool.submit(_pool_task, self.shared, bytes(model_bytes), self.spec, self.keep_outputs)
         self._bytes[fut] = bytes(model_bytes)
         return fut
 
@@ -168,7 +171,7 @@ class PoolEvaluator(Evaluator):
                     "without that guard it starts another sweep while starting up); or pass executor=None to "
                     "evaluate in this process") from err
             self.pool = self.workers_pool.restart(self.pool)
-            retry = self.pool.submit(_pool_task, self.shared, model, self.spec)
+            retry = self.pool.submit(_pool_task, self.shared, model, self.spec, self.keep_outputs)
             self._retried.add(id(retry))
             self._bytes[retry] = model
             return self._result(retry)
@@ -269,24 +272,25 @@ def _reachable(address: str) -> None:
 
 
 def evaluator(images: np.ndarray, spec: InputSpec = InputSpec(), *, mode: str = "auto", client: Any = None,
-              tasks: int | None = None, workers: int | None = None) -> Evaluator:
+              tasks: int | None = None, workers: int | None = None, keep_outputs: bool = False) -> Evaluator:
     """The evaluator for ``mode`` (``"auto"``: the warm pool on a multi-core machine when there are several
     ``tasks``, else serial; ``"serial"``; ``"pool"``) or for a Dask ``client`` (it wins over ``mode``).
-    Inside ``evaluations_on(pool)`` every mode but ``"serial"`` gives that thread's pool.
+    Inside ``evaluations_on(pool)`` every mode but ``"serial"`` gives that thread's pool. ``keep_outputs``: every
+    ``Prediction`` carries every output too (``predict_task``).
 
     Raises:
         ValueError: an unknown mode.
     """
     if client is not None:
-        return DaskEvaluator(client, images, spec)
+        return DaskEvaluator(client, images, spec, keep_outputs=keep_outputs)
     checks.choice("mode", mode, MODES)
     routed = getattr(_ROUTE, "value", None)
     if routed is not None and mode != "serial":
-        return PoolEvaluator(images, spec, pool=routed[0], on_result=routed[1])
+        return PoolEvaluator(images, spec, pool=routed[0], on_result=routed[1], keep_outputs=keep_outputs)
     cores = os.cpu_count() or 1
     if mode == "pool" or (mode == "auto" and cores > 1 and (tasks is None or tasks > 1)):
-        return PoolEvaluator(images, spec, workers)
-    return SerialEvaluator(images, spec)
+        return PoolEvaluator(images, spec, workers, keep_outputs=keep_outputs)
+    return SerialEvaluator(images, spec, keep_outputs=keep_outputs)
 
 
 _ROUTE = threading.local()  # this thread's (WorkerPool, on_result) while inside evaluations_on()
@@ -525,8 +529,8 @@ def _pool_init(nice: int = 0) -> None:
     import ai_edge_litert.interpreter  # noqa: F401
 
 
-def _pool_task(shared: _SharedImages, model_bytes: bytes, spec: InputSpec) -> Prediction:
-    return predict_task(model_bytes, _attached(shared), spec, 1)
+def _pool_task(shared: _SharedImages, model_bytes: bytes, spec: InputSpec, keep_outputs: bool = False) -> Prediction:
+    return predict_task(model_bytes, _attached(shared), spec, 1, keep_outputs)
 
 
 def _attached(shared: _SharedImages) -> np.ndarray:

@@ -10,13 +10,14 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ..core import artifacts, checks, parallel
+from ..core import artifacts, checks, measure, parallel
 from ..core.convert import Recipe
 from ..core.data import InputSpec
 from ..core.fixed_input import fit_to_images
 from ..core.model_io import model_io
 from ..core.stats_patch import GuardedConverter
-from .fingerprints import array_fingerprint, source_fingerprint, sweep_source
+from . import float_reference as floats
+from .fingerprints import array_fingerprint, is_tflite, source_fingerprint, sweep_source
 from .grid import CONVERT_KEYS, Points, as_points
 from .paired_columns import check_against, paired_columns
 from . import point_cache
@@ -35,10 +36,11 @@ class PointTask:
     recipe: Recipe
     spec: InputSpec
     images: np.ndarray
-    labels: np.ndarray
+    labels: np.ndarray | None
     representative: np.ndarray | None = None
     reference: np.ndarray | None = None
     num_threads: int | None = None
+    floats: measure.Reference | None = None  # without labels: the float model's outputs on ``images``
 
 
 def run_point(task: PointTask) -> dict[str, Any]:
@@ -48,7 +50,8 @@ def run_point(task: PointTask) -> dict[str, Any]:
 
     Returns:
         The measured columns; a conversion the converter or runtime refuses gives
-        ``accuracy`` NaN and the first line of the explanation in ``error``.
+        ``accuracy`` NaN and the first line of the explanation in ``error``. Without labels (``task.floats``):
+        ``accuracy`` NaN and the fidelity to the float model (``float_reference``).
     """
     from ..core.convert import QuantizationWarning, convert
     from ..core.diagnose import QuantizationError
@@ -59,12 +62,22 @@ def run_point(task: PointTask) -> dict[str, Any]:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", QuantizationWarning)  # kept as columns
             converted = convert(task.model, task.recipe, spec=task.spec, representative=task.representative)
-        result = evaluate(converted, task.images, task.labels, task.spec, reference=task.reference,
-                          num_threads=task.num_threads)
+        if task.floats is not None:
+            outputs = measure.outputs_of(converted, task.images, task.spec, num_threads=task.num_threads)
+        else:
+            result = evaluate(converted, task.images, task.labels, task.spec, reference=task.reference,
+                              num_threads=task.num_threads)
     except QuantizationError as err:
         row["error"] = checks.first_line(err)
         return row
     eff = converted.effective_stats
+    if task.floats is not None:
+        columns, predicted = floats.fidelity_columns(task.floats, outputs)
+        row.update(size_kb=round(converted.size_kb, 2), came_out_float=converted.came_out_float,
+                   stats_ignored=converted.stats_ignored, effective_mean=float("nan") if eff is None else eff.mean,
+                   effective_std=float("nan") if eff is None else eff.std, convert_s=round(converted.seconds, 4),
+                   eval_s=round(outputs.seconds, 4), predictions=encode_predictions(predicted), **columns)
+        return row
     row.update(accuracy=result.accuracy, size_kb=round(converted.size_kb, 2),
                agreement=float("nan") if result.agreement is None else result.agreement,
                came_out_float=converted.came_out_float, stats_ignored=converted.stats_ignored,
@@ -75,12 +88,13 @@ def run_point(task: PointTask) -> dict[str, Any]:
     return row
 
 
-def sweep(model: Any, points: Points, images: np.ndarray, labels: np.ndarray, *,
+def sweep(model: Any, points: Points, images: np.ndarray, labels: np.ndarray | None = None, *,
           recipe: Recipe | str = "legacy-uint8", spec: InputSpec = InputSpec(),
           representative: np.ndarray | None = None, reference: Any = None,
           executor: Executor | str | None = "auto", cache: str | os.PathLike | bool | None = None,
           progress: bool = True, desc: str = "sweep", against: str | int | None = "best",
-          predictions: bool = False, client: Any = None, patch_stats: bool = True):
+          predictions: bool = False, client: Any = None, patch_stats: bool = True,
+          float_reference: measure.Reference | None = None):
     """Convert and evaluate ``model`` at every point of a grid, each point tested against a reference point.
 
     How the work is split: this process converts every point (a legacy uint8 mean/std point is written
@@ -101,11 +115,16 @@ def sweep(model: Any, points: Points, images: np.ndarray, labels: np.ndarray, *,
             value), ``default_ranges`` (``(min, max)`` pairs), ``calibration_size``, ``io_type``.
         images, labels: the uint8 evaluation set, images of the shape the model reads
             and labels ``0..K-1`` (checked before any work where the model's shape and
-            class count are known, and by every point's evaluation otherwise).
+            class count are known, and by every point's evaluation otherwise). ``labels=None``: every
+            point is measured against the float model (``float_reference``: the reference recipe's
+            conversion, run once and cached): ``accuracy`` is NaN, ``agreement`` is the share of images
+            on which the point's class is the float model's, with ``agreement_low``/``agreement_high``
+            (exact 95 % interval) and ``snr_db``; the float model's classes stand in for the labels in
+            the paired test, ``against="best"`` is the point of highest agreement. A classifier only.
         recipe: the base recipe the points override (default ``legacy-uint8``).
         spec: the float range the model was trained on (``Dataset.spec``).
         representative: uint8 calibration images (``int8-ptq`` / ``int16x8``).
-        reference: predictions (or an ``EvalResult``) to report agreement with.
+        reference: predictions (or an ``EvalResult``) to report agreement with (with labels only).
         executor: ``"auto"`` (the warm LiteRT-only process pool of ``core.parallel`` when there are
             several cores and points; it stays warm for the next sweep), ``None`` (everything here, one
             point after another), a Dask ``client.get_executor()`` (same as ``client=``), or any other
@@ -124,6 +143,8 @@ def sweep(model: Any, points: Points, images: np.ndarray, labels: np.ndarray, *,
             model's bytes; a worker lost mid-sweep loses no point (Dask recomputes its tasks).
         patch_stats: write mean/std points into the bytes of a checked conversion (``False``: convert
             every point).
+        float_reference: without labels, the float model's outputs on ``images`` when already taken
+            (``float_reference.float_reference``; a screening round passes its rows), else taken here.
 
     Returns:
         A pandas DataFrame, one row per point in order: the point's parameters,
@@ -138,7 +159,9 @@ def sweep(model: Any, points: Points, images: np.ndarray, labels: np.ndarray, *,
     Raises:
         ValueError: an unknown key, a bad parameter value, a ``.tflite`` (nothing to
             convert), images of another shape than the model reads, labels out of range, a bad
-            ``against``, a ``client`` that is neither a Client nor a reachable scheduler address.
+            ``against``, a ``client`` that is neither a Client nor a reachable scheduler address;
+            ``labels=None`` for a ``.tflite`` (no float model to measure against), with ``reference``, or for
+            a model that is not a classifier, or whose float conversion fails.
     """
     import pandas as pd
     from tqdm.auto import tqdm
@@ -156,10 +179,18 @@ def sweep(model: Any, points: Points, images: np.ndarray, labels: np.ndarray, *,
     if not isinstance(base, Recipe):
         raise ValueError(f"recipe={recipe!r}; allowed: a Recipe or a recipe name")
     recipes = [_recipe_for(base, p, spec) for p in pts]
+    if labels is None and is_tflite(model):
+        raise ValueError("model is a .tflite and labels=None: there is no float model to measure its points "
+                         "against (and nothing left to convert); allowed: labels with the model it was converted "
+                         "from, or that model alone (a Keras model or .keras/.h5 file, a SavedModel folder)")
     described = model_io(model)
     shape, classes = described.image_shape, described.classes
     images = checks.images("images", images, shape=shape)
-    labels = checks.labels("labels", labels, len(images), classes)
+    if labels is not None:
+        labels = checks.labels("labels", labels, len(images), classes)
+    elif reference is not None:
+        raise ValueError("reference= with labels=None: without labels every point's agreement is with the float "
+                         "model; allowed: reference=None, or labels")
     ref = None if reference is None else np.asarray(getattr(reference, "predictions", reference)).reshape(-1)
     if ref is not None and len(ref) != len(images):
         raise ValueError(f"reference has {len(ref)} predictions for {len(images)} images")
@@ -171,8 +202,13 @@ def sweep(model: Any, points: Points, images: np.ndarray, labels: np.ndarray, *,
     model_fp = source_fingerprint(source)
     eval_fp = array_fingerprint(images, labels, ref)
     rep_fp = None if representative is None else array_fingerprint(representative)
-    keys = [artifacts.config_key("sweep-point", model_fp, r, spec, eval_fp,
+    kind = "sweep-point" if labels is not None else "sweep-point-against-float"  # a row of one never serves the other
+    keys = [artifacts.config_key(kind, model_fp, r, spec, eval_fp,
                                  rep_fp if r.spec.calibrated else None) for r in recipes]
+    float_ref = None
+    if labels is None:
+        float_ref = float_reference or floats.float_reference(source, images, spec, store, model_fp)
+        labels = floats.predictions(float_ref)  # the float model's classes stand in for the labels
 
     rows: list[dict | None] = [point_cache.load(store, k, len(images)) for k in keys]
     pending = [i for i, row in enumerate(rows) if row is None]
@@ -188,6 +224,8 @@ def sweep(model: Any, points: Points, images: np.ndarray, labels: np.ndarray, *,
         return None
 
     def done(i: int, row: dict) -> None:
+        if float_ref is not None:
+            row = _against_float(row)
         if store is not None and not row["error"]:
             point_cache.store(store, keys[i], row)
         rows[i] = {**row, "cached": False}
@@ -197,30 +235,49 @@ def sweep(model: Any, points: Points, images: np.ndarray, labels: np.ndarray, *,
     try:
         if isinstance(executor, Executor) and client is None:
             attrs.update(evaluator="executor", converted=len(pending))
-            _run_on_executor(executor, pending, source, recipes, spec, images, labels, ref, rep_for, done)
+            _run_on_executor(executor, pending, source, recipes, spec, images, labels, ref, rep_for, done, float_ref)
         elif pending:
             mode = "serial" if executor is None and client is None else "auto"
             converter = _guarded_converter(source, spec, model_fp, patch_stats)
             before = converter.converted, converter.patched
-            with parallel.evaluator(images, spec, mode=mode, client=client, tasks=len(pending)) as ev:
+            with parallel.evaluator(images, spec, mode=mode, client=client, tasks=len(pending),
+                                    keep_outputs=float_ref is not None) as ev:
                 attrs.update(evaluator=ev.kind, workers=ev.workers)
                 if ev.kind == "dask" and progress:
                     print(f"Dask dashboard: {client.dashboard_link}", flush=True)
-                _run_points(ev, converter, pending, recipes, rep_for, labels, ref, done)
+                _run_points(ev, converter, pending, recipes, rep_for, labels, ref, done, float_ref)
             attrs.update(converted=converter.converted - before[0], patched=converter.patched - before[1])
     finally:
         if owned is not None:
             owned.close()
         bar.close()
     preds = [decoded(row.pop("predictions", None), len(images)) for row in rows]
-    accuracy = [row["accuracy"] for row in rows]
-    tests = paired_columns(accuracy, preds, labels, against, list(range(len(rows))), [0] * len(rows))
+    metric = [row["accuracy" if float_ref is None else "agreement"] for row in rows]
+    tests = paired_columns(metric, preds, labels, against, list(range(len(rows))), [0] * len(rows))
     frame = pd.DataFrame([{**_point_columns(p, r), **row, **test}
                           for p, r, row, test in zip(pts, recipes, rows, tests)])
     if predictions:
         frame["predictions"] = pd.Series(preds, index=frame.index, dtype=object)
     frame.attrs.update(attrs)
+    if float_ref is not None:
+        frame.attrs["metric"] = "agreement"
     return frame
+
+
+def float_reference_for(model: Any, images: np.ndarray, spec: InputSpec = InputSpec(),
+                        cache: str | os.PathLike | bool | None = None) -> measure.Reference:
+    """The float model's outputs on ``images``, as ``sweep`` takes them without labels (cached with its points):
+    what a screening sweep takes once for all its rounds and an explorer for its live images.
+
+    Raises:
+        ValueError: a ``.tflite`` (no float model), or what ``float_reference.float_reference`` refuses.
+    """
+    if is_tflite(model):
+        raise ValueError("model is a .tflite and labels=None: there is no float model to measure it against; "
+                         "allowed: labels, or the model it was converted from")
+    source = sweep_source(fit_to_images(model, images), None if cache is False else cache)
+    store = None if cache is False else artifacts.cache_dir(cache) / "sweeps"
+    return floats.float_reference(source, images, spec, store, source_fingerprint(source))
 
 
 def _empty_row() -> dict[str, Any]:
@@ -229,9 +286,21 @@ def _empty_row() -> dict[str, Any]:
             "effective_std": float("nan"), "convert_s": float("nan"), "eval_s": float("nan"), "error": ""}
 
 
-def point_row(converted: Any, prediction: parallel.Prediction, labels: np.ndarray,
-              reference: np.ndarray | None = None) -> dict[str, Any]:
-    """A sweep row from a ``ConvertedModel`` and what an evaluator returned for its bytes."""
+def _against_float(row: dict[str, Any]) -> dict[str, Any]:
+    """A row of a sweep without labels: the fidelity columns after ``agreement`` (NaN where it did not run)."""
+    out: dict[str, Any] = {}
+    for key, value in row.items():
+        if key not in floats.COLUMNS[1:]:
+            out[key] = value
+        if key == "agreement":
+            out.update({k: row.get(k, float("nan")) for k in floats.COLUMNS[1:]})
+    return out
+
+
+def point_row(converted: Any, prediction: parallel.Prediction, labels: np.ndarray | None,
+              reference: np.ndarray | None = None, float_ref: measure.Reference | None = None) -> dict[str, Any]:
+    """A sweep row from a ``ConvertedModel`` and what an evaluator returned for its bytes; with ``float_ref``
+    (no labels; the evaluator kept every output) the fidelity to the float model instead of the accuracy."""
     row = _empty_row()
     eff = converted.effective_stats
     row.update(size_kb=round(converted.size_kb, 2), came_out_float=converted.came_out_float,
@@ -242,6 +311,11 @@ def point_row(converted: Any, prediction: parallel.Prediction, labels: np.ndarra
         for key in ("size_kb", "effective_mean", "effective_std"):
             row[key] = float("nan")
         row.update(came_out_float=False, stats_ignored=False)
+        return row
+    if float_ref is not None:
+        columns, pred = floats.fidelity_columns(float_ref, measure.Outputs(prediction.names, prediction.outputs,
+                                                                         prediction.seconds))
+        row.update(eval_s=round(prediction.seconds, 4), predictions=encode_predictions(pred), **columns)
         return row
     pred = prediction.predictions
     row.update(accuracy=float(np.mean(pred == labels)), eval_s=round(prediction.seconds, 4),
@@ -273,7 +347,7 @@ def _guarded_converter(source: Any, spec: InputSpec, model_fp: str, enabled: boo
 
 def _run_points(ev: parallel.Evaluator, converter: GuardedConverter, pending: list[int], recipes: list[Recipe],
                 rep_for: Callable[[int], Any], labels: np.ndarray, ref: np.ndarray | None,
-                done: Callable[[int, dict], None]) -> None:
+                done: Callable[[int, dict], None], float_ref: measure.Reference | None = None) -> None:
     """Convert each pending point here and hand its bytes to ``ev``; rows arrive as evaluations finish."""
     from ..core.convert import QuantizationWarning
     from ..core.diagnose import QuantizationError
@@ -284,7 +358,7 @@ def _run_points(ev: parallel.Evaluator, converter: GuardedConverter, pending: li
         finished = list(ev.as_completed(waiting)) if block else [f for f in waiting if f.done()]
         for fut in finished:
             i, converted = waiting.pop(fut)
-            done(i, point_row(converted, ev.result(fut), labels, ref))
+            done(i, point_row(converted, ev.result(fut), labels, ref, float_ref))
 
     try:
         for i in pending:
@@ -304,10 +378,12 @@ def _run_points(ev: parallel.Evaluator, converter: GuardedConverter, pending: li
 
 def _run_on_executor(executor: Executor, pending: list[int], source: Any, recipes: list[Recipe], spec: InputSpec,
                      images: np.ndarray, labels: np.ndarray, ref: np.ndarray | None,
-                     rep_for: Callable[[int], Any], done: Callable[[int, dict], None]) -> None:
+                     rep_for: Callable[[int], Any], done: Callable[[int, dict], None],
+                     float_ref: measure.Reference | None = None) -> None:
     """Any ``concurrent.futures.Executor``: each task converts and evaluates one point (``run_point``)."""
-    futures = {executor.submit(run_point, PointTask(source, recipes[i], spec, images, labels, rep_for(i), ref, 1)): i
-               for i in pending}
+    given = None if float_ref is not None else labels
+    futures = {executor.submit(run_point, PointTask(source, recipes[i], spec, images, given, rep_for(i), ref, 1,
+                                                    float_ref)): i for i in pending}
     try:
         for fut in as_completed(futures):
             try:

@@ -48,8 +48,7 @@ def sweep_source(model: Any, cache: str | os.PathLike | None = None) -> Path | S
     if isinstance(model, SavedModel):
         folder = saved_model_folder(model.path)
         return folder if model.signature == "serving_default" else SavedModel(folder, model.signature)
-    if isinstance(model, (bytes, bytearray)) or hasattr(model, "tflite") or (
-            isinstance(model, (str, os.PathLike)) and Path(model).suffix.lower() == ".tflite"):
+    if is_tflite(model):
         raise ValueError("model is a .tflite: it has nothing left to convert; allowed: the model it was converted "
                          "from (a Keras model or .keras/.h5 file, a SavedModel folder, a frozen .pb as "
                          "sources.load_source(path, input_arrays=..., output_arrays=...))")
@@ -59,6 +58,12 @@ def sweep_source(model: Any, cache: str | os.PathLike | None = None) -> Path | S
 
         return sweep_source(load_source(model), cache)  # a frozen .pb without arrays: load_source says so
     return saved_model_folder(model, cache)
+
+
+def is_tflite(model: Any) -> bool:
+    """Whether ``model`` is a converted model (bytes, a ``ConvertedModel``, a ``.tflite`` path): nothing to convert."""
+    return isinstance(model, (bytes, bytearray)) or hasattr(model, "tflite") or (
+        isinstance(model, (str, os.PathLike)) and Path(model).suffix.lower() == ".tflite")
 
 
 def source_fingerprint(source: Any) -> str:

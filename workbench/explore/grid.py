@@ -85,7 +85,12 @@ def _plain(value: Any) -> Any:
 
 
 def best_point(frame, column: str = "accuracy") -> dict[str, Any]:
-    """The row with the highest ``column`` as a dict (ties: the first)."""
+    """The row with the highest ``column`` as a dict (ties: the first); a sweep without labels is ranked by its
+    ``agreement`` with the float model in place of the accuracy it does not have."""
+    from .float_reference import metric_of
+
+    if column == "accuracy":
+        column = metric_of(frame)
     if column not in frame or frame[column].isna().all():
         raise ValueError(f"column={column!r} has no values; allowed: one of {list(frame.columns)}")
     return frame.loc[frame[column].idxmax()].to_dict()

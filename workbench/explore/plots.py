@@ -18,7 +18,9 @@ In a notebook, end the cell with ``ax.figure`` (or the returned figure) to show 
 Accuracy is shown in percent and every accuracy plot draws the float baseline,
 passed as a fraction (``EvalResult.accuracy``). Frames are the DataFrames
 ``sweep`` and ``demo.results_frame`` return: an accuracy column named ``*_pct``
-is read as percent, any other as a fraction.
+is read as percent, any other as a fraction. A sweep without labels (``float_reference``) has no accuracy:
+``accuracy_curve`` and ``stats_heatmap`` then draw its ``agreement`` with the float model (the float model
+itself is 100 %), and their axes say so.
 
 Honest comparisons (``core.compare``): where a frame has a ``significant`` column
 (the paired test against its reference), a difference within noise is drawn as
@@ -35,6 +37,7 @@ import numpy as np
 from matplotlib.ticker import NullLocator
 
 from . import input_codes
+from .float_reference import AGREEMENT_LABEL, metric_of
 
 from ..core import checks
 from ..core.compare import is_reference, within_noise
@@ -215,6 +218,7 @@ def accuracy_curve(frame, x: str, baseline: float, *, accuracy: str = "accuracy"
     base = _baseline(baseline)
     if x not in frame:
         raise ValueError(f"x={x!r} is not a column; allowed: {list(frame.columns)}")
+    accuracy, ylabel, name = _metric(frame, accuracy)
     ax = _axes(ax, (8, 4.8))
     points = frame.assign(_acc=_percent(frame, accuracy))
     grouped = points.groupby(x, sort=True)["_acc"]
@@ -244,10 +248,10 @@ def accuracy_curve(frame, x: str, baseline: float, *, accuracy: str = "accuracy"
     if logx:
         ax.set_xscale("log")
     ax.set_xlabel(xlabel or x, fontsize=FONT)
-    ax.set_ylabel("test accuracy (%)", fontsize=FONT)
+    ax.set_ylabel(ylabel, fontsize=FONT)
     ax.set_ylim(0, 101)
     ax.grid(alpha=0.3)
-    ax.set_title(title or f"Accuracy vs {xlabel or x}", fontsize=FONT + 1)
+    ax.set_title(title or f"{name} vs {xlabel or x}", fontsize=FONT + 1)
     ax.legend(loc="lower right", fontsize=FONT - 2)
     return ax
 
@@ -267,6 +271,7 @@ def stats_heatmap(frame, baseline: float, correct: InputStats | None = None, *, 
         ax: axes to draw on; ``None`` makes a new figure.
     """
     base = _baseline(baseline)
+    accuracy, label, name = _metric(frame, accuracy)
     for col in ("mean", "std", accuracy):
         if col not in frame:
             raise ValueError(f"frame lacks column {col!r}; allowed: a mean/std sweep DataFrame")
@@ -286,7 +291,7 @@ def stats_heatmap(frame, baseline: float, correct: InputStats | None = None, *, 
     ax.set_xlabel("mean (input byte that stands for 0.0)", fontsize=FONT)
     ax.set_ylabel("std (bytes per unit of input)", fontsize=FONT)
     bar = ax.figure.colorbar(image, ax=ax)
-    bar.set_label("test accuracy (%)", fontsize=FONT)
+    bar.set_label(label, fontsize=FONT)
     bar.ax.axhline(base, **BASELINE_STYLE)
     if "significant" in frame:  # the sweep's paired test against its reference (by default the best point)
         marks = frame.assign(_noise=within_noise(frame["significant"]),
@@ -323,7 +328,7 @@ def stats_heatmap(frame, baseline: float, correct: InputStats | None = None, *, 
                            label=f"correct stats ({correct.mean + 0.0:g}, {correct.std:g})")
     if handles:
         ax.legend(handles=handles, loc="upper right", fontsize=FONT - 2)
-    ax.set_title(f"Accuracy (%) over mean x std; float baseline {base:.2f} % (dashed on the colour bar)",
+    ax.set_title(f"{name} (%) over mean x std; float baseline {base:.2f} % (dashed on the colour bar)",
                  fontsize=FONT)
     return ax
 
@@ -373,8 +378,10 @@ def update_input_histogram(ax, stats: InputStats, counts: np.ndarray, train_rang
     return ax
 
 
-def accuracy_gauge(values: dict[str, float], baseline: float, *, ax=None, title: str = "Accuracy"):
-    """A few named accuracies (fractions) as bars, the float baseline drawn; ``update_gauge`` moves them."""
+def accuracy_gauge(values: dict[str, float], baseline: float, *, ax=None, title: str = "Accuracy",
+                   xlabel: str = "accuracy (%)"):
+    """A few named accuracies (fractions) as bars, the float baseline drawn; ``update_gauge`` moves them
+    (``xlabel``: ``float_reference.AGREEMENT_LABEL`` for agreements with the float model)."""
     base = _baseline(baseline)
     ax = _axes(ax, (8, 0.6 * len(values) + 1.5))
     names = list(values)
@@ -383,7 +390,7 @@ def accuracy_gauge(values: dict[str, float], baseline: float, *, ax=None, title:
     ax.invert_yaxis()
     ax.set_xlim(0, 100)
     _draw_baseline(ax, base, vertical=True)
-    ax.set_xlabel("accuracy (%)", fontsize=FONT)
+    ax.set_xlabel(xlabel, fontsize=FONT)
     ax.set_title(title, fontsize=FONT + 1)
     ax.legend(loc="lower right", fontsize=FONT - 2)
     update_gauge(ax, values)
@@ -419,6 +426,14 @@ def fake_quant_ranges(table, *, ax=None):
     ax.set_xlabel("learned range (real value)", fontsize=FONT)
     ax.set_title("What QAT inserted: fake-quant ranges learned in training", fontsize=FONT + 1)
     return ax
+
+
+def _metric(frame, column: str) -> tuple[str, str, str]:
+    """The column to draw, its axis label and its name: ``agreement`` for the default ``accuracy`` column of a
+    sweep without labels (``float_reference.metric_of``), else ``column``."""
+    if column == "accuracy" and metric_of(frame) == "agreement":
+        return "agreement", AGREEMENT_LABEL, "Agreement with the float model"
+    return column, "test accuracy (%)", "Accuracy"
 
 
 def _within_noise(frame) -> list[bool]:

@@ -41,7 +41,9 @@ from ..core import checks
 from ..core.compare import ALPHA
 from ..core.data import InputSpec
 from ..core.model_io import model_io
+from . import float_reference as floats
 from . import sweep as exact
+from .conversion_sweep import float_reference_for
 
 MIN_ROUND = 100
 EXTRA_COLUMNS = ("images_evaluated", "screened", "ci_low", "ci_high")
@@ -82,7 +84,7 @@ def clopper_pearson(correct: int, total: int, confidence: float) -> tuple[float,
     return low, high
 
 
-def sweep(model: Any, points: exact.Points, images: np.ndarray, labels: np.ndarray, *,
+def sweep(model: Any, points: exact.Points, images: np.ndarray, labels: np.ndarray | None = None, *,
           stages: Sequence[int] | None = None, alpha: float = ALPHA, seed: int = 0,
           recipe: Any = "legacy-uint8", spec: InputSpec = InputSpec(), representative: np.ndarray | None = None,
           reference: Any = None, executor: Executor | str | None = "auto", cache: Any = None,
@@ -91,7 +93,10 @@ def sweep(model: Any, points: exact.Points, images: np.ndarray, labels: np.ndarr
 
     Args:
         model, points, images, labels, recipe, spec, representative, reference, cache, progress: as
-            ``sweep.sweep`` (``reference`` predictions are subset with the images).
+            ``sweep.sweep`` (``reference`` predictions are subset with the images). ``labels=None``: the
+            float model's outputs are taken once on every image (``float_reference``) and each round measures
+            its points against their rows: the intervals are on the ``agreement`` with the float model's
+            classes (a binomial, as accuracy is), ``snr_db`` adds up the rounds' signal and noise.
         stages: image counts of the screening rounds, increasing, each below ``len(images)``
             (default ``default_stages(len(images))``: 156, 625 and 2,500 of 10,000); ``()`` is the exact sweep.
         alpha: the chance, over all intervals together, that any of them misses (0 < alpha < 1).
@@ -120,7 +125,16 @@ def sweep(model: Any, points: exact.Points, images: np.ndarray, labels: np.ndarr
     io = model_io(model)
     shape, classes = io.image_shape, io.classes
     images = checks.images("images", images, shape=shape)
-    labels = checks.labels("labels", labels, len(images), classes)
+    float_ref = power = None
+    if labels is not None:
+        labels = checks.labels("labels", labels, len(images), classes)
+    elif reference is not None:
+        raise ValueError("reference= with labels=None: without labels every point's agreement is with the float "
+                         "model; allowed: reference=None, or labels")
+    else:
+        float_ref = float_reference_for(model, images, spec, cache)
+        labels, power = floats.predictions(float_ref), floats.signal_power(float_ref)
+    metric = "accuracy" if float_ref is None else "agreement"
     count = len(images)
     sizes = default_stages(count) if stages is None else _stages(stages, count)
     ref = None if reference is None else np.asarray(getattr(reference, "predictions", reference)).reshape(-1)
@@ -131,6 +145,7 @@ def sweep(model: Any, points: exact.Points, images: np.ndarray, labels: np.ndarr
     common = dict(recipe=recipe, spec=spec, representative=representative, cache=cache, progress=progress)
 
     seen = labels[order]  # the labels in the random order; every point's images are a prefix of it
+    power = None if power is None else power[order]
     parts: dict[int, list[dict[str, Any]]] = {i: [] for i in range(len(pts))}  # each round's row of a point
     rows: dict[int, dict[str, Any]] = {}
     alive, bounds = list(range(len(pts))), [0, *sizes, count]
@@ -138,31 +153,34 @@ def sweep(model: Any, points: exact.Points, images: np.ndarray, labels: np.ndarr
         if not alive:
             break
         pick = order[lo:hi]
-        frame = exact.sweep(model, [pts[i] for i in alive], np.ascontiguousarray(images[pick]), labels[pick],
+        frame = exact.sweep(model, [pts[i] for i in alive], np.ascontiguousarray(images[pick]),
+                            None if float_ref is not None else labels[pick],
                             reference=None if ref is None else ref[pick], executor=executor, against=None,
                             predictions=True, desc=f"{desc}: {len(alive)} points on images {lo:,}-{hi:,}",
-                            **common)
+                            float_reference=None if float_ref is None else floats.subset(float_ref, pick), **common)
         for j, i in enumerate(alive):
             parts[i].append(frame.iloc[j].to_dict())
-        done = [i for i in alive if not np.isfinite(parts[i][-1]["accuracy"])]  # refused: never again
+        done = [i for i in alive if not np.isfinite(parts[i][-1][metric])]  # refused: never again
         for i in done:
-            rows[i] = _combined(parts[i], seen, ref, order, 0, False, confidence)
+            rows[i] = _combined(parts[i], seen, ref, order, 0, False, confidence, power)
         alive = [i for i in alive if i not in done]
         if hi == count:
             for i in alive:
-                rows[i] = _combined(parts[i], seen, ref, order, hi, False, confidence)
+                rows[i] = _combined(parts[i], seen, ref, order, hi, False, confidence, power)
             break
-        ranked = {i: _combined(parts[i], seen, ref, order, hi, True, confidence) for i in alive}
+        ranked = {i: _combined(parts[i], seen, ref, order, hi, True, confidence, power) for i in alive}
         bar = max((r["ci_low"] for r in ranked.values()), default=np.inf)
         for i, row in ranked.items():
             if row["ci_high"] < bar:
                 rows[i] = row
         alive = [i for i in alive if i not in rows]
-    _pair_with_best(rows, parts, seen)
+    _pair_with_best(rows, parts, seen, metric)
     frame = pd.DataFrame([rows[i] for i in range(len(pts))])
     frame["images_evaluated"] = frame["images_evaluated"].astype(int)
     frame["screened"] = frame["screened"].astype(bool)
     frame.attrs["screening"] = {"alpha": alpha, "confidence": confidence, "stages": [*sizes, count], "seed": seed}
+    if float_ref is not None:
+        frame.attrs["metric"] = "agreement"
     return frame
 
 
@@ -228,8 +246,10 @@ PAIRED = ("reference_point", "delta_pts", "ci_low_pts", "ci_high_pts", "p_value"
 
 
 def _combined(parts: list[dict[str, Any]], seen: np.ndarray, ref: np.ndarray | None, order: np.ndarray,
-              images: int, screened: bool, confidence: float) -> dict[str, Any]:
-    """One point's row from its rounds: accuracy (and agreement) over all its images, the interval on them."""
+              images: int, screened: bool, confidence: float, power: np.ndarray | None = None) -> dict[str, Any]:
+    """One point's row from its rounds: accuracy (and agreement) over all its images, the interval on them;
+    without labels (``power``: each image's float signal power, in the random order) the agreement with the
+    float model, its 95 % interval and ``snr_db`` over all its images."""
     row = {k: v for k, v in parts[-1].items() if k != "predictions"}
     row.update(convert_s=round(sum(p["convert_s"] for p in parts), 4),
                eval_s=round(sum(p["eval_s"] for p in parts), 4), cached=all(bool(p["cached"]) for p in parts))
@@ -237,7 +257,15 @@ def _combined(parts: list[dict[str, Any]], seen: np.ndarray, ref: np.ndarray | N
     low = high = float("nan")
     if images:
         predictions = np.concatenate([p["predictions"] for p in parts])
-        row["accuracy"] = float(np.mean(predictions == seen[:images]))
+        if power is not None:
+            right = int(np.sum(predictions == seen[:images]))
+            low95, high95 = clopper_pearson(right, images, 0.95)
+            sizes = np.cumsum([0] + [len(p["predictions"]) for p in parts])
+            snr = floats.combined_snr_db([(p["snr_db"], float(power[a:b].sum()))
+                                          for p, a, b in zip(parts, sizes, sizes[1:])])
+            row.update(agreement=right / images, agreement_low=low95, agreement_high=high95, snr_db=snr)
+        else:
+            row["accuracy"] = float(np.mean(predictions == seen[:images]))
         if ref is not None:
             row["agreement"] = float(np.mean(ref[order[:images]] == predictions))
         low, high = clopper_pearson(int(np.sum(predictions == seen[:images])), images, confidence)
@@ -245,11 +273,11 @@ def _combined(parts: list[dict[str, Any]], seen: np.ndarray, ref: np.ndarray | N
             "_predictions": predictions}
 
 
-def _pair_with_best(rows: dict[int, dict[str, Any]], parts, seen: np.ndarray) -> None:
+def _pair_with_best(rows: dict[int, dict[str, Any]], parts, seen: np.ndarray, metric: str = "accuracy") -> None:
     """The paired columns of ``sweep.sweep``: every row against the best point, on the row's own images."""
     from ..core.compare import comparison_columns, paired
 
-    full = {i: r["accuracy"] for i, r in rows.items() if not r["screened"] and r["images_evaluated"]}
+    full = {i: r[metric] for i, r in rows.items() if not r["screened"] and r["images_evaluated"]}
     best = max(full, key=lambda i: (full[i], -i)) if full else None  # ties: the first point, as sweep.best_point
     for i, row in list(rows.items()):
         mine = row.pop("_predictions")

@@ -24,6 +24,11 @@ paired test of ``core.compare`` (``delta_pts``, ``ci_low_pts``, ``ci_high_pts``,
 ``p_value``, ``significant``, ``verdict``) against the most accurate point
 (``paired_columns``).
 
+Without labels (``labels=None``) a conversion sweep, a screening sweep and the explorers measure every
+point against the float model (``float_reference``: the reference recipe's conversion, run once per image
+set and cached): ``agreement`` with its exact interval and ``snr_db`` in place of the accuracy, the float
+model's classes in place of the labels in the paired test.
+
 This module is the one name notebooks use (``wb.sweep``); the work lives in
 ``grid`` (points), ``conversion_sweep``, ``training_sweep``, ``fingerprints``
 (what a point converts and the hashes that key the cache), ``point_cache``,

@@ -6,7 +6,10 @@ from its source (a Keras model exported once to a SavedModel folder, a
 SavedModel, a frozen ``.pb``: ``sweep.sweep_source``), evaluates a fixed live
 subset and moves the figure's artists in place; ``RangeExplorer.update(lo, hi)``
 does the same for ``default_ranges``. Any image shape and class count works: the
-images and labels are checked against the model before the first conversion.
+images and labels are checked against the model before the first conversion. Without labels
+(``labels=None``) every view is measured against the float model (``float_reference``: its outputs taken
+once on the test set, cached with the sweep points) and the explorers show the agreement with it in
+place of the accuracy (``explorer_views``).
 ``stats_explorer`` / ``range_explorer`` wrap them in ipywidgets (imported only
 there): sliders, an accuracy readout, the figure as a PNG, and a button that
 evaluates the full test set. The mean/std readout
@@ -25,106 +28,54 @@ from __future__ import annotations
 
 import io
 import time
-import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from . import plots
 
-from ..core import checks
+from ..core import checks, measure
 from ..core import recipes as registry
 from ..core.compare import paired
+from . import float_reference as floats
 from . import screening
 from .background import BackgroundSweep, default_workers, start_pool
-from .input_codes import CodeUsage, code_usage
-from ..core.convert import ConvertedModel, QuantizationWarning, convert
+from .conversion_sweep import float_reference_for
+from .explorer_views import RangeView, StatsView, measured, range_view, recipe_options, stats_view
 from ..core.data import InputSpec
 from ..core.fixed_input import fit_to_images
-from ..core.evaluate import evaluate
-from ..core.stats import InputStats, stats_for_range
+from ..core.stats import stats_for_range
 from ..core.stats_patch import GuardedConverter
 from ..core.model_io import model_io
 from .sweep import grid, stats_grid, sweep, sweep_source
 
+__all__ = ["Explorer", "LIVE_SIZE", "RangeExplorer", "RangeView", "StatsExplorer", "StatsView", "range_explorer",
+           "range_view", "recipe_options", "stats_explorer", "stats_view"]
+
 LIVE_SIZE = 2000
-
-
-@dataclass(frozen=True)
-class StatsView:
-    """One position of the mean/std sliders and what it gave."""
-
-    requested: InputStats
-    effective: InputStats  # what the model really reads its input with
-    accuracy: float
-    count: int
-    usage: CodeUsage
-    stats_ignored: bool
-    converted: ConvertedModel = field(repr=False)
-    predictions: np.ndarray | None = field(default=None, repr=False)  # on the live images, for paired tests
-
-
-@dataclass(frozen=True)
-class RangeView:
-    """One position of the default-range sliders and what it gave."""
-
-    default_ranges: tuple[float, float]
-    accuracy: float
-    count: int
-    came_out_float: bool
-    converted: ConvertedModel = field(repr=False)
-
-
-def recipe_options(parameter: str) -> tuple[str, ...]:
-    """The registered recipes an explorer can drive: those taking ``parameter`` (``"mean"``, ``"default_ranges"``)."""
-    return registry.names(taking=parameter)
-
-
-def stats_view(model_dir: Any, images: np.ndarray, labels: np.ndarray, mean: float, std: float,
-               spec: InputSpec = InputSpec(), recipe: str = "legacy-uint8",
-               default_ranges: tuple[float, float] | None = None,
-               converter: GuardedConverter | None = None) -> StatsView:
-    """Convert with ``(mean, std)``, evaluate on ``images``, and measure the input-code usage.
-
-    ``default_ranges`` goes along for a float model (no QAT ranges), which would otherwise
-    come out float and ignore the stats; recipes that do not take it get none. ``converter`` (a
-    ``core.stats_patch.GuardedConverter`` of ``model_dir``, as the explorer keeps one) patches the
-    stats into bytes a real conversion has checked instead of converting again.
-
-    Raises:
-        ValueError: mean outside [0, 255], std <= 0, or bad images/labels.
-    """
-    requested = InputStats(mean, std)
-    extra = {"default_ranges": default_ranges} if default_ranges is not None and \
-        registry.get(recipe).takes("default_ranges") else {}
-    converted = _convert(model_dir, recipe, spec, "mean", converter, mean=requested.mean, std=requested.std, **extra)
-    result = evaluate(converted, images, labels, spec)
-    effective = converted.effective_stats or requested
-    usage = code_usage(effective, (spec.lo, spec.hi), images)
-    return StatsView(requested, effective, result.accuracy, result.count, usage, converted.stats_ignored, converted,
-                     result.predictions)
-
-
-def range_view(model_dir: Any, images: np.ndarray, labels: np.ndarray, lo: float, hi: float,
-               spec: InputSpec = InputSpec(), recipe: str = "legacy-uint8") -> RangeView:
-    """Convert with ``default_ranges=(lo, hi)`` and evaluate on ``images``.
-
-    Raises:
-        ValueError: ``lo >= hi`` or bad images/labels.
-    """
-    lo, hi = checks.range_pair("default_ranges", (lo, hi))
-    converted = _convert(model_dir, recipe, spec, "default_ranges", None, default_ranges=(lo, hi))
-    result = evaluate(converted, images, labels, spec)
-    return RangeView((lo, hi), result.accuracy, result.count, converted.came_out_float, converted)
 
 
 class _LiveFigure:
     """What both explorers share: the full-test-set button and the figure as PNG."""
 
     def evaluate_full(self) -> float:
-        """Accuracy of the current model on the whole test set."""
-        return evaluate(self.view.converted, self.images, self.labels, self.spec).accuracy
+        """Accuracy of the current model on the whole test set (without labels: agreement with the float model)."""
+        accuracy, _, _, fidelity = measured(self.folder, self.view.converted, self.images, self.labels, self.spec,
+                                            self.floats)
+        return fidelity.get("agreement", accuracy)
+
+    @property
+    def metric(self) -> str:
+        """What the explorer measures, in words: ``accuracy`` or ``agreement with the float model``."""
+        return "accuracy" if self.labels is not None else "agreement with the float model"
+
+    def _gauge_text(self) -> dict[str, str]:
+        """The gauge's title and axis label."""
+        if self.labels is not None:
+            return {"title": f"Accuracy on {len(self.live_images):,} test images"}
+        return {"title": f"Agreement with the float model on {len(self.live_images):,} images",
+                "xlabel": floats.AGREEMENT_LABEL}
 
     def png(self) -> bytes:
         """The figure as PNG bytes (what the widget shows)."""
@@ -180,19 +131,28 @@ class _LiveFigure:
         if pool is not None:
             pool.shutdown()
 
-    def _setup(self, model: Any, images: np.ndarray, labels: np.ndarray, spec: InputSpec, live_size: int,
+    def _setup(self, model: Any, images: np.ndarray, labels: np.ndarray | None, spec: InputSpec, live_size: int,
                cache: Any, recipe: str, parameter: str) -> None:
-        """Check the arguments, export the model once and pick the live subset."""
+        """Check the arguments, export the model once and pick the live subset (without labels: take the float
+        model's outputs on the test set once, ``float_reference``)."""
         self.recipe = checks.choice("recipe", recipe, recipe_options(parameter))
         live_size = checks.number("live_size", live_size, low=1, integer=True)
         described = model_io(model)
         shape, classes = described.image_shape, described.classes
         self.images = checks.images("images", images, shape=shape)
-        self.labels = checks.labels("labels", labels, len(self.images), classes)
+        self.labels = None if labels is None else checks.labels("labels", labels, len(self.images), classes)
         model = fit_to_images(model, self.images)  # a model that reads any size: the images' size
         self.folder = sweep_source(model, cache)  # a SavedModel folder, a SavedModel or a FrozenGraph
         self.cache = cache
-        self.live_images, self.live_labels = self.images[:live_size], self.labels[:live_size]
+        self.live_images = self.images[:live_size]
+        self.live_labels = None if self.labels is None else self.labels[:live_size]
+        self.floats: measure.Reference | None = None  # without labels: the float model's outputs
+        self.live_floats: measure.Reference | None = None
+        self.live_truth = self.live_labels  # what paired tests score against
+        if self.labels is None:
+            self.floats = float_reference_for(self.folder, self.images, spec, cache)
+            self.live_floats = floats.subset(self.floats, slice(0, len(self.live_images)))
+            self.live_truth = floats.predictions(self.live_floats)
         self.spec = spec
 
 
@@ -202,9 +162,10 @@ class StatsExplorer(_LiveFigure):
     Args:
         model: a trained Keras model (exported once to a SavedModel folder), the folder, or any
             source ``sweep.sweep_source`` takes (a SavedModel with its signature, a frozen ``.pb``).
-        images, labels: the test set; the first ``live_size`` images are the live subset.
+        images, labels: the test set; the first ``live_size`` images are the live subset. ``labels=None``:
+            every view is measured by its agreement with the float model (its outputs taken once).
         spec: the range the model was trained on (the correct stats follow from it).
-        baseline: the float model's accuracy (fraction), drawn on the figure.
+        baseline: the float model's accuracy (fraction), drawn on the figure (without labels: 1.0).
         live_size: images evaluated on every slider change.
         cache: the artifact folder for the exported model and the background sweep's points.
         recipe: a registered recipe taking mean/std (``recipe_options("mean")``).
@@ -213,7 +174,7 @@ class StatsExplorer(_LiveFigure):
         grid_size: values per axis of the background sweep's grid (``sweep.stats_grid``).
     """
 
-    def __init__(self, model: Any, images: np.ndarray, labels: np.ndarray, spec: InputSpec = InputSpec(),
+    def __init__(self, model: Any, images: np.ndarray, labels: np.ndarray | None, spec: InputSpec = InputSpec(),
                  baseline: float | None = None, live_size: int = LIVE_SIZE, cache: Any = None,
                  recipe: str = "legacy-uint8", default_ranges: tuple[float, float] | None = None,
                  grid_size: int = 7) -> None:
@@ -224,14 +185,16 @@ class StatsExplorer(_LiveFigure):
         self.default_ranges = None if default_ranges is None else checks.range_pair("default_ranges", default_ranges)
         self.converter = GuardedConverter(self.folder, spec)  # slider moves patch checked bytes where they can
         self.best = stats_view(self.folder, self.live_images, self.live_labels, spec.stats.mean,
-                               spec.stats.std, spec, self.recipe, self.default_ranges, self.converter)
-        self.baseline = self.best.accuracy if baseline is None else baseline
+                               spec.stats.std, spec, self.recipe, self.default_ranges, self.converter,
+                               self.live_floats)
+        if baseline is None:  # without labels the float model agrees with itself
+            baseline = self.best.accuracy if self.labels is not None else 1.0
+        self.baseline = baseline
         self.view = self.best
         self.seconds = 0.0
         self.figure = Figure(figsize=(13, 4.2), dpi=72, layout="constrained")
         self._gauge, self._hist = self.figure.subplots(1, 2, width_ratios=(1, 1.6))
-        plots.accuracy_gauge(self._values(self.best), self.baseline, ax=self._gauge,
-                             title=f"Accuracy on {len(self.live_images):,} test images")
+        plots.accuracy_gauge(self._values(self.best), self.baseline, ax=self._gauge, **self._gauge_text())
         plots.input_histogram(self.best.effective, self.live_images, (spec.lo, spec.hi), ax=self._hist)
         self._counts = np.bincount(self.live_images.reshape(-1), minlength=256)
         _freeze_layout(self.figure)
@@ -240,7 +203,7 @@ class StatsExplorer(_LiveFigure):
         """Reconvert with ``(mean, std)``, re-evaluate the live subset, move the artists."""
         start = time.perf_counter()
         self.view = stats_view(self.folder, self.live_images, self.live_labels, mean, std, self.spec, self.recipe,
-                               self.default_ranges, self.converter)
+                               self.default_ranges, self.converter, self.live_floats)
         plots.update_gauge(self._gauge, self._values(self.view))
         plots.update_input_histogram(self._hist, self.view.effective, self._counts, (self.spec.lo, self.spec.hi))
         self.seconds = time.perf_counter() - start
@@ -249,13 +212,15 @@ class StatsExplorer(_LiveFigure):
     def readout(self) -> str:
         """The HTML text under the sliders."""
         v, b = self.view, self.best
-        text = (f"<b>accuracy now: {100 * v.accuracy:.2f} %</b> on {v.count:,} images "
-                f"(best {100 * b.accuracy:.2f} % at the correct stats mean={b.requested.mean + 0.0:g}, "
+        text = (f"<b>{self.metric} now: {100 * v.score:.2f} %</b> on {v.count:,} images "
+                f"(best {100 * b.score:.2f} % at the correct stats mean={b.requested.mean + 0.0:g}, "
                 f"std={b.requested.std:g}; float {100 * self.baseline:.2f} %) &middot; "
                 f"{v.usage.codes_in_range} of 256 codes in the training range, "
                 f"{100 * v.usage.clipped_fraction:.1f} % of pixels clipped")
+        if v.snr_db is not None:
+            text += f"<br>SNR of the output against the float model's: {v.snr_db:.1f} dB"
         if v is not b and v.predictions is not None and b.predictions is not None:
-            test = paired(b.predictions, v.predictions, self.live_labels)
+            test = paired(b.predictions, v.predictions, self.live_truth)
             text += f"<br>against the correct stats, on these {v.count:,} images: " + (
                 f"<b>{test.summary()}</b>" if test.significant else f"{test.summary()} (within noise)")
         if v.stats_ignored:
@@ -267,7 +232,7 @@ class StatsExplorer(_LiveFigure):
         return text
 
     def _values(self, view: StatsView) -> dict[str, float]:
-        return {"now": view.accuracy, "best (correct stats)": self.best.accuracy}
+        return {"now": view.score, "best (correct stats)": self.best.score}
 
     def default_points(self) -> list[dict[str, Any]]:
         """The background sweep's grid: ``sweep.stats_grid`` of ``grid_size`` (with the default ranges, if any)."""
@@ -277,7 +242,8 @@ class StatsExplorer(_LiveFigure):
         return points
 
     def sweep_figure(self, frame):
-        """The background sweep's result drawn: accuracy over the mean x std grid, the correct stats starred."""
+        """The background sweep's result drawn: accuracy (without labels: agreement with the float model) over the
+        mean x std grid, the correct stats starred."""
         return plots.stats_heatmap(frame, self.baseline, correct=self.spec.stats).figure
 
 
@@ -287,9 +253,10 @@ class RangeExplorer(_LiveFigure):
     Args:
         model: a float model without fake-quant ranges, or its SavedModel folder, or any source
             ``sweep.sweep_source`` takes (a frozen ``.pb``).
-        images, labels: the test set; the first ``live_size`` images are the live subset.
+        images, labels: the test set; the first ``live_size`` images are the live subset. ``labels=None``:
+            every view is measured by its agreement with the float model (its outputs taken once).
         spec: the range the model was trained on.
-        baseline: the float model's accuracy (fraction).
+        baseline: the float model's accuracy (fraction; without labels keep 1.0, the float model's agreement).
         compare: other accuracies to show beside it, e.g. ``{"QAT uint8": 0.98}``.
         start: the default range to begin with.
         live_size: images evaluated on every slider change.
@@ -297,7 +264,7 @@ class RangeExplorer(_LiveFigure):
         recipe: a registered recipe taking default ranges (``recipe_options("default_ranges")``).
     """
 
-    def __init__(self, model: Any, images: np.ndarray, labels: np.ndarray, spec: InputSpec = InputSpec(),
+    def __init__(self, model: Any, images: np.ndarray, labels: np.ndarray | None, spec: InputSpec = InputSpec(),
                  baseline: float = 1.0, compare: dict[str, float] | None = None,
                  start: tuple[float, float] = (0.0, 6.0), live_size: int = LIVE_SIZE, cache: Any = None,
                  recipe: str = "legacy-uint8") -> None:
@@ -305,19 +272,20 @@ class RangeExplorer(_LiveFigure):
 
         self._setup(model, images, labels, spec, live_size, cache, recipe, "default_ranges")
         self.baseline, self.compare = baseline, dict(compare or {})
-        self.view = range_view(self.folder, self.live_images, self.live_labels, *start, spec, self.recipe)
+        self.view = range_view(self.folder, self.live_images, self.live_labels, *start, spec, self.recipe,
+                               self.live_floats)
         self.seconds = 0.0
         self.figure = Figure(figsize=(9, 0.6 * len(self.compare) + 2.4), dpi=72, layout="constrained")
         ax = self.figure.subplots()
-        plots.accuracy_gauge(self._values(), baseline, ax=ax,
-                             title=f"Accuracy on {len(self.live_images):,} test images")
+        plots.accuracy_gauge(self._values(), baseline, ax=ax, **self._gauge_text())
         self._ax = ax
         _freeze_layout(self.figure)
 
     def update(self, lo: float, hi: float) -> RangeView:
         """Reconvert with ``default_ranges=(lo, hi)``, re-evaluate the live subset, move the bars."""
         start = time.perf_counter()
-        self.view = range_view(self.folder, self.live_images, self.live_labels, lo, hi, self.spec, self.recipe)
+        self.view = range_view(self.folder, self.live_images, self.live_labels, lo, hi, self.spec, self.recipe,
+                               self.live_floats)
         plots.update_gauge(self._ax, self._values())
         self.seconds = time.perf_counter() - start
         return self.view
@@ -325,14 +293,16 @@ class RangeExplorer(_LiveFigure):
     def readout(self) -> str:
         """The HTML text under the sliders."""
         lo, hi = self.view.default_ranges
-        text = (f"<b>accuracy now: {100 * self.view.accuracy:.2f} %</b> with default_ranges=({lo:g}, {hi:g}) "
+        text = (f"<b>{self.metric} now: {100 * self.view.score:.2f} %</b> with default_ranges=({lo:g}, {hi:g}) "
                 f"on {self.view.count:,} images (float {100 * self.baseline:.2f} %)")
+        if self.view.snr_db is not None:
+            text += f"<br>SNR of the output against the float model's: {self.view.snr_db:.1f} dB"
         if self.view.came_out_float:
             text += "<br><b>The model came out float</b>: no uint8 tensors, the ranges were not used."
         return text
 
     def _values(self) -> dict[str, float]:
-        return {"default ranges now": self.view.accuracy, **self.compare}
+        return {"default ranges now": self.view.score, **self.compare}
 
     def default_points(self) -> list[dict[str, Any]]:
         """The background sweep's grid: ``default_ranges`` ``(0, max)`` for a range of maxima."""
@@ -374,7 +344,7 @@ class Explorer:
         return self.engine.background
 
 
-def stats_explorer(model: Any, images: np.ndarray, labels: np.ndarray, spec: InputSpec = InputSpec(),
+def stats_explorer(model: Any, images: np.ndarray, labels: np.ndarray | None, spec: InputSpec = InputSpec(),
                    baseline: float | None = None, live_size: int = LIVE_SIZE, cache: Any = None,
                    recipe: str = "legacy-uint8", default_ranges: tuple[float, float] | None = None,
                    grid_size: int = 7) -> Explorer:
@@ -411,7 +381,7 @@ def stats_explorer(model: Any, images: np.ndarray, labels: np.ndarray, spec: Inp
     return explorer
 
 
-def range_explorer(model: Any, images: np.ndarray, labels: np.ndarray, spec: InputSpec = InputSpec(),
+def range_explorer(model: Any, images: np.ndarray, labels: np.ndarray | None, spec: InputSpec = InputSpec(),
                    baseline: float = 1.0, compare: dict[str, float] | None = None,
                    live_size: int = LIVE_SIZE, cache: Any = None, recipe: str = "legacy-uint8") -> Explorer:
     """Sliders for the ``default_ranges`` min and max, with live accuracy beside the comparisons.
@@ -462,7 +432,7 @@ def _explorer(w: Any, engine: Any, parameter: str, sliders: dict[str, Any],
         redraw()
 
     def on_full(_):
-        full_text.value = f"accuracy on all {len(engine.images):,} images: {100 * engine.evaluate_full():.2f} %"
+        full_text.value = f"{engine.metric} on all {len(engine.images):,} images: {100 * engine.evaluate_full():.2f} %"
 
     for slider in sliders.values():
         slider.observe(redraw, names="value")
@@ -501,11 +471,12 @@ def _sweep_controls(w: Any, engine: Any) -> dict[str, Any]:
             output.append_stderr(f"{type(handle.error).__name__}: {handle.error}\n")
             return
         frame = handle.value
-        best = frame.loc[frame["accuracy"].idxmax()] if frame["accuracy"].notna().any() else None
+        metric = floats.metric_of(frame)
+        best = frame.loc[frame[metric].idxmax()] if frame[metric].notna().any() else None
         text = f"swept {len(frame)} points in {handle.elapsed:.1f} s"
         if best is not None:
             where = ", ".join(f"{k}={best[k]:g}" for k in ("mean", "std", "default_max") if k in frame)
-            text += f"; best {where}: {100 * best['accuracy']:.2f} %"
+            text += f"; best {where}: {100 * best[metric]:.2f} %" + ("" if metric == "accuracy" else " agreement")
         if "screened" in frame:
             text += f"<br>{screening.describe(frame)}"
         status.value = text
@@ -535,16 +506,6 @@ def _recipe_chooser(w: Any, engine: Any, parameter: str):
 
     chooser.observe(choose, names="value")  # registered first: runs before the redraw observer
     return chooser
-
-
-def _convert(model_dir: Any, recipe: str, spec: InputSpec, parameter: str, converter: GuardedConverter | None,
-             **params: Any) -> ConvertedModel:
-    checks.choice("recipe", recipe, recipe_options(parameter))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", QuantizationWarning)  # shown in the readout instead
-        if converter is not None:
-            return converter(registry.recipe(recipe, **params))
-        return convert(model_dir, recipe, spec=spec, **params)
 
 
 def _freeze_layout(figure) -> None:
