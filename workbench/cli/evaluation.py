@@ -112,7 +112,7 @@ def to_tflite(args: argparse.Namespace, model: Any, data: Any, spec: Any, flag: 
     if not isinstance(model, bytes):
         origin = keras_origin(model)
         data = inputs.check_data_fit(f"--data={args.data!r}", data, model_io(model))
-        inputs.check_labels_fit("--data", data, model_io(model).classes)
+        inputs.check_labels_fit("--data", data, model_io(model))
         from ..core.convert import QuantizationWarning, convert
         import warnings
 
@@ -157,7 +157,7 @@ def run(args: argparse.Namespace, out: Callable[[str], None] = print) -> int:
         note(fixed)
     tflite, data, converted_from = to_tflite(args, model, data, spec, "MODEL", args.model, note)
     io = model_io(tflite)
-    inputs.check_labels_fit("--data", data, io.classes)
+    inputs.check_labels_fit("--data", data, io)
     ref_bytes = None
     if reference is not None:
         reference, _ = fit_input(args, reference, data.images) if not isinstance(reference, bytes) else (reference, 0)
@@ -178,8 +178,10 @@ def run(args: argparse.Namespace, out: Callable[[str], None] = print) -> int:
         record.update(speed(info, tflite, spec, data, ran.seconds))
     if ref_bytes is not None:
         base = measure.outputs_of(ref_bytes, data, spec)
-        measured = measure.measure(base, ran, measure.task_of(base, data.inputs[0].shape, args.task), data)
+        measured = measure.measure(base, ran, measure.task_of(base, data.inputs[0].shape, args.task, data.labels), data)
         record.update(measured.summary(), reference=str(args.reference))
+        for said in measured.notes:
+            note(said)
         record.pop("accuracy", None) if data.labels is None else None
     record["input_fixed"] = fixed
     if args.json:

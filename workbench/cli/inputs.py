@@ -94,14 +94,18 @@ def check_data_fit(flag: str, data: Samples, io: Any) -> Samples:
     return data
 
 
-def check_labels_fit(flag: str, data: Samples, classes: int | None) -> None:
-    """Labels ``0..classes-1`` for a model with ``classes`` outputs (no labels: nothing to check)."""
-    if classes is None or data.labels is None:
+def check_labels_fit(flag: str, data: Samples, io: Any) -> None:
+    """Class labels that one of the model's ``(N, K)`` outputs can hold (``io``: its ``ModelIO``; no labels, or no
+    such output known: nothing to check)."""
+    counts = io.class_counts if io is not None else ()
+    if not counts or data.labels is None:
         return
     top = int(data.labels.max(initial=0))
-    if top >= classes:
+    if top >= max(counts):
+        said = f"the model has {counts[0]} outputs" if len(counts) == 1 else \
+            f"the model's outputs give {', '.join(map(str, counts))} scores"
         raise ValueError(f"{flag}={str(data.path)!r} array {data.label_array!r} contains {top}; allowed: class "
-                         f"indices 0..{classes - 1} (the model has {classes} outputs)")
+                         f"indices 0..{max(counts) - 1} ({said})")
 
 
 def model_source(flag: str, path: str, *, signature: str = "serving_default", input_arrays: Any = None,

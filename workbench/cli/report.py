@@ -131,7 +131,7 @@ def run(args: argparse.Namespace, out: Callable[[str], None] = print) -> int:
     model, fixed = evaluation.fit_input(args, model, data.images)
     io = model_io(model)
     data = inputs.check_data_fit(f"--data={args.data!r}", data, io)
-    inputs.check_labels_fit("--data", data, io.classes)
+    inputs.check_labels_fit("--data", data, io)
     if args.calibration is not None:
         inputs.check_images_fit(f"--calibration={args.calibration!r}", calibration, io.input_shape)
     elif len(data.inputs) > 1:
@@ -172,6 +172,8 @@ def run(args: argparse.Namespace, out: Callable[[str], None] = print) -> int:
     if measured is not None:
         out(f"task: {measured.task.kind} ({measured.task.reason}); every row is measured against the float32 "
             "model's outputs on the same inputs (definitions: README, Fidelity metrics)")
+        for note in measured.notes:
+            out(f"note: {note}")
     out("")
     png = f", {paths['png']}" if paths["png"] else " (no PNG: no recipe converted)"
     out(f"wrote {paths['csv']}{png} and {paths['count']} models in {paths['models']}")

@@ -114,10 +114,12 @@ def tf2(job: Job) -> bytes:
     dataset = None
     if job.recipe.spec.calibrated:
         xs = job.calibration()
+        # Several inputs go by name (the signature's input keys): the calibrator's own input order is not the model's.
+        names = _input_keys(job.model) if len(xs) > 1 else None
 
         def dataset():
             for i in range(len(xs[0])):
-                yield [x[i:i + 1] for x in xs]
+                yield dict(zip(names, (x[i:i + 1] for x in xs))) if names else [x[i:i + 1] for x in xs]
 
         converter.representative_dataset = dataset
     if options.get("ops") == "int8":
@@ -136,6 +138,14 @@ def tf2(job: Job) -> bytes:
             not isinstance(job.model, FrozenGraph):  # a frozen graph's v1 conversion has no signature for AEQ
         _floats.put(job.model, result)  # the plain float model: what the AEQ recipes start from
     return result
+
+
+def _input_keys(model: Any) -> list[str]:
+    """A model's input names as its serving signature keys them (``model_io``'s order, the data's order)."""
+    from .feeding import short_name
+    from .model_io import model_io
+
+    return [short_name(t.name) for t in model_io(model).inputs]
 
 
 def _selective(converter: Any, dataset: Any, keep_float: tuple[str, ...], model: Any = None) -> bytes:

@@ -100,7 +100,7 @@ def evaluate(model: Any, images: Any, labels: np.ndarray | None = None, spec: In
         images = checks.images("images", images, shape=io.image_shape)
     samples = Samples.of(images)
     if labels is not None:
-        labels = checks.labels("labels", labels, len(samples), classes)
+        labels = checks.labels("labels", labels, len(samples), max(io.class_counts, default=classes) or None)
     is_model = reference is not None and not isinstance(reference, (np.ndarray, list, tuple, EvalResult))
     if labels is None and not is_model:
         raise ValueError("labels=None and no float model to measure against; allowed: labels, or reference= the "
@@ -115,8 +115,13 @@ def evaluate(model: Any, images: Any, labels: np.ndarray | None = None, spec: In
     if is_model:
         base = measure.outputs_of(float_reference(reference, spec), samples, spec, batch_size=batch_size,
                                   num_threads=threads)
-        measured = measure.measure(base, ran, measure.task_of(base, samples.inputs[0].shape, task), samples)
-    pred = ran.values[0].reshape(len(samples), -1).argmax(axis=1)
+        measured = measure.measure(base, ran, measure.task_of(base, samples.inputs[0].shape, task, labels), samples)
+    if measured is not None and measured.predictions is not None:
+        pred, classes = measured.predictions, measured.classes
+    else:  # the output the labels fit (tasks.main_output), the first of a one-output model
+        own = measure.task_of(ran, samples.inputs[0].shape, task, labels).main
+        scores = ran.values[own].reshape(len(samples), -1)
+        pred, classes = scores.argmax(axis=1), scores.shape[1]
     if labels is None:
         agreement = measured.headline.get("agreement")
         return EvalResult(None, np.zeros(0), np.zeros((0, 0), np.int64), pred,

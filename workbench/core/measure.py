@@ -107,6 +107,8 @@ class Fidelity:
     predictions: np.ndarray | None = field(default=None, repr=False)
     count: int = 0
     seconds: float = 0.0  # the run that gave the outputs
+    classes: int | None = None  # the class count of the main output, when it is a classifier
+    notes: tuple[str, ...] = ()  # what the figures cannot show (e.g. the float model's ties), in sentences
 
     def columns(self) -> dict[str, Any]:
         """One flat row: ``task``, ``agreement`` with ``agreement_low``/``agreement_high``, the other headline and
@@ -143,9 +145,14 @@ class Fidelity:
                 "count": self.count, "outputs": {name: _flat(metrics) for name, metrics in self.outputs.items()}}
 
 
-def task_of(reference: Outputs, input_shape: Sequence[int | None] | None, task: str | None = None) -> Task:
-    """The task the reference's outputs show (``tasks.recognise``)."""
-    return recognise(reference.shapes(), input_shape, task)
+def task_of(reference: Outputs, input_shape: Sequence[int | None] | None, task: str | None = None,
+            labels: np.ndarray | None = None) -> Task:
+    """The task the reference's outputs show (``tasks.recognise``), with its main output (``tasks.main_output``:
+    the one ``labels`` fit, the one that gives probabilities)."""
+    from .tasks import main_output
+
+    top = None if labels is None or not len(labels) else int(np.max(labels))
+    return main_output(recognise(reference.shapes(), input_shape, task), reference.values, top)
 
 
 def measure(reference: Outputs, outputs: Outputs, task: Task, samples: Samples | None = None) -> Fidelity:
@@ -157,7 +164,7 @@ def measure(reference: Outputs, outputs: Outputs, task: Task, samples: Samples |
     for name, role, f, q in zip(reference.names, task.roles, reference.values, values):
         kind = role if role in ("classifier", "dense") else "generic"
         per_output[name] = fidelity.output_metrics(f, q, kind)
-    main = _main(task)
+    main = task.main
     headline = dict(per_output[reference.names[main]])
     truth: dict[str, Any] = {}
     predictions = None
@@ -172,8 +179,15 @@ def measure(reference: Outputs, outputs: Outputs, task: Task, samples: Samples |
             given = detection.coco_map(labelled, found, 0.0)
             truth.update(truth_map50=given["map50"], truth_map=given["map"])
     q_main = values[main]
+    notes = []
     if task.roles[main] == "classifier":
         predictions = q_main.reshape(len(q_main), -1).argmax(axis=1)
+        top2 = np.sort(reference.values[main].reshape(len(q_main), -1), axis=1)[:, -2:]
+        ties = int(np.sum(top2[:, 0] == top2[:, 1])) if top2.shape[1] == 2 else 0
+        if ties:
+            notes.append(f"the float model gives its top score to several classes on {ties} of {len(q_main)} inputs "
+                         "(an untrained or saturated model?): there the agreement compares the first of them and "
+                         "says little; the SNR still measures the outputs")
         if samples is not None and samples.labels is not None:
             truth["accuracy"] = float(np.mean(predictions == samples.labels))
     if samples is not None and samples.targets is not None and samples.targets.shape[1:] == q_main.shape[1:]:
@@ -181,7 +195,9 @@ def measure(reference: Outputs, outputs: Outputs, task: Task, samples: Samples |
         if samples.targets.dtype == np.uint8 and float(np.max(reference.values[main])) <= 1.5:
             targets = targets / 255.0  # uint8 pixels against a model that writes 0..1
         truth["truth_psnr"] = fidelity.psnr(targets, q_main)
-    return Fidelity(task, per_output, headline, truth, predictions, outputs.count, outputs.seconds)
+    classes = q_main.reshape(len(q_main), -1).shape[1] if predictions is not None else None
+    return Fidelity(task, per_output, headline, truth, predictions, outputs.count, outputs.seconds, classes,
+                    tuple(notes))
 
 
 class Reference:
@@ -217,20 +233,13 @@ class Reference:
 
             self.error = f"the reference {reference().name} did not run: {first_line(err)}"
             return
-        self.task = task_of(values, self.samples.inputs[0].shape, self.word)
+        self.task = task_of(values, self.samples.inputs[0].shape, self.word, self.samples.labels)
         self.values = values
 
     def fidelity(self, outputs: Outputs) -> Fidelity | None:
         if self.values is None:
             return None
         return measure(self.values, outputs, self.task, self.samples)
-
-
-def _main(task: Task) -> int:
-    """The output the headline is about: a detector's scores, else the first output."""
-    if task.kind == "detector":
-        return task.index("scores")
-    return 0
 
 
 def _detections(task: Task, values: list[np.ndarray]):

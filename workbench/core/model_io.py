@@ -68,6 +68,13 @@ class ModelIO:
         return int(math.prod(dims))
 
 
+    @property
+    def class_counts(self) -> tuple[int, ...]:
+        """The class count of every output of shape ``(N, K)`` with ``K`` known (labels may belong to any of them)."""
+        return tuple(int(t.shape[1]) for t in self.outputs
+                     if t.shape is not None and len(t.shape) == 2 and t.shape[1] is not None and t.shape[1] > 0)
+
+
 def model_io(model: Any) -> ModelIO:
     """The ``ModelIO`` of a Keras model, a SavedModel (``sources.SavedModel`` or its folder), a ``FrozenGraph``, a
     ``.tflite`` (``ConvertedModel``, bytes or file), or an unknown record for a model not loaded yet (a

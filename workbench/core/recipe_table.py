@@ -218,7 +218,7 @@ def run_recipes(model: Any, images: Any, labels: np.ndarray | None = None, *, sp
             fid = outputs.fidelity(ran)
             result = None
             if labels is not None:
-                classes = model_io(converted).classes
+                classes = fid.classes if fid is not None and fid.classes else model_io(converted).classes
                 checks.labels("labels", labels, len(samples), classes)
                 predictions = fid.predictions if fid is not None and fid.predictions is not None else \
                     ran.values[0].reshape(len(samples), -1).argmax(axis=1)
@@ -236,16 +236,16 @@ def run_recipes(model: Any, images: Any, labels: np.ndarray | None = None, *, sp
         if done.predictions is None:
             finish(RecipeRun(name, label, "failed: " + done.error))
             continue
-        classes = model_io(converted).classes
+        outputs.take(model, converted if registry.is_reference(name) else None)  # the reference, run here
+        fid = outputs.fidelity(measure.Outputs(done.names, done.outputs, done.seconds))
+        classes = fid.classes if fid is not None and fid.classes else model_io(converted).classes
         try:
             checks.labels("labels", labels, len(samples), classes)
         except ValueError as err:  # as evaluate() says it here
             finish(RecipeRun(name, label, "failed: " + failure(err)))
             continue
-        outputs.take(model, converted if registry.is_reference(name) else None)  # the reference, run here
-        fid = outputs.fidelity(measure.Outputs(done.names, done.outputs, done.seconds))
-        record(name, label, converted, from_predictions(done.predictions, labels, classes, done.seconds, reference),
-               fid)
+        predictions = fid.predictions if fid is not None and fid.predictions is not None else done.predictions
+        record(name, label, converted, from_predictions(predictions, labels, classes, done.seconds, reference), fid)
     if remote is not None:
         remote.close()
     order = {n: i for i, n in enumerate(names)}

@@ -34,6 +34,7 @@ class Task:
     kind: str
     reason: str
     roles: tuple[str, ...]
+    main: int = 0  # the output the headline (and a classifier's accuracy) is about
 
     def index(self, role: str) -> int | None:
         return self.roles.index(role) if role in self.roles else None
@@ -74,6 +75,27 @@ def recognise(outputs: Sequence[tuple[str, Shape]], input_shape: Shape | None = 
            "dense": f"its output {_shape(first)} has the input's spatial size {_shape(input_shape)}",
            "generic": f"its output {_shape(first)} is neither one score per class nor the input's size"}[kind]
     return Task(kind, why, tuple(roles))
+
+
+def main_output(task: Task, values: Sequence, top_label: int | None = None) -> Task:
+    """``task`` with its ``main`` output chosen from the reference's output ``values``: a detector's scores; else,
+    with labels up to ``top_label``, the first classifier output with more classes than that (one whose rows are
+    probabilities first); else the first classifier output that gives probabilities, else the first output."""
+    from dataclasses import replace
+
+    from .fidelity import is_probability
+
+    if task.kind == "detector":
+        return replace(task, main=task.index("scores"))
+    classifiers = [i for i, role in enumerate(task.roles) if role == "classifier"]
+    if top_label is not None:
+        classifiers = [i for i in classifiers if values[i].reshape(len(values[i]), -1).shape[1] > top_label]
+    probabilities = [i for i in classifiers if is_probability(values[i].reshape(len(values[i]), -1))]
+    chosen = (probabilities or classifiers or [0])[0]
+    if chosen == 0:
+        return task
+    why = "the labels' classes" if top_label is not None else "its probabilities"
+    return replace(task, main=chosen, reason=f"{task.reason}; measured on output {chosen} ({why})")
 
 
 def _own_kind(shape: tuple, input_shape: Shape | None) -> str:
