@@ -504,3 +504,30 @@ def test_the_offline_example_files_load_back_as_a_user_would(digits, digits_floa
     assert wb.evaluate_keras(model, data.test_images, data.test_labels).accuracy == \
         wb.evaluate_keras(digits_float, digits.test_images, digits.test_labels).accuracy
     assert digits_example(tmp_path) == files  # reused, not rewritten
+
+
+def test_your_model_notebook_without_labels():
+    """08_your_model on the digits stand-in's images with no labels: every recipe measured against the float model,
+    the plots and sweeps drawn by agreement, the right stats and ReLU6's range the points that keep it."""
+    from test_notebooks import NOTEBOOK_DIR, execute
+
+    r = execute(NOTEBOOK_DIR / "08_your_model.ipynb",
+                {"epochs": 30, "calibration_size": 100, "live_size": 50, "grid_size": 2, "range_maxes": [0.5, 6],
+                 "layer_images": 50, "show_widgets": False, "show_netron": False, "labels_key": None},
+                {"labelled": "data.labelled", "baseline": "baseline",
+                 "table": "table[['recipe', 'accuracy_pct', 'agreement', 'agreement_low', 'snr_db']].to_dict('records')",
+                 "grid": "grid[['mean', 'std', 'accuracy', 'agreement']].to_dict('records')",
+                 "ranges": "default_ranges[['default_max', 'agreement']].to_dict('records')",
+                 "ylabel": "wb.plots.accuracy_bars(table[table[metric].notna()], baseline, accuracy=metric).get_xlabel()"})
+    assert r["labelled"] is False and r["baseline"] == 1.0
+    rows = {row["recipe"].split(" [")[0]: row for row in r["table"]}
+    assert all(row["accuracy_pct"] != row["accuracy_pct"] for row in rows.values())  # NaN: no labels, no accuracy
+    assert rows["float32"]["agreement"] == 1.0 and rows["float32"]["snr_db"] == float("inf")
+    assert 0.9 < rows["float32"]["agreement_low"] < 1.0  # the exact interval of 359 agreements out of 359
+    assert all(row["snr_db"] < 80 for name, row in rows.items() if name != "float32" and row["snr_db"] == row["snr_db"])
+    best = max(r["grid"], key=lambda row: row["agreement"])
+    assert (best["mean"], best["std"]) == (0.0, 255.0) and best["agreement"] > 0.95
+    assert all(row["accuracy"] != row["accuracy"] for row in r["grid"])
+    ranges = {row["default_max"]: row["agreement"] for row in r["ranges"]}
+    assert ranges[6.0] > ranges[0.5] + 0.3
+    assert r["ylabel"] == "agreement with the float model (%)"

@@ -77,6 +77,15 @@ class Dataset:
         train = checks.images("train_images", self.train_images)
         test = checks.images("test_images", self.test_images, shape=train.shape[1:])
         names = tuple(str(n) for n in self.class_names)
+        if self.train_labels is None or self.test_labels is None:  # data without labels: the float model is the reference
+            if (self.train_labels, self.test_labels) != (None, None):
+                raise ValueError("train_labels and test_labels: one is None; allowed: both, or neither (no labels)")
+            object.__setattr__(self, "train_images", train)
+            object.__setattr__(self, "test_images", test)
+            object.__setattr__(self, "class_names", names)
+            if not isinstance(self.spec, InputSpec):
+                raise ValueError(f"spec={self.spec!r}; allowed: an InputSpec (the float range training feeds)")
+            return
         if not names:
             top = int(max(np.max(self.train_labels, initial=0), np.max(self.test_labels, initial=0)))
             names = tuple(str(i) for i in range(top + 1))
@@ -99,6 +108,11 @@ class Dataset:
     def classes(self) -> int:
         return len(self.class_names)
 
+    @property
+    def labelled(self) -> bool:
+        """Has labels (else every model is measured against the float model's outputs)."""
+        return self.test_labels is not None
+
     def subset(self, train: int | None = None, test: int | None = None, seed: int = 0) -> "Dataset":
         """A random subset (``None`` keeps everything)."""
         rng = np.random.default_rng(seed)
@@ -108,7 +122,7 @@ class Dataset:
                 return images, labels
             checks.number(name, n, low=1, integer=True)
             idx = np.sort(rng.permutation(len(images))[: int(n)])
-            return images[idx], labels[idx]
+            return images[idx], None if labels is None else labels[idx]
 
         tr = pick(train, self.train_images, self.train_labels, "train")
         te = pick(test, self.test_images, self.test_labels, "test")
@@ -122,7 +136,7 @@ def split(images: np.ndarray, labels: np.ndarray, test_fraction: float = 0.2, se
           **fields) -> Dataset:
     """A ``Dataset`` from one labelled array pair, split at random into train and test (stratified by chance)."""
     images = checks.images("images", images)
-    labels = checks.labels("labels", labels, len(images))
+    labels = None if labels is None else checks.labels("labels", labels, len(images))
     fraction = checks.number("test_fraction", test_fraction, low=0, high=1, low_open=True)
     if fraction >= 1 or len(images) < 2:
         raise ValueError(f"test_fraction={test_fraction!r} with {len(images)} images; allowed: 0 < fraction < 1 "
@@ -130,17 +144,20 @@ def split(images: np.ndarray, labels: np.ndarray, test_fraction: float = 0.2, se
     order = np.random.default_rng(seed).permutation(len(images))
     n_test = min(len(images) - 1, max(1, int(round(fraction * len(images)))))
     test, train = np.sort(order[:n_test]), np.sort(order[n_test:])
+    if labels is None:
+        return Dataset(images[train], None, images[test], None, **fields)
     return Dataset(images[train], labels[train], images[test], labels[test], **fields)
 
 
-def load_npz(path: str | os.PathLike, images: str = "images", labels: str = "labels",
+def load_npz(path: str | os.PathLike, images: str = "images", labels: str | None = "labels",
              class_names: tuple[str, ...] | None = None, input_range: tuple[float, float] = (0.0, 1.0),
              test_fraction: float = 0.2, seed: int = 0) -> Dataset:
     """A data set from an ``.npz``: arrays ``images``/``labels`` (split at random), or ``x_train, y_train, x_test, y_test``.
 
     Args:
         path: the ``.npz`` file.
-        images, labels: the names of the image (uint8 ``N, H, W[, C]``) and label arrays.
+        images, labels: the names of the image (uint8 ``N, H, W[, C]``) and label arrays; ``labels=None``: data
+            without labels (``Dataset.labelled`` is False; every model is then measured against the float model).
         class_names: names of the classes (default: the file's ``class_names`` array, else the label numbers).
         input_range: the float range the model was trained on (raw 0..255 maps onto it).
         test_fraction, seed: how the single pair is split into train and test.
@@ -157,10 +174,10 @@ def load_npz(path: str | os.PathLike, images: str = "images", labels: str = "lab
     if images not in arrays and {"x_train", "y_train", "x_test", "y_test"} <= set(arrays):
         return Dataset(arrays["x_train"], arrays["y_train"], arrays["x_test"], arrays["y_test"], **fields)
     for role, key in (("images", images), ("labels", labels)):
-        if key not in arrays:
+        if key is not None and key not in arrays:
             raise ValueError(f"{role}={key!r} is not an array of {str(file)!r}; allowed: one of "
                              f"{sorted(arrays)} (or x_train, y_train, x_test, y_test)")
-    return split(arrays[images], arrays[labels], test_fraction, seed, **fields)
+    return split(arrays[images], None if labels is None else arrays[labels], test_fraction, seed, **fields)
 
 
 def read_npz(flag: str, path: str | os.PathLike, holding: str = "") -> dict[str, np.ndarray]:

@@ -53,6 +53,15 @@ class RecipeRun:
     def ok(self) -> bool:
         return self.result is not None or self.fidelity is not None
 
+    @property
+    def score(self) -> float | None:
+        """The figure a plot draws: the accuracy with labels, else the agreement with the float model's classes
+        (``None``: neither, e.g. a detector without labels; its ``fidelity`` has the task's figures)."""
+        if self.result is not None:
+            return self.result.accuracy
+        agreement = self.fidelity.headline.get("agreement") if self.fidelity is not None else None
+        return None if agreement is None else agreement.value
+
 
 def model_kind(model: Any) -> str:
     """``"qat"`` when the model carries fake-quant (``sources.is_qat``), else ``"float"``."""

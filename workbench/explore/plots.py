@@ -80,7 +80,8 @@ def accuracy_bars(frame, baseline: float, *, label: str = "recipe", accuracy: st
     ax.invert_yaxis()
     ax.set_xlim(max(0.0, min(np.nanmin(acc), base) - 3), 100.5)
     _draw_baseline(ax, base, vertical=True)
-    ax.set_xlabel("test accuracy (%)", fontsize=FONT)
+    ax.set_xlabel("agreement with the float model (%)" if accuracy.startswith("agreement") else "test accuracy (%)",
+                  fontsize=FONT)
     ax.set_title(title + (" (hatched, n.s.: no significant difference)" if any(noise) else ""), fontsize=FONT + 1)
     ax.legend(loc="lower left", fontsize=FONT - 2)
     return ax
