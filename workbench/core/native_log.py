@@ -35,6 +35,11 @@ IRRELEVANT = (
     re.compile(r"E\d{4} [\d:.]+\s+\d+ cuda_(platform|executor|diagnostics)\.cc:\d+\] failed call to cuInit: .*"),
     re.compile(r"fully_quantize: \d+, inference_type: \d+, input_inference_type: \w+, output_inference_type: \w+"),
     re.compile(r"INFO: Created TensorFlow Lite XNNPACK delegate for CPU\."),
+    # The MLIR converter's diagnostics of a refused conversion: the ConverterError it raises carries the same lines,
+    # and the workbench explains that error (a row's outcome, a QuantizationError).
+    re.compile(r"loc\(.*\): error: .*"),
+    re.compile(r"error: .*"),
+    re.compile(r""),
 )
 
 _lock = threading.Lock()
