@@ -471,8 +471,8 @@ def run(model: Any, images: Any, spec: InputSpec = InputSpec(), *, batch_size: i
         images: the data: raw uint8 pixels ``(N, H, W, C)`` or a float array ``(N, ...)`` for a one-input model,
             or a sequence of arrays, one per input in the model's input order (already prepared with ``prepared=True``).
         spec: the float range the model was trained on (uint8 pixels fed to float and int8 inputs).
-        batch_size: inputs per invoke (``None``: all at once; ``1``: the one-input loop). A model whose batch
-            size its conversion fixed runs at that size (the last batch padded, the padding dropped).
+        batch_size: inputs per invoke (``None``: all at once; ``1``: the one-input loop). A recurrent model
+            whose conversion fixed its batch size runs at that size (the last batch padded, the padding dropped).
         num_threads: interpreter threads (``None``: LiteRT's default).
         keep_tensors: keep every intermediate tensor; runs all inputs in one batch.
         reference_kernels: builtin reference kernels, no XNNPack.
@@ -504,7 +504,9 @@ def run(model: Any, images: Any, spec: InputSpec = InputSpec(), *, batch_size: i
     xs = [a if prepared else prepare_input(a, np.dtype(d["dtype"]).name, *d["quantization"], spec)
           for a, d in zip(arrays, ins)]
     count = len(xs[0])
-    fixed = int(ins[0]["shape_signature"][0]) if len(ins[0]["shape_signature"]) else -1
+    # A recurrent model converted at a fixed batch size keeps its state per row: run it at that size. Others are
+    # resized to the batch (a fixed-size frozen graph included, as LiteRT allows).
+    fixed = int(ins[0]["shape_signature"][0]) if reset_variables and len(ins[0]["shape_signature"]) else -1
     if batch_size is None or keep_tensors:
         batch_size = count
     batch = fixed if fixed > 0 else max(1, min(int(batch_size), count))
