@@ -168,18 +168,21 @@ def measure(reference: Outputs, outputs: Outputs, task: Task, samples: Samples |
     headline = dict(per_output[reference.names[main]])
     truth: dict[str, Any] = {}
     predictions = None
+    notes: list[str] = []
     if task.kind == "detector":
         found, truth_boxes = _detections(task, values), _detections(task, list(reference.values))
         from . import detection
 
         scored = detection.coco_map(detection.truth_from(truth_boxes, DETECTION_SCORE), found, 0.0)
         headline.update(map50=scored["map50"], map=scored["map"])
+        notes.append(f"mAP: the float model's {scored['truth_boxes']} detections scoring at least {DETECTION_SCORE:g} "
+                     "are the truth; each model's detections are ranked by score"
+                     + ("" if scored["map50"] is not None else " (none scores that high: no mAP)"))
         if samples is not None and samples.boxes is not None:
             labelled = detection.from_labels(samples.boxes, samples.box_classes)
             given = detection.coco_map(labelled, found, 0.0)
             truth.update(truth_map50=given["map50"], truth_map=given["map"])
     q_main = values[main]
-    notes = []
     if task.roles[main] == "classifier":
         predictions = q_main.reshape(len(q_main), -1).argmax(axis=1)
         top2 = np.sort(reference.values[main].reshape(len(q_main), -1), axis=1)[:, -2:]
