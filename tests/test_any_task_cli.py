@@ -88,7 +88,7 @@ def psnr(f, q) -> float:
 @pytest.fixture(scope="module")
 def detector(tmp_path_factory):
     """The small detector stand-in with its class logits sharpened (``SHARPEN``), its report without labels, and
-    ``evaluate models/int8-ptq.tflite --reference detector.keras --json`` on the same inputs."""
+    ``evaluate models/int8-ptq.tflite --reference models/float32.tflite --json`` on the same inputs."""
     from workbench.core import standins
     from workbench.core.keras_compat import keras
 
@@ -99,11 +99,11 @@ def detector(tmp_path_factory):
     head.set_weights([w * SHARPEN for w in head.get_weights()])
     model.save(folder / "detector.keras")
     text, rows = report(folder / "detector.keras", made.inputs, folder / "report", "--recipes", *RECIPES)
-    code, printed, err = cli("evaluate", folder / "report" / "models" / "int8-ptq.tflite", "--data", made.inputs,
-                             "--reference", folder / "detector.keras", "--json")
+    models = folder / "report" / "models"
+    code, printed, err = cli("evaluate", models / "int8-ptq.tflite", "--data", made.inputs,
+                             "--reference", models / "float32.tflite", "--json")
     assert code == 0, err[-3000:]
-    return {"made": made, "text": text, "rows": rows, "models": folder / "report" / "models",
-            "json": json.loads(printed), "notes": err}
+    return {"made": made, "text": text, "rows": rows, "models": models, "json": json.loads(printed)}
 
 
 def test_detector_report_without_labels_has_map50_and_snr(detector):
@@ -131,7 +131,7 @@ def test_detector_json_keys_per_output(detector):
     for metrics in record["outputs"].values():
         assert set(metrics) == {"snr_db", "cosine", "max_abs"}
     assert {k: record[k] for k in ("snr_db", "cosine", "max_abs")} == record["outputs"]["scores"]  # the headline
-    assert "converted with recipe float32 first" in detector["notes"]  # the .keras reference
+    assert record["converted_with"] is None and record["reference"].endswith("float32.tflite")
 
 
 def test_detector_json_figures_are_numpy_and_pycocotools_on_the_written_models(detector):
@@ -187,7 +187,8 @@ def test_denoiser_report_with_targets_has_psnr_and_truth_psnr(tmp_path):
 
     made = standins.denoiser_example(None, **SMALL["denoiser"])
     text, rows = report(made.model, made.labelled, tmp_path, "--recipes", "float32", "legacy-uint8")
-    assert "50 images (images 28x28x1 uint8)" in text and "task: dense (its output (N, 28, 28, 1) has the input's" in text
+    assert "50 images (images 28x28x1 uint8), with targets" in text
+    assert "task: dense (its output (N, 28, 28, 1) has the input's spatial size" in text
     assert "PSNR dB" in header(text) and "PSNR (targets)" in header(text)
     assert rows["float32"]["psnr"] == rows["float32"]["snr_db"] == "inf"
     given = arrays(made.labelled)
@@ -258,6 +259,9 @@ def test_a_perturbed_last_layer_loses_the_snr_its_noise_predicts(tmp_path):
         assert code == 0, err[-3000:]
         record = json.loads(out)
         assert record["task"] == "classifier" and record["kl"] is None  # logits, not probabilities
+        assert {"agreement", "agreement_interval", "snr_db", "cosine", "max_abs"} <= set(record)
+        (per_output,) = record["outputs"].values()
+        assert {k: record[k] for k in per_output} == per_output
         expected = 10 * math.log10(np.sum(f ** 2) / np.sum((h @ delta) ** 2))
         assert record["snr_db"] == pytest.approx(expected, abs=1e-3)
         agreement = np.mean((f + h @ delta).argmax(1) == f.argmax(1))
