@@ -31,7 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", metavar="MODEL",
                         help="a .tflite, or a .keras/.h5 file, SavedModel folder or frozen .pb (converted float32 first)")
     parser.add_argument("--data", required=True, metavar="FILE.npz",
-                        help="uint8 images and integer labels (arrays images/labels, or x_test/y_test)")
+                        help="inputs (uint8 images or float arrays) and optional labels (without: --reference)")
     add_data_arguments(parser)
     parser.add_argument("--reference", default=None, metavar="MODEL",
                         help="the float model (.keras/.h5, SavedModel, frozen .pb or .tflite) to measure MODEL against: "

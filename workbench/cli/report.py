@@ -46,7 +46,7 @@ DEFAULT_RANGES = next(dict(params)["default_ranges"] for spec in registry.specs(
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", metavar="SOURCE", help="a .keras/.h5 file, a SavedModel folder or a frozen .pb")
     parser.add_argument("--data", required=True, metavar="FILE.npz",
-                        help="uint8 images and integer labels to evaluate on (all of them)")
+                        help="inputs (uint8 images or float arrays) to evaluate on, all of them; labels optional")
     parser.add_argument("--calibration", default=None, metavar="FILE.npz",
                         help="calibration images (array images or x_train; default: the first images of --data)")
     parser.add_argument("--calibration-size", "--calibration_size", dest="calibration_size", type=int, default=500,
