@@ -118,7 +118,7 @@ def lstm(data: Mnist, cfg: GalleryConfig = GalleryConfig()) -> CaseResult:
 
 
 def _accuracy_without_reset(model, images: np.ndarray, labels: np.ndarray) -> float:
-    scores = litert.run(model, images, batch_size=1).outputs
+    scores = litert.run(model, images, batch_size=1, reset_variables=False).outputs  # the state carried over
     return float(np.mean(scores.argmax(axis=1) == np.asarray(labels)[:len(images)]))
 
 
