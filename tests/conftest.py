@@ -122,8 +122,9 @@ def output_dir():
 # written to a node attribute pytest 9 no longer reads, so the scheduler is told the units here.)
 SPREAD = {"test_notebooks.py"}
 # The longest modules first (measured with an empty cache), so the short ones fill the gaps at the end.
-FIRST = ("test_gallery.py", "test_notebooks.py", "test_your_model.py", "test_browser.py", "test_faults.py",
-         "test_sweep.py", "test_cli_report.py", "test_demo.py", "test_dask.py", "test_parallel.py")
+FIRST = ("test_gallery.py", "test_notebooks.py", "test_your_model.py", "test_browser.py", "test_any_task_cli.py",
+         "test_standins.py", "test_faults.py", "test_sweep.py", "test_cli_report.py", "test_demo.py", "test_dask.py",
+         "test_parallel.py", "test_unlabelled_explore.py")
 
 
 @pytest.hookimpl(trylast=True)  # after ``-m``/``-k`` deselection: the items are the ones that will run

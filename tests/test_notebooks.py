@@ -281,7 +281,7 @@ LENET_8 = "__import__('workbench.core.train', fromlist=['trained_lenet']).traine
 ANY_MODEL = {"detector": {"count": 3000, "epochs": 8, "eval_count": 50},
              "denoiser": {"count": 2000, "epochs": 2, "eval_count": 50},
              "sequence": {"count": 2000, "epochs": 1, "eval_count": 50, "units": 16},
-             "recipes": ["float32", "dynamic-range", "int8-ptq", "int16x8", "legacy-uint8", "aeq-int4-weights"],
+             "recipes": ["float32", "int8-ptq", "int16x8", "legacy-uint8"],
              "calibration_size": 20}
 
 
