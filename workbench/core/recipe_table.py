@@ -91,7 +91,8 @@ def run_recipes(model: Any, images: Any, labels: np.ndarray | None = None, *, sp
                 calibration_size: int = 500, kind: str | None = None,
                 parameters: Mapping[str, Mapping[str, Any]] | None = None,
                 progress: Callable[[RecipeRun], None] | None = None, client: Any = None,
-                custom_objects: Any = None, task: str | None = None) -> list[RecipeRun]:
+                custom_objects: Any = None, task: str | None = None,
+                converted: Sequence[RecipeRun] = ()) -> list[RecipeRun]:
     """Convert ``model`` with every registered recipe (or ``recipes``) and evaluate each on ``images``.
 
     Args:
@@ -119,6 +120,9 @@ def run_recipes(model: Any, images: Any, labels: np.ndarray | None = None, *, sp
         custom_objects: for a ``.keras``/``.h5`` path, the layer classes of the user's own it needs
             (``sources.load_source``: a ``.py`` file, a dict, classes).
         task: ``tasks.TASKS``: what the model does, in place of what its outputs show (``tasks.recognise``).
+        converted: the runs of an earlier call on the same model, spec and calibration data (e.g. the same inputs
+            without labels): a recipe with the same parameters is measured on its conversion instead of converting
+            again (a recipe whose parameters differ converts).
 
     Returns:
         One ``RecipeRun`` per recipe.
@@ -168,6 +172,7 @@ def run_recipes(model: Any, images: Any, labels: np.ndarray | None = None, *, sp
     unknown = sorted(set(given) - set(names))
     if unknown:
         raise ValueError(f"parameters={unknown!r} name recipes that do not run; allowed: {names}")
+    reuse = {r.name: r.converted for r in converted if r.converted is not None}
     runs: list[RecipeRun] = []
     reference = None
     remote = None
@@ -214,10 +219,13 @@ def run_recipes(model: Any, images: Any, labels: np.ndarray | None = None, *, sp
             hold(RecipeRun(name, recipe.label(), "not run: needs representative images for calibration"))
             continue
         try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", QuantizationWarning)  # the sentences go in the outcome column
-                converted = convert(model, recipe, spec=spec,
-                                    representative=representative if rspec.calibrated else None)
+            if name in reuse and reuse[name].recipe == recipe:  # the same recipe, converted by an earlier run
+                converted = reuse[name]
+            else:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", QuantizationWarning)  # the sentences go in the outcome column
+                    converted = convert(model, recipe, spec=spec,
+                                        representative=representative if rspec.calibrated else None)
             if remote is not None:
                 waiting.append((name, recipe.label(), converted, remote.submit(converted.tflite)))
                 continue

@@ -52,7 +52,8 @@ class StandinRuns:
 def run_standin(name: str, recipes: Sequence[str] | None = None, calibration_size: int = 100,
                 **training: Any) -> StandinRuns:
     """Train (cached) the stand-in ``name`` (``"detector"``, ``"denoiser"``, ``"sequence"``) with ``training``
-    (its example function's arguments), then run ``recipes`` (default: all) on its inputs, unlabelled and labelled."""
+    (its example function's arguments), then run ``recipes`` (default: all) on its inputs, unlabelled, then labelled
+    (measuring the same conversions: the two files hold the same inputs)."""
     from ..core import checks, standins
     from ..core.recipe_table import run_recipes
     from ..core.samples import read_samples
@@ -61,13 +62,12 @@ def run_standin(name: str, recipes: Sequence[str] | None = None, calibration_siz
               "sequence": standins.sequence_example}
     checks.choice("name", name, tuple(makers))
     files = makers[name](**training)
-    model = None
-    runs = {}
+    runs: dict[str, list] = {}
     for kind, path in (("unlabelled", files.inputs), ("labelled", files.labelled)):
         data = read_samples("data", path)
-        model = model or str(files.model)
-        runs[kind] = run_recipes(model, data, representative=data.feed(), recipes=recipes,
-                                 calibration_size=calibration_size)
+        # the labelled run measures the unlabelled run's conversions (the same inputs, so the same calibration)
+        runs[kind] = run_recipes(str(files.model), data, representative=data.feed(), recipes=recipes,
+                                 calibration_size=calibration_size, converted=runs.get("unlabelled", ()))
     return StandinRuns(name, files, runs["unlabelled"], runs["labelled"])
 
 
