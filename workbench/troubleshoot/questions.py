@@ -113,6 +113,11 @@ QUESTIONS: tuple[Question, ...] = (
              "14 · Training graph vs eval graph", f"{NOTEBOOK_TEST}::check_troubleshooting", "r14"),
     Question("quant-delay", "What does quant_delay do: start fake quantization after N steps?", TROUBLE,
              "15 · Quant delay", f"{NOTEBOOK_TEST}::check_troubleshooting", "r15"),
+    Question("no-labels", "I have no labelled test set: how close does my quantized model stay to the float one?",
+             "09_any_model.ipynb", "Without labels", f"{NOTEBOOK_TEST}::check_any_model", "unlabelled"),
+    Question("detector", "How do I measure a quantized detector (SSD), an image-to-image net or an LSTM?",
+             "09_any_model.ipynb", "2. When the fidelity figure and the task figure disagree",
+             f"{NOTEBOOK_TEST}::check_any_model", "frames"),
 )
 
 # Error messages whose answer is not one of the questions above: each answered the same way, by a cell and a test.
