@@ -294,6 +294,10 @@ def check_any_model(r: dict) -> None:
 
     assert r["tasks"] == {"detector": "detector", "denoiser": "dense", "sequence": "classifier"}
     assert all(r["same"].values()), r["same"]
+    for name, rows in r["unlabelled"].items():  # no labels: no accuracy, the float row measured against itself
+        assert all(row["accuracy_pct"] != row["accuracy_pct"] for row in rows), name
+        assert rows[0]["recipe"] == "float32" and rows[0]["snr_db"] == float("inf"), rows[0]
+    assert r["unlabelled"]["sequence"][0]["agreement"] == 1.0 and "psnr" in r["unlabelled"]["denoiser"][0]
     for name, rows in r["tables"].items():
         assert [row["recipe"].split(" [")[0] for row in rows] == ANY_MODEL["recipes"], name
     outcomes = {row["recipe"].split(" [")[0]: row["outcome"] for row in r["tables"]["sequence"]}
@@ -397,6 +401,7 @@ NOTEBOOKS = [
     Case("09_any_model.ipynb", ANY_MODEL,
          {"tasks": "{name: runs.task for name, runs in standins.items()}", "same": "same_without_labels",
           "tables": "{name: t.to_dict('records') for name, t in labelled.items()}",
+          "unlabelled": "{name: t.to_dict('records') for name, t in unlabelled.items()}",
           "frames": "[f.to_dict('records') for f in frames]", "said": "said"}, check_any_model),
 ]
 

@@ -1,4 +1,4 @@
-"""The question index: 19 questions, every link leads to a cell, every cell's result is asserted by a test.
+"""The question index: 21 questions, every link leads to a cell, every cell's result is asserted by a test.
 
 Static checks (no TensorFlow, no kernel): the anchors are read from the committed
 notebooks, the tests from their source. For a ``check_*`` function of
@@ -40,7 +40,7 @@ def _source_with_helpers(path: Path, name: str) -> str:
 
 def test_nineteen_questions_with_unique_anchors():
     keys = [q.key for q in questions.QUESTIONS]
-    assert len(keys) == 19 and len(set(keys)) == 19, keys
+    assert len(keys) == 21 and len(set(keys)) == 21, keys
     every = [q.key for q in questions.ANSWERS]
     assert len(set(every)) == len(every) and {m.question for m in questions.MESSAGES} <= set(every)
     # every error-message answer is reached from a message
