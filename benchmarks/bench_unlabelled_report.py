@@ -15,6 +15,13 @@ phases timed in the process (``trace``: imports wherever they happen, loading th
 recipe's conversion, the LiteRT runs, the fidelity figures, the files) and once under cProfile
 (the workbench functions with the most cumulative time).
 
+Measured 2026-12-07 (2 cores, load average 0.8-1.0, ``--repeats 3 --profile``): without labels median 12.1 s
+wall (12.0-12.2 s, 12.3 s CPU), with labels 12.0 s. Of the unlabelled run: start-up and exit 0.8 s, imports
+3.2 s (TensorFlow 2.9 s), loading the model 0.23 s, conversions 7.1 s (float32 2.3 s with the one SavedModel
+export, the other TF2 recipes 0.95-1.1 s each, legacy-uint8 0.6 s, the AEQ recipes 0.2 s), LiteRT runs 0.12 s,
+files 0.22 s. Before the TF2 conversions started from the cached export (``converters._keras_converter``):
+16.4 s, conversions 10.4 s. benchmarks/README.md has the table.
+
 Run: ``.venv/bin/python benchmarks/bench_unlabelled_report.py [--repeats 3] [--profile]``
 """
 
@@ -104,16 +111,16 @@ PHASES = (
     ("print the table", "workbench.cli.report", "format_table"),
     ("report, the rest (checks, data, model facts, notes)", "workbench.cli.report", "run"),
 )
+REST = "the rest (argument parsing, ...)"
 
 
 def trace(argv: list[str]) -> dict[str, float]:
     """Run ``python -m workbench ARGV`` in this process, timing each phase (``PHASES``) and every import apart.
 
-    Wall seconds, exclusive: a stack of running phases where an outermost ``import`` (``builtins.__import__``,
+    Wall seconds, exclusive: a stack of running phases where the outermost loading of a module (``import``,
     ``importlib.import_module``) is a phase of its own, so TensorFlow's import counts as import wherever it happens.
     Conversions are timed per recipe (``convert: NAME``).
     """
-    import builtins
     import importlib
     import threading
 
@@ -138,8 +145,8 @@ def trace(argv: list[str]) -> dict[str, float]:
                     stack[-1][2] += spent
         return run
 
-    builtins.__import__ = timed(lambda a: "imports", builtins.__import__)
-    importlib.import_module = timed(lambda a: "imports", importlib.import_module)
+    bootstrap = importlib._bootstrap  # its _find_and_load runs every import of a module not loaded yet, and only those
+    bootstrap._find_and_load = timed(lambda a: "imports", bootstrap._find_and_load)
     for label, module, attribute in PHASES:
         owner = importlib.import_module(module)
         *path, name = attribute.split(".")
@@ -154,11 +161,12 @@ def trace(argv: list[str]) -> dict[str, float]:
         setattr(owner, name, timed(label_of, getattr(owner, name)))
     from workbench.cli.main import main as workbench_main
 
-    totals["imports"] = totals.get("imports", 0.0) + time.perf_counter() - started  # this script's own, before
     code = workbench_main(argv)
     if code:
         raise SystemExit(code)
-    totals["total in the process"] = time.perf_counter() - started
+    total = time.perf_counter() - started
+    totals[REST] = total - sum(totals.values())
+    totals["total in the process"] = total
     return totals
 
 
@@ -233,7 +241,7 @@ def measure(repeats: int = 1, profile: bool = False) -> None:
         print(f"where the unlabelled run's time goes (wall s, each phase without the phases and imports inside it; "
               f"median [min-max] of {len(traced)} traced run(s)):")
         outside = [wall - phases["total in the process"] for wall, phases in traced]
-        order = ["imports"] + [label for label, _, _ in PHASES]
+        order = ["imports"] + [label for label, _, _ in PHASES] + [REST]
         labels = sorted(dict.fromkeys(k for _, phases in traced for k in phases),
                         key=lambda k: order.index(k) if k in order else order.index("convert"))
         rows = [("python start-up and exit", outside)] + [
