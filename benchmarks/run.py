@@ -5,7 +5,8 @@ come from ``bench_sweep.py`` (``--skip-sweep`` leaves them out). Every
 figure is measured in this one run; ratios compare measurements taken side by
 side. Targets (benchmarks/README.md, 2 cores): demo <= 60 s, QAT/float epoch <= 1.3x,
 batched evaluation >= 1.5x the one-image loop with the same predictions, screening sweep >= 5x the exact
-sweep on a 7x7 mean/std grid with the same best point (``bench_screening.py``).
+sweep on a 7x7 mean/std grid with the same best point (``bench_screening.py``), ``report`` without labels on a
+64x64x1 7-class classifier with 100 images <= 20 s (``bench_unlabelled_report.py``).
 """
 
 from __future__ import annotations
@@ -121,6 +122,8 @@ def main() -> int:
     parser.add_argument("--skip-demo", action="store_true", help="skip the demo wall-time run")
     parser.add_argument("--skip-screening", action="store_true", help="skip the screening vs exact sweep run")
     parser.add_argument("--skip-sweep", action="store_true", help="skip the sweep rates (bench_sweep.py)")
+    parser.add_argument("--skip-unlabelled-report", action="store_true",
+                        help="skip report without and with labels (bench_unlabelled_report.py)")
     args = parser.parse_args()
     from workbench import load_mnist
 
@@ -148,6 +151,10 @@ def main() -> int:
         model = trained_lenet(data, TrainConfig(epochs=1, train_size=20000), QatConfig(scheme="uint8-legacy"))
         bench_sweep.measure(data, sweep.saved_model_folder(model), size=5, test_size=len(data.test_images),
                             updates=12)
+    if not args.skip_unlabelled_report:
+        import bench_unlabelled_report  # benchmarks/ is this script's folder
+
+        bench_unlabelled_report.measure()
     return 0
 
 
