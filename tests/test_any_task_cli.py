@@ -42,6 +42,9 @@ def report(model, data, out: Path, *extra) -> tuple[str, dict[str, dict[str, str
     code, text, err = cli("report", model, "--data", data, "--out", out, *extra)
     assert code == 0, err[-3000:]
     rows = {r["recipe"].split(" [")[0]: r for r in csv.DictReader((out / "report.csv").open())}
+    record = json.loads((out / "report.json").read_text())  # the same rows, with the task and why it was recognised
+    assert [r["recipe"].split(" [")[0] for r in record["rows"]] == list(rows) and record["task"] in text
+    assert record["task_reason"] in text
     return text, rows
 
 

@@ -6,7 +6,7 @@ converts the model with every recipe of the registry (the parameters come from e
 spec: its demo row for a float or a QAT model, calibration from ``--calibration`` or the
 data's first images, the uint8 input stats from ``--input-range``),
 evaluates every result on all images of ``--data``, and prints and writes the
-table (accuracy, size, images/s, the outcome in words) as ``report.csv`` and
+table (accuracy, size, images/s, the outcome in words) as ``report.csv``, ``report.json`` and
 ``report.png`` with each ``.tflite`` in ``models/``. Every recipe's difference from
 the reference recipe (``float32``) is tested on the same images (``core.compare``: exact McNemar ``p_value``,
 95 % interval, ``verdict``); one within noise is marked ``n.s.`` (hatched in the PNG). A recipe that needs a QAT
@@ -161,14 +161,18 @@ def run(args: argparse.Namespace, out: Callable[[str], None] = print) -> int:
     finally:
         if owned:
             client.close()
-    paths = write(rows, out_dir, title=f"{Path(args.model).name} on {Path(args.data).name}")
+    measured = next((row["fidelity"] for row in rows if row.get("fidelity") is not None), None)
+    summary = {"model": str(args.model), "data": str(args.data), "count": len(data),
+               "task": None if measured is None else measured.task.kind,
+               "task_reason": None if measured is None else measured.task.reason,
+               "notes": [] if measured is None else list(measured.notes)}
+    paths = write(rows, out_dir, title=f"{Path(args.model).name} on {Path(args.data).name}", summary=summary)
     frame = table(rows)
     out("")
     out(format_table(frame))
     out("")
     for row in rows:
         out(f"{row['recipe']}: {row['outcome']}" + (f" ({row['note']})" if row["note"] else ""))
-    measured = next((row["fidelity"] for row in rows if row.get("fidelity") is not None), None)
     if measured is not None:
         out(f"task: {measured.task.kind} ({measured.task.reason}); every row is measured against the float32 "
             "model's outputs on the same inputs (definitions: README, Fidelity metrics)")
@@ -176,7 +180,7 @@ def run(args: argparse.Namespace, out: Callable[[str], None] = print) -> int:
             out(f"note: {note}")
     out("")
     png = f", {paths['png']}" if paths["png"] else " (no PNG: no recipe converted)"
-    out(f"wrote {paths['csv']}{png} and {paths['count']} models in {paths['models']}")
+    out(f"wrote {paths['csv']}, report.json{png} and {paths['count']} models in {paths['models']}")
     out(f"report finished in {time.perf_counter() - start:.1f} s")
     return 0
 
@@ -255,6 +259,21 @@ def compare(model: Any, choices: list[Choice], data: Samples, calibration: Any, 
     return rows
 
 
+def _json_value(value: Any) -> Any:
+    """A value JSON can hold: NaN as null, infinity as "inf"/"-inf", NumPy numbers as Python's, containers through."""
+    import math
+
+    if isinstance(value, dict):
+        return {str(k): _json_value(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_value(v) for v in value]
+    if isinstance(value, (np.floating, np.integer, np.bool_)):
+        value = value.item()
+    if isinstance(value, float) and (math.isnan(value) or math.isinf(value)):
+        return None if math.isnan(value) else ("inf" if value > 0 else "-inf")
+    return value
+
+
 def headline(run: RecipeRun) -> str:
     """A finished run in a few words: its accuracy, and how close it stays to the float model."""
     said = [f"{100 * run.result.accuracy:.2f} %"] if run.result is not None else []
@@ -307,8 +326,12 @@ def format_table(frame) -> str:
     return shown.to_string(index=False, na_rep="-")
 
 
-def write(rows: list[dict[str, Any]], out: str | Path, title: str = "") -> dict[str, Any]:
-    """``report.csv`` (every row), ``report.png`` (the evaluated rows) and ``models/*.tflite``, written atomically."""
+def write(rows: list[dict[str, Any]], out: str | Path, title: str = "",
+          summary: dict[str, Any] | None = None) -> dict[str, Any]:
+    """``report.csv`` (every row), ``report.json`` (every row, and ``summary``: the task, what each losing row lost and
+    why), ``report.png`` (the evaluated rows) and ``models/*.tflite``, written atomically."""
+    import json
+
     from ..core import artifacts
     from .demo_figure import accuracy_size_figure
 
@@ -316,6 +339,9 @@ def write(rows: list[dict[str, Any]], out: str | Path, title: str = "") -> dict[
     out.mkdir(parents=True, exist_ok=True)
     frame = table(rows)
     csv = artifacts.write_text_atomic(out / "report.csv", frame.to_csv(index=False))
+    record = {"rows": [{k: _json_value(v) for k, v in row.items()} for row in frame.to_dict("records")],
+              **{k: _json_value(v) for k, v in (summary or {}).items()}}
+    artifacts.write_text_atomic(out / "report.json", json.dumps(record, indent=2))
     done = frame[frame["status"] == "ok"].assign(model="float")
     png = out / "report.png" if len(done) else None
     if png is not None:
