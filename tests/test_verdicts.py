@@ -121,3 +121,56 @@ def test_fix_sentence_and_value_codes():
     codes = value_codes(InputStats(0.0, 255.0), np.linspace(-1, 1, 1001))
     assert codes.clipped == pytest.approx(0.5, abs=0.01) and codes.unused == 0.0
     assert codes.data_range == (-1.0, 1.0) and codes.code_range == (0.0, 1.0)
+
+
+def test_a_calibration_that_saturates_and_slow_int16_kernels_are_measured(case):
+    """int8-ptq and int16x8 calibrated on 4 dark images: the inputs saturate their input quantization."""
+    from workbench.core.data import InputSpec
+    from workbench.core.recipe_table import run_recipes
+    from workbench.core.samples import Samples
+    from workbench.core.verdicts import explain_loss
+
+    images = case["images"]
+    dark = (digits().train_images[:4] // 8).astype(np.uint8)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        runs = run_recipes(case["model"], images, representative=dark, calibration_size=4,
+                           recipes=["float32", "int8-ptq", "int16x8"], converted=case["runs"][:1])
+    found = {(v.recipe, v.cause): v for v in explain_loss(case["model"], runs, Samples.of(images), InputSpec())}
+    saturated = found[("int8-ptq", "saturation")]
+    assert saturated.record["share"] > 0.05  # measured: 9 % of the input's int8 codes at -128 or 127
+    assert saturated.fix.recipe == "int8-ptq" and saturated.fix.after >= 0.98  # calibrated on these inputs
+    slow = found[("int16x8", "slow-kernels")]
+    assert slow.record["reference_images_per_s"] > 2 * slow.record["images_per_s"]
+    assert slow.fix.metric == "images_per_s" and slow.fix.after > slow.fix.before
+
+
+def test_float_data_with_stats_that_clip_are_measured_on_the_values(case):
+    from workbench.core.data import InputSpec
+    from workbench.core.recipe_table import run_recipes
+    from workbench.core.samples import Samples
+    from workbench.core.verdicts import explain_loss
+
+    values = InputSpec().normalize(case["images"])  # float inputs in [0, 1], fed as they are
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        runs = run_recipes(case["model"], values, spec=InputSpec(0.0, 1.0), recipes=["float32", "legacy-uint8"],
+                           parameters={"legacy-uint8": {"default_ranges": (-12.0, 10.0), "mean": 0.0, "std": 1020.0}})
+    (verdict,) = explain_loss(case["model"], runs, Samples.of(values), InputSpec(0.0, 1.0))
+    assert verdict.cause == "input-stats" and verdict.record["kind"] == "values"
+    assert verdict.record["code_range"] == pytest.approx([0.0, 0.25])  # std 1020: codes stand for [0, 0.25]
+    assert verdict.record["clipped"] > 0.3  # every value over 0.25 clips at code 255
+    assert verdict.fix.params == {"mean": 0.0, "std": 255.0} and verdict.fix.after >= 0.98
+
+
+def test_the_qat_recipe_is_named_when_nothing_post_training_recovers(case, monkeypatch):
+    from workbench.core import verdicts
+    from workbench.core.data import InputSpec
+    from workbench.core.samples import Samples
+
+    monkeypatch.setitem(verdicts.LOSS_THRESHOLDS, "agreement", 1.01)  # no model reaches it
+    runs = case["runs"][:1] + [case["rows"]["clipped"]]
+    (verdict,) = verdicts.explain_loss(case["model"], runs, Samples.of(case["images"]), InputSpec())
+    assert verdict.fix.recipe == "qat-int8" and verdict.fix.after is None
+    assert "train with quantization-aware training" in verdict.fix.sentence()
+    assert [f["recipe"] for f in verdict.record["fixes_tried"]] == ["legacy-uint8", "int8-ptq"]

@@ -107,15 +107,21 @@ class Context:
         return after >= LOSS_THRESHOLDS[metric]
 
     def calibrated(self, run: Any) -> list[Candidate]:
-        """The calibrated int8 recipe (its float row's parameters), calibrated on these samples."""
+        """The calibrated int8 recipe calibrated on these samples: the row's own parameters when the row is that
+        recipe, else its float row's."""
         from .recipe_table import recipe_parameters
         from .sources import is_qat
 
-        if run.name == "int8-ptq" or "int8-ptq" not in registry.names() or is_qat(self.model):
+        if "int8-ptq" not in registry.names() or is_qat(self.model):
             return []
-        params = recipe_parameters("int8-ptq", "float", min(len(self.samples), 500))
-        return [(f"int8-ptq calibrated on {params['calibration_size']} of these inputs",
-                 registry.recipe("int8-ptq", **params), params)]
+        size = min(len(self.samples), 500)
+        if run.name == "int8-ptq":
+            recipe = dataclasses.replace(run.converted.recipe, calibration_size=size)
+            params = {"calibration_size": size, "io_type": recipe.io_type}
+        else:
+            params = recipe_parameters("int8-ptq", "float", size)
+            recipe = registry.recipe("int8-ptq", **params)
+        return [(f"int8-ptq calibrated on {size} of these inputs", recipe, params)]
 
     def ranges_fix(self, run: Any) -> list[Candidate]:
         """The row's recipe with default ranges from the float activations."""
@@ -203,7 +209,7 @@ def input_stats(context: Context, run: Any) -> Verdict | None:
     if abs(effective.mean - right.mean) <= 0.5 and abs(effective.std - right.std) <= 1e-3 * right.std:
         return None
     measured = _codes(context, effective)
-    if measured["clipped"] < CAUSE_THRESHOLDS["input_clipped"] and measured["unused"] < CAUSE_THRESHOLDS["unused_codes"]:
+    if not _codes_lose(measured):
         return None
     candidates = []
     if converted.recipe.spec.takes("mean"):
@@ -222,6 +228,8 @@ def stats_ignored(context: Context, run: Any) -> Verdict | None:
         return None
     asked, read = outcome.requested_stats, outcome.effective_stats
     measured = _codes(context, read)
+    if not _codes_lose(measured):
+        return None  # the learned range fits the inputs: not this row's loss
     qat = [s for s in registry.specs() if s.needs_qat and s.name != run.name and "float32" in s.io_types]
     candidates = [(f"{qat[0].name} with float input (the model quantizes the input with its own learned range)",
                    registry.recipe(qat[0].name, io_type="float32"), {"io_type": "float32"})] if qat else []
@@ -324,6 +332,11 @@ def _codes(context: Context, stats: Any) -> dict[str, Any]:
     codes = value_codes(stats, values)
     return {"kind": "values", "stats": [stats.mean, stats.std], "code_range": list(codes.code_range),
             "data_range": list(codes.data_range), "clipped": codes.clipped, "unused": codes.unused}
+
+
+def _codes_lose(measured: dict[str, Any]) -> bool:
+    return (measured["clipped"] >= CAUSE_THRESHOLDS["input_clipped"]
+            or measured["unused"] >= CAUSE_THRESHOLDS["unused_codes"])
 
 
 def _stats_words(stats: Any, measured: dict[str, Any]) -> str:
