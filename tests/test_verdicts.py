@@ -98,6 +98,7 @@ def test_a_row_that_came_out_float_says_which_tensors_and_gets_integer_activatio
 
 def test_rows_that_do_not_lose_get_no_verdict(case):
     assert not [v for v in case["verdicts"] if v.recipe in ("float32", "dynamic-range")]
+    assert json.loads(json.dumps([v.summary() for v in case["verdicts"]], allow_nan=False))  # JSON-ready records
 
 
 def test_fixes_can_be_named_without_running(case):

@@ -27,9 +27,10 @@ from .data import InputSpec
 from .samples import Samples
 
 # A row loses under these (README, "Why a row loses"). Agreement 0.98: on the digits LeNet the calibrated int8
-# recipes keep 0.983-0.992 and a clipping default range 0.32-0.96. SNR 10 dB (the output's noise a tenth of its
-# signal): the same calibrated recipes measure 14-39 dB, the clipped rows 0.6-8.8 dB. Accuracy: significantly
-# lower (p < 0.05) by at least 1 point (a 0.2-point drop can be significant on 10,000 images and is no loss).
+# recipes keep 0.983-0.992 and default ranges that clip its activations 0.15-0.96. SNR 10 dB (the output's noise a
+# tenth of its signal): the same calibrated recipes measure 14-39 dB, the clipped rows 0.6-8.8 dB. Accuracy:
+# significantly lower (p < 0.05) by at least 1 point (a 0.2-point drop can be significant on 10,000 images and is
+# no loss).
 # ``slower``: int16 activations this many times slower than the float model.
 LOSS_THRESHOLDS = {"agreement": 0.98, "snr_db": 10.0, "accuracy_pts": 1.0, "slower": 2.0}
 # A cause is said when its measure reaches these shares.
