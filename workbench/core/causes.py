@@ -103,7 +103,8 @@ class Context:
         if outcome.came_out_float or outcome.weights_unquantized:
             return False
         if metric == "accuracy":
-            return 100 * (self.reference_run.result.accuracy - after) < LOSS_THRESHOLDS["accuracy_pts"]
+            base = self.reference_run.result
+            return base is not None and 100 * (base.accuracy - after) < LOSS_THRESHOLDS["accuracy_pts"]
         return after >= LOSS_THRESHOLDS[metric]
 
     def calibrated(self, run: Any) -> list[Candidate]:
@@ -126,7 +127,7 @@ class Context:
     def ranges_fix(self, run: Any) -> list[Candidate]:
         """The row's recipe with default ranges from the float activations."""
         recipe = run.converted.recipe
-        if not recipe.spec.takes("default_ranges"):
+        if not recipe.spec.takes("default_ranges") or not self.ranges():
             return []
         lo, hi = self.observed_range()
         return [(f"default_ranges ({lo:g}, {hi:g}) from the {self.percentile:g}th percentile of the float "
