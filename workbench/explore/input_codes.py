@@ -17,7 +17,7 @@ go wrong when the stats do not match that range:
   input is squashed into a corner of what the model expects).
 
 With the right stats all 256 codes span ``[lo, hi]`` exactly: nothing is
-clipped, wasted or unreachable. Pixels of any image shape count alike (grayscale or
+clipped, wasted or unreachable (``code_usage``, measured in ``core.stats`` and used here). Pixels of any image shape count alike (grayscale or
 colour, every channel read with the same stats), and ``fake_quant_table`` reads any
 tfmot QAT model (LeNet, the MobileNet-style net's per-channel ``kernel`` and
 ``depthwise_kernel`` quantizers, a user's own).
@@ -25,92 +25,11 @@ tfmot QAT model (LeNet, the MobileNet-style net's per-channel ``kernel`` and
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from ..core import checks
-from ..core.stats import InputStats
-
-CODES = np.arange(256, dtype=np.float64)
-
-
-@dataclass(frozen=True)
-class CodeUsage:
-    """What one ``(mean, std)`` does to the input codes and to a set of pixels.
-
-    Attributes:
-        stats: the stats the model reads its input with.
-        train_range: ``(lo, hi)`` the model was trained on.
-        code_range: the real values of bytes 0 and 255.
-        codes_in_range: how many of the 256 codes stand for a value in the training range.
-        wasted_codes: ``256 - codes_in_range``.
-        unreachable: fraction of the training range no code reaches (0 = fully covered).
-        clipped_fraction: fraction of the given pixels read as a value outside the training range.
-        step: the real distance between two neighbouring codes (``1/std``).
-    """
-
-    stats: InputStats
-    train_range: tuple[float, float]
-    code_range: tuple[float, float]
-    codes_in_range: int
-    wasted_codes: int
-    unreachable: float
-    clipped_fraction: float
-    step: float
-
-    def summary(self) -> dict[str, float]:
-        """One flat row for a table."""
-        return {"mean": self.stats.mean + 0.0, "std": self.stats.std, "codes_in_range": self.codes_in_range,
-                "wasted_codes": self.wasted_codes, "unreachable_pct": round(100 * self.unreachable, 1),
-                "clipped_pct": round(100 * self.clipped_fraction, 2)}
-
-
-def code_usage(stats: InputStats, train_range: tuple[float, float],
-               pixels: np.ndarray | None = None) -> CodeUsage:
-    """Measure how ``stats`` maps the uint8 codes (and ``pixels``) onto ``train_range``.
-
-    Args:
-        stats: the ``(mean, std)`` of the uint8 input.
-        train_range: ``(lo, hi)``, the float range training fed the model.
-        pixels: raw uint8 pixels (any shape); ``None`` reports no clipping.
-
-    Returns:
-        ``CodeUsage``.
-
-    Raises:
-        ValueError: ``stats`` is not an ``InputStats`` or ``train_range`` is not ``lo < hi``.
-    """
-    if not isinstance(stats, InputStats):
-        raise ValueError(f"stats={stats!r}; allowed: an InputStats(mean, std)")
-    lo, hi = checks.range_pair("train_range", train_range)
-    real = (CODES - stats.mean) / stats.std
-    tol = 0.01 / stats.std  # a hundredth of a code: float32 scales are not exact
-    inside = (real >= lo - tol) & (real <= hi + tol)
-    code_lo, code_hi = float(real[0]), float(real[-1])
-    covered = max(0.0, min(hi, code_hi) - max(lo, code_lo))
-    clipped = 0.0
-    if pixels is not None:
-        counts = pixel_counts(pixels)
-        clipped = float(counts[~inside].sum() / max(counts.sum(), 1))
-    return CodeUsage(stats=stats, train_range=(lo, hi), code_range=(code_lo, code_hi),
-                     codes_in_range=int(inside.sum()), wasted_codes=int((~inside).sum()),
-                     unreachable=float(1.0 - covered / (hi - lo)), clipped_fraction=clipped,
-                     step=float(1.0 / stats.std))
-
-
-def pixel_counts(pixels: np.ndarray) -> np.ndarray:
-    """How many pixels take each byte value 0..255 (length-256 int array).
-
-    Raises:
-        ValueError: ``pixels`` is not uint8.
-    """
-    arr = np.asarray(pixels)
-    if arr.dtype != np.uint8:
-        raise ValueError(f"pixels has dtype {arr.dtype}; allowed: uint8 (raw bytes 0..255)")
-    return np.bincount(arr.reshape(-1), minlength=256)
-
+from ..core.stats import CODES, CodeUsage, InputStats, code_usage, pixel_counts  # noqa: F401 - measured in core
 
 def fake_quant_table(model: Any):
     """The fake-quant ranges of a QAT Keras model, one row per quantizer.
