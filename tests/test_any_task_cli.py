@@ -296,3 +296,13 @@ def test_labelled_and_unlabelled_reports_name_the_same_worst_recipe(tmp_path):
         assert {k: labelled[name][k] for k in FIDELITY} == {k: unlabelled[name][k] for k in FIDELITY}
         assert unlabelled[name]["accuracy"] == "" and 0 < number(labelled[name]["accuracy"]) <= 1
     assert number(unlabelled["float32"]["agreement"]) == 1.0 and unlabelled["float32"]["snr_db"] == "inf"
+    # why the worst row loses, measured, with its fix converted and measured; --no-fix names the fix only
+    for said, folder in ((text, "labelled"), (plain, "unlabelled")):
+        assert "why rows lose" in said and "clip the activations" in said and "fix tried: default_ranges" in said
+        losses = json.loads((tmp_path / folder / "report.json").read_text())["losses"]
+        clip = next(v for v in losses if v["cause"] == "default-ranges-clip")
+        assert clip["recipe"] == "legacy-uint8" and clip["fix"]["after"] > clip["fix"]["before"]
+    quick, _ = report(tmp_path / "lenet.keras", tmp_path / "unlabelled.npz", tmp_path / "no-fix", *bad, "--no-fix")
+    losses = json.loads((tmp_path / "no-fix" / "report.json").read_text())["losses"]
+    clip = next(v for v in losses if v["cause"] == "default-ranges-clip")
+    assert clip["fix"]["after"] is None and "--no-fix" in quick

@@ -34,7 +34,7 @@ _LAZY = {
     "TrainConfig": "core.train", "QatConfig": "core.train", "train_qat": "core.train",
     "quantize_model": "core.train", "trained_lenet": "core.train", "lenet": "core.models",
     "trained_mobilenet": "core.train", "mobilenet_style": "core.models",
-    "fine_tuned_lenet": "core.train",
+    "fine_tuned_lenet": "core.train", "explain_loss": "core.verdicts",
 }
 
 # Modules reachable as ``wb.<name>``, imported on first use: the notebook tools (sweeps,

@@ -62,6 +62,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--scheduler", default=None, metavar="ADDRESS",
                         help="evaluate on this dask.distributed scheduler (e.g. tcp://10.0.0.5:8786): conversions "
                              "run here, the .tflite bytes and the images (sent once) go to the cluster")
+    parser.add_argument("--no-fix", "--no_fix", dest="no_fix", action="store_true",
+                        help="say why each losing row loses but do not convert and measure the fixes")
     evaluation.add_data_arguments(parser)
 
 
@@ -162,10 +164,15 @@ def run(args: argparse.Namespace, out: Callable[[str], None] = print) -> int:
         if owned:
             client.close()
     measured = next((row["fidelity"] for row in rows if row.get("fidelity") is not None), None)
+    from ..core.verdicts import explain_loss
+
+    losses = explain_loss(model, [row["run"] for row in rows if row["run"] is not None], data, spec,
+                          try_fixes=not args.no_fix)
     summary = {"model": str(args.model), "data": str(args.data), "count": len(data),
                "task": None if measured is None else measured.task.kind,
                "task_reason": None if measured is None else measured.task.reason,
-               "notes": [] if measured is None else list(measured.notes)}
+               "notes": [] if measured is None else list(measured.notes),
+               "losses": [verdict.summary() for verdict in losses]}
     paths = write(rows, out_dir, title=f"{Path(args.model).name} on {Path(args.data).name}", summary=summary)
     frame = table(rows)
     out("")
@@ -178,6 +185,12 @@ def run(args: argparse.Namespace, out: Callable[[str], None] = print) -> int:
             "model's outputs on the same inputs (definitions: README, Fidelity metrics)")
         for note in measured.notes:
             out(f"note: {note}")
+    if losses:
+        out("")
+        out("why rows lose (measured on this model and these inputs"
+            + ("; --no-fix: the fixes named, not tried):" if args.no_fix else "; each fix converted and measured):"))
+        for verdict in losses:
+            out(f"  {verdict.recipe}: {verdict.text()}")
     out("")
     png = f", {paths['png']}" if paths["png"] else " (no PNG: no recipe converted)"
     out(f"wrote {paths['csv']}, report.json{png} and {paths['count']} models in {paths['models']}")
@@ -227,7 +240,7 @@ def compare(model: Any, choices: list[Choice], data: Samples, calibration: Any, 
                "significant": None, "verdict": "", "size_kb": None, "images_per_s": None, "agreement": None,
                **{k: None for k in COLUMNS if k not in ("agreement", "accuracy")},
                "input": "", "activations": "", "convert_s": None, "outcome": choice.note, "note": "",
-               "converted": None, "fidelity": None}
+               "converted": None, "fidelity": None, "run": None}
         rows.append(row)
         if choice.params is None:
             continue
@@ -237,6 +250,7 @@ def compare(model: Any, choices: list[Choice], data: Samples, calibration: Any, 
             row.update(status="failed", outcome=run.outcome)
             continue
         converted, result = run.converted, run.result
+        row["run"] = run
         if run.fidelity is not None:
             row.update({k: v for k, v in run.fidelity.columns().items() if k != "accuracy"}, fidelity=run.fidelity)
         row.update(
@@ -286,7 +300,7 @@ def table(rows: list[dict[str, Any]]):
     """The rows as a DataFrame (the CSV's columns)."""
     import pandas as pd
 
-    return pd.DataFrame([{k: v for k, v in row.items() if k not in ("converted", "fidelity")} for row in rows])
+    return pd.DataFrame([{k: v for k, v in row.items() if k not in ("converted", "fidelity", "run")} for row in rows])
 
 
 def format_table(frame) -> str:
