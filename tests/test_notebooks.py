@@ -306,6 +306,11 @@ def check_any_model(r: dict) -> None:
     for frame in r["frames"][:2]:  # the detector and the denoiser: legacy uint8 with (0, 6) is the worst task figure
         worst = min(frame, key=lambda row: row["task_value"])
         assert worst["recipe"].startswith("legacy-uint8"), frame
+    clip = [v for v in r["losses"]["denoiser"] if v["recipe"] == "legacy-uint8"]
+    assert [v["cause"] for v in clip] == ["default-ranges-clip"], r["losses"]["denoiser"]
+    fix = clip[0]["fix"]
+    assert fix["metric"] == "snr_db" and fix["before"] < 0 < 20 < fix["after"], fix  # "from below 0 dB to over 20"
+    assert clip[0]["record"]["span"][0] < -10, clip[0]["record"]  # "spans far below 0"
     denoiser = r["frames"][1]
     assert min(denoiser, key=lambda row: row["fidelity_value"])["recipe"].startswith("legacy-uint8"), denoiser
     stories = [row for frame in r["frames"] for row in frame if row["story"]]
@@ -402,6 +407,7 @@ NOTEBOOKS = [
          {"tasks": "{name: runs.task for name, runs in standins.items()}", "same": "same_without_labels",
           "tables": "{name: t.to_dict('records') for name, t in labelled.items()}",
           "unlabelled": "{name: t.to_dict('records') for name, t in unlabelled.items()}",
+          "losses": "{name: [v.summary() for v in runs.losses] for name, runs in standins.items()}",
           "frames": "[f.to_dict('records') for f in frames]", "said": "said"}, check_any_model),
 ]
 

@@ -141,6 +141,8 @@ def verdicts_of(context: Context, run: Any, why: str) -> list[Verdict]:
         verdict = cause(context, run)
         if verdict is not None:
             found.append(verdict)
+    if all("slower than" in part for part in why.split("; ")):  # a row that loses only time: only time's cause
+        found = [v for v in found if v.cause == "slow-kernels"]
     if not found:
         fix, tried = context.fix(run, context.ranges_fix(run) + context.calibrated(run))
         found.append(_verdict(run, "unexplained", f"{run.label} loses ({why}) and no cause measured here explains it.",

@@ -145,16 +145,14 @@ def run_recipes(model: Any, images: Any, labels: np.ndarray | None = None, *, sp
         from .tasks import TASKS
 
         checks.choice("task", task, TASKS)
-    given_spec = spec
-    spec, range_note = input_spec_for(model, spec)
     samples = Samples.of(images, labels)
+    spec, range_note = data_spec(model, samples, spec)
     io = model_io(model)
     if samples.is_images and len(samples.inputs) == 1:
         checks.images("images", samples.images, shape=io.image_shape)
         model = fit_to_images(model, samples.images)
     else:
         samples = samples.ordered([t.name for t in io.inputs] or samples.names, "images")
-        spec, range_note = input_spec_of(samples, given_spec, spec)
     labels = samples.labels
     calibration_size = checks.number("calibration_size", calibration_size, low=1, integer=True)
     if representative is not None and samples.is_images and len(samples.inputs) == 1:
@@ -267,6 +265,16 @@ def run_recipes(model: Any, images: Any, labels: np.ndarray | None = None, *, sp
         remote.close()
     order = {n: i for i, n in enumerate(names)}
     return sorted(runs, key=lambda r: order.get(r.name, len(order)))
+
+
+def data_spec(model: Any, samples: Samples, given: InputSpec | None = None) -> tuple[InputSpec, str | None]:
+    """The float range ``run_recipes`` converts and feeds ``samples`` with, and the sentence saying where it came from:
+    ``given``, else the model's own (0..255 after ``Rescaling``, ``model_facts.input_spec_for``) for images; for
+    float data ``given``, else the data's own range (``samples.input_spec_of``)."""
+    spec, note = input_spec_for(model, given)
+    if not samples.is_images or len(samples.inputs) > 1:
+        spec, note = input_spec_of(samples, given, spec)
+    return spec, note
 
 
 def failure(err: BaseException) -> str:

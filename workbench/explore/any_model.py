@@ -43,6 +43,7 @@ class StandinRuns:
     files: Any
     unlabelled: list = field(repr=False)
     labelled: list = field(repr=False)
+    losses: list = field(default_factory=list, repr=False)  # verdicts.Verdict of each losing labelled row
 
     @property
     def task(self) -> str:
@@ -50,10 +51,11 @@ class StandinRuns:
 
 
 def run_standin(name: str, recipes: Sequence[str] | None = None, calibration_size: int = 100,
-                **training: Any) -> StandinRuns:
+                explain: bool = True, **training: Any) -> StandinRuns:
     """Train (cached) the stand-in ``name`` (``"detector"``, ``"denoiser"``, ``"sequence"``) with ``training``
     (its example function's arguments), then run ``recipes`` (default: all) on its inputs, unlabelled, then labelled
-    (measuring the same conversions: the two files hold the same inputs)."""
+    (measuring the same conversions: the two files hold the same inputs). ``explain``: say why each losing
+    labelled row loses (``verdicts.explain_loss``: the cause measured, a fix converted and measured)."""
     from ..core import checks, standins
     from ..core.recipe_table import run_recipes
     from ..core.samples import read_samples
@@ -68,7 +70,15 @@ def run_standin(name: str, recipes: Sequence[str] | None = None, calibration_siz
         # the labelled run measures the unlabelled run's conversions (the same inputs, so the same calibration)
         runs[kind] = run_recipes(str(files.model), data, representative=data.feed(), recipes=recipes,
                                  calibration_size=calibration_size, converted=runs.get("unlabelled", ()))
-    return StandinRuns(name, files, runs["unlabelled"], runs["labelled"])
+    losses = []
+    if explain:
+        from ..core.recipe_table import data_spec
+        from ..core.sources import load_source
+        from ..core.verdicts import explain_loss
+
+        model = load_source(files.model)
+        losses = explain_loss(model, runs["labelled"], data, data_spec(model, data)[0])
+    return StandinRuns(name, files, runs["unlabelled"], runs["labelled"], losses)
 
 
 def fidelity_vs_task(standin: StandinRuns):
