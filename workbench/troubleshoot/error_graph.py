@@ -173,7 +173,8 @@ def _legend() -> str:
     parts = [f'<g class="legend"><text x="{x0}" y="{_MARGIN + 10}">SNR of each op\'s output against the float '
              'model (dB, higher is better)</text>']
     for i in range(int(hi - lo)):
-        parts.append(f'<rect x="{x0 + i * step}" y="{y0}" width="{step}" height="12" fill="{snr_colour(lo + i + 0.5)}"/>')
+        parts.append(f'<rect x="{x0 + i * step}" y="{y0}" width="{step}" height="12" '
+                     f'fill="{snr_colour(lo + i + 0.5)}"/>')
     for db in range(int(lo), int(hi) + 1, 10):
         x = x0 + (db - lo) * step
         label = f"≥{db}" if db == hi else (f"≤{db}" if db == lo else f"{db}")
