@@ -10,6 +10,16 @@ JupyterLab, in a saved notebook and offline. Each measured op carries ``data-snr
 tooltip (op, tensor, dtype, SNR).
 
 ``error_graphs({"int8": (model, errors), "uint8": ...})`` draws several models side by side.
+
+Why not ai-edge-model-explorer (0.1.34), which draws per-node data overlays: serving it as the Netron view is
+served would mean patching its bundle and its server, not configuring them. Its ``index.html`` preconnects to and
+loads Google Sans from fonts.gstatic.com (78 ``@font-face`` URLs) and its app calls ``gtag(...)``; it sets
+``<base href="/">`` and its minified JavaScript calls absolute ``/api/v1/...`` paths, which miss Jupyter's
+``{base_url}proxy/{port}/`` prefix; its Flask server has no secret paths or Host check, reads any local file for
+anyone who asks (``/api/v1/read_text_file?path=``) and asks pypi.python.org and api.github.com for a newer
+version; and the package requires ``ai-edge-model-explorer-adapter`` (a 128 MB wheel) even when a custom adapter
+builds the graph.
+The workbench's own reader and one SVG give the coloured graph with none of that.
 """
 
 from __future__ import annotations
@@ -136,7 +146,7 @@ def _centre(node: GraphNode) -> tuple[float, float]:
 
 
 def _svg(nodes: list[GraphNode], edges: list[tuple[int, int]], width_nodes: int, height_nodes: int) -> str:
-    width = max(2 * _MARGIN + width_nodes * (_BOX_W + _GAP_X) - _GAP_X, 300)
+    width = max(2 * _MARGIN + width_nodes * (_BOX_W + _GAP_X) - _GAP_X, 420)  # 420: the legend's width
     height = 2 * _MARGIN + _LEGEND_H + height_nodes * (_BOX_H + _GAP_Y) - _GAP_Y
     parts = [f'<svg class="workbench-error-graph" width="{width}" height="{height}" viewBox="0 0 {width} {height}" '
              'role="img" style="font-family:sans-serif;font-size:11px">', _legend()]
@@ -169,8 +179,8 @@ def _svg(nodes: list[GraphNode], edges: list[tuple[int, int]], width_nodes: int,
 def _legend() -> str:
     """The colour scale (0..50 dB in 1 dB steps), its ticks and units, and the grey of ops not compared."""
     lo, hi = SCALE[0][0], SCALE[-1][0]
-    step, x0, y0 = 4, _MARGIN, _MARGIN + 18
-    parts = [f'<g class="legend"><text x="{x0}" y="{_MARGIN + 10}">SNR of each op\'s output against the float '
+    step, x0, y0 = 4, _MARGIN + 16, _MARGIN + 18
+    parts = [f'<g class="legend"><text x="{_MARGIN}" y="{_MARGIN + 10}">SNR of each op\'s output against the float '
              'model (dB, higher is better)</text>']
     for i in range(int(hi - lo)):
         parts.append(f'<rect x="{x0 + i * step}" y="{y0}" width="{step}" height="12" '
