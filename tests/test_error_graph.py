@@ -55,3 +55,20 @@ def test_layer_report_colours_each_measured_op(int8_model, float_model, mnist):
 def test_errors_of_another_form_are_refused(int8_model):
     with pytest.raises(ValueError, match="allowed: a LayerReport"):
         error_graph(int8_model, [1.0, 2.0])
+
+
+def test_a_skip_connection_arcs_beside_the_ops_it_skips():
+    from workbench.core.keras_compat import keras
+    from workbench.troubleshoot import error_graph as eg
+
+    inp = keras.Input((8, 8, 1))
+    x = keras.layers.Conv2D(4, 3, padding="same", activation="relu")(inp)
+    y = keras.layers.Conv2D(4, 3, padding="same", activation="relu")(x)
+    y = keras.layers.Conv2D(4, 3, padding="same")(y)
+    graph = error_graph(convert(keras.Model(inp, keras.layers.Add()([x, y])), "float32"), {})
+    assert [(n.op, n.row) for n in graph.nodes] == [("CONV_2D", 0), ("CONV_2D", 1), ("CONV_2D", 2), ("ADD", 3)]
+    assert set(graph.edges) == {(0, 1), (1, 2), (2, 3), (0, 3)}
+    controls = [float(c) for c in re.findall(r'<path d="M[\d.]+,[\d.]+ C([\d.]+),', graph.svg)]
+    right = eg._MARGIN + eg._BOX_W  # the boxes' right side
+    assert sum(c > right for c in controls) == 1  # only the skip edge leaves the column
+    assert "data-snr" not in graph.svg and "http" not in graph.svg

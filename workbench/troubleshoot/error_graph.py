@@ -146,16 +146,13 @@ def _centre(node: GraphNode) -> tuple[float, float]:
 
 
 def _svg(nodes: list[GraphNode], edges: list[tuple[int, int]], width_nodes: int, height_nodes: int) -> str:
-    width = max(2 * _MARGIN + width_nodes * (_BOX_W + _GAP_X) - _GAP_X, 420)  # 420: the legend's width
+    curves = [_edge(nodes[src], nodes[dst]) for src, dst in edges]
+    reach = max((right for _, right in curves), default=0)  # edges that skip rows pass right of the boxes
+    width = int(max(2 * _MARGIN + width_nodes * (_BOX_W + _GAP_X) - _GAP_X, reach + _MARGIN, 420))  # 420: legend
     height = 2 * _MARGIN + _LEGEND_H + height_nodes * (_BOX_H + _GAP_Y) - _GAP_Y
     parts = [f'<svg class="workbench-error-graph" width="{width}" height="{height}" viewBox="0 0 {width} {height}" '
              'role="img" style="font-family:sans-serif;font-size:11px">', _legend()]
-    for src, dst in edges:
-        (x1, y1), (x2, y2) = _centre(nodes[src]), _centre(nodes[dst])
-        y1, y2 = y1 + _BOX_H / 2, y2 - _BOX_H / 2
-        bend = (y2 - y1) / 2
-        parts.append(f'<path d="M{x1:.0f},{y1:.0f} C{x1:.0f},{y1 + bend:.0f} {x2:.0f},{y2 - bend:.0f} '
-                     f'{x2:.0f},{y2:.0f}" fill="none" stroke="#777" stroke-width="1.2"/>')
+    parts += [f'<path d="{d}" fill="none" stroke="#777" stroke-width="1.2"/>' for d, _ in curves]
     for node in nodes:
         x, y = _centre(node)
         x, y = x - _BOX_W / 2, y - _BOX_H / 2
@@ -174,6 +171,20 @@ def _svg(nodes: list[GraphNode], edges: list[tuple[int, int]], width_nodes: int,
             f'{html.escape(node.dtype)} · {value}</text></g>')
     parts.append("</svg>")
     return "".join(parts)
+
+
+def _edge(src: GraphNode, dst: GraphNode) -> tuple[str, float]:
+    """The SVG path of one edge and its rightmost x: bottom to top for adjacent rows, else an arc on the right side
+    (wider the more rows it skips), so it does not run behind the boxes in between."""
+    (x1, y1), (x2, y2) = _centre(src), _centre(dst)
+    if dst.row - src.row == 1:
+        y1, y2 = y1 + _BOX_H / 2, y2 - _BOX_H / 2
+        bend = (y2 - y1) / 2
+        return f"M{x1:.0f},{y1:.0f} C{x1:.0f},{y1 + bend:.0f} {x2:.0f},{y2 - bend:.0f} {x2:.0f},{y2:.0f}", max(x1, x2)
+    x1, x2 = x1 + _BOX_W / 2, x2 + _BOX_W / 2
+    side = max(x1, x2) + 24 + 8 * (dst.row - src.row)
+    path = f"M{x1:.0f},{y1:.0f} C{side:.0f},{y1:.0f} {side:.0f},{y2:.0f} {x2:.0f},{y2:.0f}"
+    return path, 0.75 * side + 0.25 * max(x1, x2)  # a cubic's furthest point with both controls at ``side``
 
 
 def _legend() -> str:
