@@ -299,8 +299,8 @@ def test_graphs_notebook_shows_netron_iframe(lab, output_dir):
 
 
 def test_your_model_notebook_sliders_and_graphs_in_lab(lab, output_dir):
-    """08 on the digits stand-in, as a user runs it: both explorers respond, the float and uint8 graphs draw, and
-    nothing is requested outside the machine."""
+    """08 on the digits stand-in, as a user runs it: both explorers respond, the float and uint8 graphs draw, the
+    int8 and uint8 graphs coloured by per-layer SNR show, and nothing is requested outside the machine."""
     assert (lab.root / YOUR_MODEL).is_file(), f"notebooks/{YOUR_MODEL} is missing"
     with browser_session() as session:
         page = session.page
@@ -341,6 +341,12 @@ def test_your_model_notebook_sliders_and_graphs_in_lab(lab, output_dir):
         left_types, right_types = tensor_types(left), tensor_types(right)
         assert "float32" in left_types and "uint8" not in left_types, left_types
         assert "uint8" in right_types, right_types
+        measured = page.locator(".workbench-error-graphs svg [data-snr]")  # the per-layer SNR on both graphs
+        measured.first.wait_for(state="attached", timeout=30_000)
+        assert page.locator(".workbench-error-graphs svg").count() == 2
+        fills = measured.evaluate_all("nodes => nodes.map(n => n.querySelector('rect').getAttribute('fill'))")
+        assert len(fills) > 1 and len(set(fills)) > 1, fills
+        page.locator(".workbench-error-graphs").first.screenshot(path=str(output_dir / "jupyterlab_08_error_graph.png"))
         session.wait_requests_settled()
         assert not session.outside_requests(), session.outside_requests()
         stderr = "\n".join(page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']")

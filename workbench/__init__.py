@@ -44,6 +44,7 @@ _SUBMODULES = {
     "sweep": "explore.sweep", "screening": "explore.screening", "plots": "explore.plots", "widgets": "explore.widgets",
     "input_codes": "explore.input_codes", "viewer": "explore.viewer", "graph_tables": "explore.graph_tables",
     "gallery": "troubleshoot.gallery", "model_choices": "troubleshoot.model_choices",
+    "error_graph": "troubleshoot.error_graph",
     "layer_error": "troubleshoot.layer_error", "legacy_graphs": "troubleshoot.legacy_graphs",
     "questions": "troubleshoot.questions", "diagnose": "core.diagnose", "recipes": "core.recipes",
     "litert": "core.litert", "aeq": "core.aeq", "demo": "core.demo", "recipe_table": "core.recipe_table",
