@@ -203,17 +203,27 @@ def default_ranges_clip(context: Context, run: Any) -> Verdict | None:
                      "tensors": [r.record() for r in ranges]}, fix, tried)
 
 
-def input_stats(context: Context, run: Any) -> Verdict | None:
+def _input_codes(context: Context, run: Any) -> dict[str, Any] | None:
+    """How the row's uint8 input codes the samples (``_codes``) when the stats it reads them with clip them or leave
+    codes unused (the stats asked for, or the learned range that overrides them), else ``None``."""
     converted = run.converted
     effective, outcome = converted.effective_stats, converted.outcome
-    if effective is None or outcome.came_out_float or outcome.stats_ignored:
+    if effective is None or outcome.came_out_float:
         return None
     right = context.spec.stats
-    if abs(effective.mean - right.mean) <= 0.5 and abs(effective.std - right.std) <= 1e-3 * right.std:
+    if (not outcome.stats_ignored and abs(effective.mean - right.mean) <= 0.5
+            and abs(effective.std - right.std) <= 1e-3 * right.std):
         return None
     measured = _codes(context, effective)
-    if not _codes_lose(measured):
+    return measured if _codes_lose(measured) else None
+
+
+def input_stats(context: Context, run: Any) -> Verdict | None:
+    converted = run.converted
+    measured = None if converted.outcome.stats_ignored else _input_codes(context, run)
+    if measured is None:
         return None
+    effective, right = converted.effective_stats, context.spec.stats
     candidates = []
     if converted.recipe.spec.takes("mean"):
         candidates.append((f"mean={right.mean:g}, std={right.std:g} from the input range "
@@ -230,8 +240,8 @@ def stats_ignored(context: Context, run: Any) -> Verdict | None:
     if not outcome.stats_ignored:
         return None
     asked, read = outcome.requested_stats, outcome.effective_stats
-    measured = _codes(context, read)
-    if not _codes_lose(measured):
+    measured = _input_codes(context, run)
+    if measured is None:
         return None  # the learned range fits the inputs: not this row's loss
     qat = [s for s in registry.specs() if s.needs_qat and s.name != run.name and "float32" in s.io_types]
     candidates = [(f"{qat[0].name} with float input (the model quantizes the input with its own learned range)",
@@ -243,8 +253,9 @@ def stats_ignored(context: Context, run: Any) -> Verdict | None:
 
 
 def saturated(context: Context, run: Any) -> Verdict | None:
-    if run.converted.outcome.came_out_float or _clipped(context, run) is not None:
-        return None  # clipped default ranges are the cause: saturation is their symptom
+    if (run.converted.outcome.came_out_float or _clipped(context, run) is not None
+            or _input_codes(context, run) is not None):
+        return None  # default ranges that clip, or input codes that do, are the cause: saturation is their symptom
     tensors = saturation(run.converted, context.samples, context.spec, size=context.size)
     if not tensors:
         return None
