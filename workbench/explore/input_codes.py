@@ -31,6 +31,7 @@ import numpy as np
 
 from ..core.stats import CODES, CodeUsage, InputStats, code_usage, pixel_counts  # noqa: F401 - measured in core
 
+
 def fake_quant_table(model: Any):
     """The fake-quant ranges of a QAT Keras model, one row per quantizer.
 
