@@ -302,6 +302,8 @@ def test_labelled_and_unlabelled_reports_name_the_same_worst_recipe(tmp_path):
         losses = json.loads((tmp_path / folder / "report.json").read_text())["losses"]
         clip = next(v for v in losses if v["cause"] == "default-ranges-clip")
         assert clip["recipe"] == "legacy-uint8" and clip["fix"]["after"] > clip["fix"]["before"]
+        path = clip["record"]["error_path"]  # every tensor of the row's model against the float model's
+        assert path and clip["record"]["error_enters"] in path and clip["record"]["error_enters"]["snr_db"] < 20
     quick, _ = report(tmp_path / "lenet.keras", tmp_path / "unlabelled.npz", tmp_path / "no-fix", *bad, "--no-fix")
     losses = json.loads((tmp_path / "no-fix" / "report.json").read_text())["losses"]
     clip = next(v for v in losses if v["cause"] == "default-ranges-clip")

@@ -16,6 +16,7 @@ import numpy as np
 
 from . import measure, recipes as registry
 from .stats import code_usage, value_codes
+from .error_path import entry, error_path
 from .tensor_stats import activation_ranges, saturation
 from .verdicts import CAUSE_THRESHOLDS, LOSS_THRESHOLDS, Fix, Verdict, figure_of, metric_of, plain
 
@@ -107,22 +108,49 @@ class Context:
             return base is not None and 100 * (base.accuracy - after) < LOSS_THRESHOLDS["accuracy_pts"]
         return after >= LOSS_THRESHOLDS[metric]
 
+    def path(self, run: Any) -> tuple:
+        """The cumulative error along the row's model (``error_path``), measured once per row."""
+        key = ("path", run.name, id(run.converted))
+        if key not in self._ranges:
+            self._ranges[key] = error_path(self.reference_run.converted, run.converted, self.samples, self.spec,
+                                           size=min(self.size, 100))
+        return self._ranges[key]
+
+    def keep_float(self, run: Any, point: Any) -> list[Candidate]:
+        """The calibrated int8 recipe with the Keras layer where the error enters kept in float (selective
+        quantization, the QuantizationDebugger's deny-list), when that layer can be named."""
+        from .converters import name_segments
+        from .keras_compat import is_keras3
+
+        layers = [layer.name for layer in getattr(self.model, "layers", ())]
+        target = registry.full_integer()
+        if point is None or not layers or target is None:
+            return []
+        named = [layer for layer in layers if layer in name_segments(point.name, layers, is_keras3(self.model))]
+        if len(named) != 1:
+            return []
+        size = min(len(self.samples), 500)
+        recipe = registry.recipe(target.name, calibration_size=size, keep_float=(named[0],))
+        return [(f"{target.name} with layer {named[0]!r} kept in float (where the error enters)", recipe,
+                 {"calibration_size": size, "keep_float": [named[0]]})]
+
     def calibrated(self, run: Any) -> list[Candidate]:
         """The calibrated int8 recipe calibrated on these samples: the row's own parameters when the row is that
         recipe, else its float row's."""
         from .recipe_table import recipe_parameters
         from .sources import is_qat
 
-        if "int8-ptq" not in registry.names() or is_qat(self.model):
+        target = registry.full_integer()
+        if target is None or is_qat(self.model):
             return []
         size = min(len(self.samples), 500)
-        if run.name == "int8-ptq":
+        if run.name == target.name:
             recipe = dataclasses.replace(run.converted.recipe, calibration_size=size)
             params = {"calibration_size": size, "io_type": recipe.io_type}
         else:
-            params = recipe_parameters("int8-ptq", "float", size)
-            recipe = registry.recipe("int8-ptq", **params)
-        return [(f"int8-ptq calibrated on {size} of these inputs", recipe, params)]
+            params = recipe_parameters(target.name, "float", size)
+            recipe = registry.recipe(target.name, **params)
+        return [(f"{target.name} calibrated on {size} of these inputs", recipe, params)]
 
     def ranges_fix(self, run: Any) -> list[Candidate]:
         """The row's recipe with default ranges from the float activations."""
@@ -141,14 +169,21 @@ def verdicts_of(context: Context, run: Any, why: str) -> list[Verdict]:
         verdict = cause(context, run)
         if verdict is not None:
             found.append(verdict)
-    if all("slower than" in part for part in why.split("; ")):  # a row that loses only time: only time's cause
+    speed_only = all("slower than" in part for part in why.split("; "))
+    if speed_only:  # a row that loses only time: only time's cause
         found = [v for v in found if v.cause == "slow-kernels"]
+    path = () if speed_only else context.path(run)
+    point = entry(path)
     if not found:
-        fix, tried = context.fix(run, context.ranges_fix(run) + context.calibrated(run))
-        found.append(_verdict(run, "unexplained", f"{run.label} loses ({why}) and no cause measured here explains it.",
-                              {}, fix, tried))
+        enters = "" if point is None else (f" The error enters at {short(point.name)} ({point.op}): "
+                                           f"{point.snr_db:.1f} dB SNR against the float model there.")
+        candidates = context.ranges_fix(run) + context.calibrated(run) + context.keep_float(run, point)
+        fix, tried = context.fix(run, candidates)
+        found.append(_verdict(run, "unexplained", f"{run.label} loses ({why}) and no cause measured here explains "
+                                                  f"it.{enters}", {}, fix, tried))
     metric, before = metric_of(run)
-    return [dataclasses.replace(v, record={"loss": why, "metric": metric, "before": before, **v.record})
+    where = {} if point is None else {"error_enters": point.record(), "error_path": [p.record() for p in path]}
+    return [dataclasses.replace(v, record={"loss": why, "metric": metric, "before": before, **where, **v.record})
             for v in found]
 
 

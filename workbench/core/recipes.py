@@ -168,6 +168,13 @@ def reference() -> RecipeSpec:
     return found[0]
 
 
+def full_integer() -> RecipeSpec | None:
+    """The calibrated full-integer recipe of the TF2 converter that can keep layers in float (``int8-ptq``): the one a
+    losing row's fix converts to (``verdicts``); ``None`` when none is registered."""
+    return next((s for s in _REGISTRY.values() if s.converter == "v2" and s.calibrated and s.activations == "int8"
+                 and s.takes("keep_float")), None)
+
+
 def is_reference(name: str) -> bool:
     """Whether ``name`` is the reference recipe (a name that is not registered is not)."""
     spec = _REGISTRY.get(name)
