@@ -175,3 +175,36 @@ def test_the_qat_recipe_is_named_when_nothing_post_training_recovers(case, monke
     assert verdict.fix.recipe == "qat-int8" and verdict.fix.after is None
     assert "train with quantization-aware training" in verdict.fix.sentence()
     assert [f["recipe"] for f in verdict.record["fixes_tried"]] == ["legacy-uint8", "int8-ptq"]
+
+
+def test_a_net_fed_raw_pixels_loses_most_of_its_agreement_at_0_6_and_the_measured_range_recovers_it():
+    """The issue's case: a float model whose activations run far beyond 6, of both signs (a small net trained on raw
+    0..255 pixels, no normalisation, linear convolutions first) loses most of its agreement on the legacy uint8 path
+    with (0, 6); the engine says the default ranges clip, with the share and the real span, and the range measured on
+    the float activations recovers it."""
+    from workbench.core.data import InputSpec
+    from workbench.core.keras_compat import keras, tf
+    from workbench.core.recipe_table import run_recipes
+    from workbench.core.samples import Samples
+    from workbench.core.verdicts import explain_loss
+
+    data = digits()
+    tf.random.set_seed(0)
+    model = keras.Sequential([keras.Input((8, 8, 1)),
+                              keras.layers.Conv2D(16, 3), keras.layers.Conv2D(16, 3),  # linear: large, of both signs
+                              keras.layers.Flatten(), keras.layers.Dense(64, activation="relu"),
+                              keras.layers.Dense(10)])
+    model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.fit(data.train_images.astype(np.float32), data.train_labels, epochs=5, batch_size=64, verbose=0)
+    spec = InputSpec(0.0, 255.0)  # the pixels as they are: stats (0, 1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        runs = run_recipes(model, data.test_images, spec=spec, recipes=["float32", "legacy-uint8"],
+                           parameters={"legacy-uint8": {"default_ranges": (0.0, 6.0)}})
+        verdicts = explain_loss(model, runs, Samples.of(data.test_images), spec)
+    assert runs[1].fidelity.headline["agreement"].value < 0.4  # most of the agreement lost (measured 0.11-0.28)
+    (clip,) = [v for v in verdicts if v.cause == "default-ranges-clip"]
+    record = clip.record
+    assert record["share_outside"] > 0.2 and record["span"][1] > 60, record  # the activations span far beyond 6
+    assert f"{100 * record['share_outside']:.1f} %" in clip.sentence and "outside [0, 6]" in clip.sentence
+    assert clip.fix.after > 0.9 and clip.fix.after > clip.fix.before + 0.4, clip.fix
