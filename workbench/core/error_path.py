@@ -5,8 +5,9 @@ model) on the same samples keeping every tensor (``litert.run(..., keep_tensors=
 activation tensor an op of the quantized model writes with the float model's tensor of the same name (else of the
 same first name, without the v1 converter's scopes: the legacy uint8 path names its tensors that way), dequantizes
 it with its own scale and zero point, and measures the **cumulative** error there: the SNR (``fidelity.snr_db``)
-of the quantized model as it is, every earlier op's error included. The path is in the quantized model's execution order, so this works for the
-legacy uint8 path as well as int8 (TFLite's QuantizationDebugger takes int8 models only).
+of the quantized model as it is, every earlier op's error included. The path is in the quantized model's
+execution order, so this works for the legacy uint8 path as well as int8 (TFLite's QuantizationDebugger takes int8
+models only).
 
 ``entry`` is the first tensor whose cumulative SNR falls under ``ENTRY_DB`` (else the one with the largest drop
 from the tensor before it on the path): the op where the error comes in. The **local** error of each op alone (fed
