@@ -43,12 +43,12 @@ def prepare(folder: Path) -> tuple[Path, Path]:
     return folder / "mobilenet_digits.keras", folder / "digits.npz"
 
 
-def timed_report(model: Path, data: Path, out: Path) -> tuple[float, float, str]:
-    """(wall s, CPU s of the command's process, its stdout) for one ``report`` run."""
+def timed_report(model: Path, data: Path, out: Path, env: dict[str, str] | None = None) -> tuple[float, float, str]:
+    """(wall s, CPU s of the command's process, its stdout) for one ``report`` run (``env``: its environment)."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     proc = subprocess.run([sys.executable, "-m", "workbench", "report", str(model), "--data", str(data),
-                           "--out", str(out)], capture_output=True, text=True, cwd=ROOT, timeout=1800)
+                           "--out", str(out)], capture_output=True, text=True, cwd=ROOT, env=env, timeout=1800)
     wall = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if proc.returncode != 0:

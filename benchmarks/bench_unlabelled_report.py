@@ -32,13 +32,14 @@ import json
 import os
 import pstats
 import re
-import resource
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+import bench_report  # the same timed command (benchmarks/ is this script's folder on the path)
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGET_S = 20.0
@@ -77,16 +78,7 @@ def fresh_cache(out: Path) -> dict[str, str]:
 
 def timed_report(model: Path, data: Path, out: Path) -> tuple[float, float, str]:
     """(wall s, CPU s of the command's process, its stdout) for one ``report`` run, with an empty cache."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    start = time.perf_counter()
-    proc = subprocess.run([sys.executable, *command(model, data, out)], capture_output=True, text=True, cwd=ROOT,
-                          env=fresh_cache(out), timeout=1800)
-    wall = time.perf_counter() - start
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    if proc.returncode != 0:
-        raise SystemExit(f"report failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    return wall, cpu, proc.stdout
+    return bench_report.timed_report(model, data, out, env=fresh_cache(out))
 
 
 def conversions(stdout: str) -> dict[str, float]:

@@ -273,21 +273,6 @@ def compare(model: Any, choices: list[Choice], data: Samples, calibration: Any, 
     return rows
 
 
-def _json_value(value: Any) -> Any:
-    """A value JSON can hold: NaN as null, infinity as "inf"/"-inf", NumPy numbers as Python's, containers through."""
-    import math
-
-    if isinstance(value, dict):
-        return {str(k): _json_value(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_value(v) for v in value]
-    if isinstance(value, (np.floating, np.integer, np.bool_)):
-        value = value.item()
-    if isinstance(value, float) and (math.isnan(value) or math.isinf(value)):
-        return None if math.isnan(value) else ("inf" if value > 0 else "-inf")
-    return value
-
-
 def headline(run: RecipeRun) -> str:
     """A finished run in a few words: its accuracy, and how close it stays to the float model."""
     said = [f"{100 * run.result.accuracy:.2f} %"] if run.result is not None else []
@@ -347,14 +332,15 @@ def write(rows: list[dict[str, Any]], out: str | Path, title: str = "",
     import json
 
     from ..core import artifacts
+    from ..core.measure import plain
     from .demo_figure import accuracy_size_figure
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     frame = table(rows)
     csv = artifacts.write_text_atomic(out / "report.csv", frame.to_csv(index=False))
-    record = {"rows": [{k: _json_value(v) for k, v in row.items()} for row in frame.to_dict("records")],
-              **{k: _json_value(v) for k, v in (summary or {}).items()}}
+    record = {"rows": [{k: plain(v) for k, v in row.items()} for row in frame.to_dict("records")],
+              **{k: plain(v) for k, v in (summary or {}).items()}}
     artifacts.write_text_atomic(out / "report.json", json.dumps(record, indent=2))
     done = frame[frame["status"] == "ok"].assign(model="float")
     png = out / "report.png" if len(done) else None

@@ -18,7 +18,8 @@ from . import measure, recipes as registry
 from .stats import code_usage, value_codes
 from .error_path import entry, error_path
 from .tensor_stats import activation_ranges, saturation
-from .verdicts import CAUSE_THRESHOLDS, LOSS_THRESHOLDS, Fix, Verdict, figure_of, metric_of, plain
+from .measure import plain
+from .verdicts import CAUSE_THRESHOLDS, LOSS_THRESHOLDS, Fix, Verdict, figure_of, metric_of
 
 Candidate = tuple[str, Any, dict]  # (description, Recipe, converted model's params for the record)
 

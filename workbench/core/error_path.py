@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from . import litert
+from . import fidelity, litert
 from .data import InputSpec
 from .samples import Samples
 
@@ -71,7 +71,7 @@ def error_path(reference: Any, model: Any, samples: Samples, spec: InputSpec = I
             expected = f_values[f.index].astype(np.float64)
             sums[q.index][0] += float(np.sum(expected ** 2))
             sums[q.index][1] += float(np.sum((real - expected) ** 2))
-    return tuple(PathPoint(q.name, q.producer or "", q.dtype, _db(*sums[q.index])) for q, _ in pairs)
+    return tuple(PathPoint(q.name, q.producer or "", q.dtype, fidelity.ratio_db(*sums[q.index])) for q, _ in pairs)
 
 
 def entry(path: tuple[PathPoint, ...]) -> PathPoint | None:
@@ -98,14 +98,6 @@ def _quant(tensor: Any) -> tuple[float, int]:
     if not scales or len(scales) != 1:
         return 0.0, 0
     return float(scales[0]), int(zeros[0]) if zeros else 0
-
-
-def _db(signal: float, noise: float) -> float:
-    if noise == 0:
-        return math.inf
-    if signal == 0:
-        return -math.inf
-    return 10.0 * math.log10(signal / noise)
 
 
 def _chunks(reference: Any, model: Any, ref_info: Any, info: Any, pairs: list, samples: Samples, spec: InputSpec,

@@ -62,7 +62,7 @@ def snr_db(f: Any, q: Any) -> float:
     f, q = _pair(f, q)
     noise = float(np.sum((q - f) ** 2))
     signal = float(np.sum(f ** 2))
-    return _ratio_db(signal, noise)
+    return ratio_db(signal, noise)
 
 
 def cosine(f: Any, q: Any) -> float:
@@ -138,7 +138,7 @@ def psnr(f: Any, q: Any) -> float:
     f, q = _pair(f, q)
     mse = float(np.mean((q - f) ** 2))
     peak = float(np.max(f) - np.min(f))
-    return _ratio_db(peak ** 2, mse)
+    return ratio_db(peak ** 2, mse)
 
 
 def output_metrics(f: Any, q: Any, kind: str) -> dict[str, Any]:
@@ -161,7 +161,7 @@ def output_metrics(f: Any, q: Any, kind: str) -> dict[str, Any]:
     return found
 
 
-def _ratio_db(signal: float, noise: float) -> float:
+def ratio_db(signal: float, noise: float) -> float:
     """``10·log10(signal / noise)``: ``inf`` without noise, ``-inf`` with noise and no signal."""
     if noise == 0.0:
         return math.inf

@@ -261,13 +261,21 @@ def _flat(metrics: dict[str, Any]) -> dict[str, Any]:
         if isinstance(value, fidelity.Estimate):
             flat.update({key: value.value, f"{key}_interval": [value.low, value.high]})
         else:
-            flat[key] = _plain(value)
+            flat[key] = plain(value)
     return flat
 
 
-def _plain(value: Any) -> Any:
+def plain(value: Any) -> Any:
+    """``value`` ready for JSON: dicts and sequences through, NumPy numbers as Python's, NaN as ``None``, an infinity
+    as ``"inf"``/``"-inf"`` (the one conversion of the report's, the verdicts' and the fidelity records)."""
+    if isinstance(value, dict):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    if isinstance(value, (np.floating, np.integer, np.bool_)):
+        value = value.item()
+    if isinstance(value, float) and math.isnan(value):
+        return None
     if isinstance(value, float) and math.isinf(value):
         return "inf" if value > 0 else "-inf"
-    if isinstance(value, (np.floating, np.integer)):
-        return _plain(value.item())
     return value

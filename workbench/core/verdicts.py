@@ -24,6 +24,7 @@ from typing import Any, Sequence
 
 from . import recipes as registry
 from .data import InputSpec
+from .measure import plain
 from .samples import Samples
 
 # A row loses under these (README, "Why a row loses"). Agreement 0.98: on the digits LeNet the calibrated int8
@@ -190,20 +191,3 @@ def _figure(metric: str, value: float, signed: bool = False) -> str:
     if metric == "images_per_s":
         return f"{value:{sign},.0f}/s"
     return f"{value:{sign}.3f}" if not signed else f"{value:+.2f}"
-
-
-def plain(value: Any) -> Any:
-    """``value`` with tuples as lists, numpy numbers as Python numbers, infinities as ``"inf"``: JSON-ready."""
-    import math
-
-    import numpy as np
-
-    if isinstance(value, dict):
-        return {str(k): plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [plain(v) for v in value]
-    if isinstance(value, (np.floating, np.integer, np.bool_)):
-        value = value.item()
-    if isinstance(value, float) and math.isinf(value):
-        return "inf" if value > 0 else "-inf"
-    return value
