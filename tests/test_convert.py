@@ -275,3 +275,29 @@ def test_models_that_differ_only_in_a_weightless_layer_get_their_own_export(tmp_
     outs = [wb.predict(wb.convert(m, "legacy-uint8", default_ranges=(-4.0, 4.0), spec=spec), images, spec)
             for m in (a, b)]
     assert not np.array_equal(outs[0], outs[1])
+
+
+def test_calibrated_recipes_calibrate_once_and_keep_the_converters_bytes(float_model, mnist, monkeypatch):
+    """int8-ptq (float and uint8 I/O) and int16x8 on the same model and data calibrate once
+    (``shared_calibration``), and give the same bytes as the converter calibrating each one itself."""
+    import contextlib
+
+    from workbench.core import converters, shared_calibration
+
+    images = mnist.train_images[:40]
+    asked = [("int8-ptq", {}), ("int8-ptq", {"io_type": "uint8"}), ("int16x8", {})]
+
+    def each():
+        return [convert(float_model, n, representative=images, calibration_size=40, **kw).tflite for n, kw in asked]
+
+    shared_calibration.clear()
+    before = dict(shared_calibration.stats)
+    shared = each()
+    assert shared_calibration.stats["calibrated"] - before["calibrated"] == 1
+    assert shared_calibration.stats["shared"] - before["shared"] == 3  # uint8 I/O; int16x8's two calibrations
+    monkeypatch.setattr(converters, "sharing", lambda key: contextlib.nullcontext())
+    before = dict(shared_calibration.stats)
+    assert each() == shared
+    # the converter on its own: one calibration per recipe, and int16x8's second one
+    assert shared_calibration.stats["calibrated"] - before["calibrated"] == 4
+    assert shared_calibration.stats["shared"] == before["shared"]

@@ -8,6 +8,7 @@ options; arguments are validated before an adapter runs.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import re
@@ -21,6 +22,7 @@ import numpy as np
 from . import artifacts
 from .data import InputSpec
 from .feeding import is_images
+from .shared_calibration import data_key, sharing
 from .sources import FrozenGraph, saved_model_dir
 from .stats import InputStats
 
@@ -129,9 +131,11 @@ def tf2(job: Job) -> bytes:
         io = {"int8": tf.int8, "uint8": tf.uint8}[job.recipe.io_type]
         converter.inference_input_type = io
         converter.inference_output_type = io
-    if job.recipe.keep_float:
-        return _selective(converter, dataset, job.recipe.keep_float, job.model)
-    result = converter.convert()
+    shared = sharing(data_key(xs)) if dataset is not None else contextlib.nullcontext()
+    with shared:  # one calibration per float model and data, for every calibrated recipe (shared_calibration)
+        if job.recipe.keep_float:
+            return _selective(converter, dataset, job.recipe.keep_float, job.model)
+        result = converter.convert()
     if not options and not job.recipe.spec.calibrated and job.recipe.io_type == "float32" and \
             not isinstance(job.model, FrozenGraph):  # a frozen graph's v1 conversion has no signature for AEQ
         _floats.put(job.model, result)  # the plain float model: what the AEQ recipes start from

@@ -54,6 +54,13 @@ def saved_model_proto():
     return saved_model_pb2.SavedModel
 
 
+def tflite_calibrator():
+    """TensorFlow's TFLite ``Calibrator`` module (internal: ``shared_calibration`` wraps two of its methods)."""
+    from tensorflow.lite.python.optimize import calibrator
+
+    return calibrator
+
+
 def freeze_function(function):
     """A concrete function with its variables turned into constants (TF's helper has no public alias)."""
     from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
