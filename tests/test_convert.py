@@ -301,3 +301,39 @@ def test_calibrated_recipes_calibrate_once_and_keep_the_converters_bytes(float_m
     # the converter on its own: one calibration per recipe, and int16x8's second one
     assert shared_calibration.stats["calibrated"] - before["calibrated"] == 4
     assert shared_calibration.stats["shared"] == before["shared"]
+
+
+def test_each_recipe_shows_one_line_with_its_phases_counts_and_eta(float_model, mnist, test_set, monkeypatch):
+    """``run_recipes`` opens one progress line per recipe; the converter's calibration and the runtime's batches
+    count on it; a terminal sees the line rewritten in place and erased before the recipe's result."""
+    import io
+
+    from workbench.core import progress
+    from workbench.core.recipe_table import run_recipes
+
+    shown: list[tuple[str, bool]] = []
+    images, labels = test_set
+    monkeypatch.setattr(progress, "EVERY", 0.0)  # every count drawn: a small model calibrates in a blink
+    with progress.showing(lambda text, final: shown.append((text, final))):
+        runs = run_recipes(float_model, images[:64], labels[:64], representative=mnist.train_images[:30],
+                           recipes=["float32", "int8-ptq"], parameters={"int8-ptq": {"calibration_size": 30}})
+    assert [r.outcome for r in runs] == ["ok", "ok"]
+    finals = [text for text, final in shown if final]
+    assert len(finals) == 2 and finals[0].startswith("float32: ") and finals[1].startswith("int8-ptq")
+    assert "convert" in finals[1] and "calibrate" in finals[1] and "evaluate" in finals[1]
+    counted = [text for text, final in shown if "int8-ptq" in text and "calibrate " in text and "/30 inputs" in text]
+    assert counted and "ETA" in counted[-1]
+    assert any("evaluate 64/64 inputs" in text for text, _ in shown)
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    screen = Terminal()
+    draw = progress.terminal(screen)
+    draw("float32: convert · 3 s", False)
+    draw("float32: evaluate 10/64 inputs · 4 s · ETA 1 s", False)
+    draw("float32: convert 3.0 s", True)
+    frames = screen.getvalue().split("\r")
+    assert frames[1].startswith("float32: convert · 3 s") and frames[2].startswith("float32: evaluate 10/64")
+    assert frames[-1] == "" and frames[-2].strip() == ""  # erased: the result line prints on a clean line

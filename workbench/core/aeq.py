@@ -43,7 +43,7 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from . import diagnose, checks
+from . import diagnose, checks, progress
 from .litert import MAX_THREADS, FlatGraph, flat_graph
 
 GRANULARITIES = ("channel", "blockwise")
@@ -154,6 +154,7 @@ def quantize_int8_static(float_tflite: bytes, calibration: np.ndarray, num_threa
     for edge in (aeq.qtyping.TFLOperationName.INPUT, aeq.qtyping.TFLOperationName.OUTPUT):
         qt.update_quantization_recipe(regex=".*", operation_name=edge, algorithm_key=no_quantize)
     with _quiet(), _aeq_errors():
+        progress.phase("calibrate (ai-edge-quantizer)")
         qsv = qt.calibrate({signature: [{input_name: x[i:i + 1]} for i in range(len(x))]}, num_threads=threads)
     out = _quantize(qt, qsv)
     seconds = time.perf_counter() - start
@@ -329,9 +330,13 @@ def _nothing_quantized(granularity: str, block_size: int, graph: FlatGraph) -> s
             f"allowed: granularity='channel', or {other}")
 
 
+# The bars AEQ draws on stderr whatever enable_progress_report says (calibration; transformations of a large model).
+PROGRESS_BARS = ("Running Calibration", "Applying Transformations")
+
+
 @contextlib.contextmanager
 def _quiet():
-    """Silence AEQ's calibration progress bar and LiteRT's debug-mode warning; pass anything else on."""
+    """Silence AEQ's progress bars (``PROGRESS_BARS``) and LiteRT's debug-mode warning; pass anything else on."""
     captured = io.StringIO()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -340,7 +345,7 @@ def _quiet():
                 yield
         finally:
             rest = [seg for seg in re.split(r"[\r\n]", captured.getvalue())
-                    if seg.strip() and "Running Calibration" not in seg]
+                    if seg.strip() and not any(bar in seg for bar in PROGRESS_BARS)]
             if rest:
                 sys.stderr.write("\n".join(rest) + "\n")
     for w in caught:

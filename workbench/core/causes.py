@@ -14,7 +14,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from . import measure, recipes as registry
+from . import measure, progress, recipes as registry
 from .stats import code_usage, value_codes
 from .error_path import entry, error_path
 from .tensor_stats import activation_ranges, saturation
@@ -32,6 +32,7 @@ class Context:
         self.model, self.samples, self.spec, self.reference_run = model, samples, spec, reference_run
         self.try_fixes, self.percentile, self.size = try_fixes, percentile, size
         self.reference = measure.Reference(samples, spec)
+        progress.phase("float outputs")
         self.reference.take(model, reference_run.converted)
         self._ranges: dict[Any, tuple] = {}
         self._fixes: dict[Any, tuple[Any, Any, float | None, str]] = {}
@@ -43,6 +44,7 @@ class Context:
     def ranges(self, bounds: tuple[float, float] | None = None):
         """The float model's activation tensors on the samples (``tensor_stats.activation_ranges``)."""
         if bounds not in self._ranges:
+            progress.phase("float activation ranges")
             self._ranges[bounds] = activation_ranges(self.reference_run.converted, self.samples, self.spec,
                                                      size=self.size, bounds=bounds, percentile=self.percentile)
         return self._ranges[bounds]
@@ -113,6 +115,7 @@ class Context:
         """The cumulative error along the row's model (``error_path``), measured once per row."""
         key = ("path", run.name, id(run.converted))
         if key not in self._ranges:
+            progress.phase("error path")
             self._ranges[key] = error_path(self.reference_run.converted, run.converted, self.samples, self.spec,
                                            size=min(self.size, 100))
         return self._ranges[key]

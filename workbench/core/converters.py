@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from . import artifacts
+from . import artifacts, progress
 from .data import InputSpec
 from .feeding import is_images
 from .shared_calibration import data_key, sharing
@@ -118,8 +118,11 @@ def tf2(job: Job) -> bytes:
         names = _input_keys(job.model) if len(xs) > 1 else None
 
         def dataset():
+            progress.phase("calibrate", len(xs[0]), "inputs")
             for i in range(len(xs[0])):
                 yield dict(zip(names, (x[i:i + 1] for x in xs))) if names else [x[i:i + 1] for x in xs]
+                progress.advance()
+            progress.phase("quantize")
 
         converter.representative_dataset = dataset
     if options.get("ops") == "int8":
@@ -316,8 +319,17 @@ def keras_saved_model(model: Any, cache: str | os.PathLike | None = None) -> Pat
 
     how = "keras3 export, training=False" if is_keras3(model) else "tf_keras save_format=tf"
     key = artifacts.digest(model, str(getattr(model, "input_shape", "")), how, _config_json(model))
-    return artifacts.entry(artifacts.cache_dir(cache) / "savedmodels" / f"model-{key}",
-                           lambda tmp: _write_saved_model(model, tmp), key=key)
+    exported = []
+
+    def export(tmp: Path) -> None:
+        progress.phase("export")
+        _write_saved_model(model, tmp)
+        exported.append(tmp)
+
+    folder = artifacts.entry(artifacts.cache_dir(cache) / "savedmodels" / f"model-{key}", export, key=key)
+    if exported:
+        progress.phase("convert")
+    return folder
 
 
 def _config_json(model: Any) -> str:

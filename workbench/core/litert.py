@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from . import checks, diagnose
+from . import checks, diagnose, progress
 from .data import InputSpec
 from .feeding import dequantize, prepare_input  # noqa: F401 - the feeding rules, used here and by callers
 
@@ -529,6 +529,7 @@ def run(model: Any, images: Any, spec: InputSpec = InputSpec(), *, batch_size: i
         for j, d in enumerate(outs):
             value = interp.get_tensor(d["index"])
             raw[j].append(value[:rows] if value.ndim and len(value) == len(chunks[0]) else value[None])
+        progress.advance(rows)
     joined = [np.concatenate(r) for r in raw]
     real = tuple(dequantize(r, *d["quantization"]) for r, d in zip(joined, outs))
     first = joined[0].reshape(len(joined[0]), -1)

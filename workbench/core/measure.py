@@ -17,7 +17,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from . import fidelity
+from . import fidelity, progress
 from .data import InputSpec
 from .litert import DEFAULT_BATCH
 from .samples import Samples
@@ -57,6 +57,7 @@ def outputs_of(model: Any, samples: Samples | np.ndarray, spec: InputSpec = Inpu
     if isinstance(samples, Samples) and len(samples.inputs) > 1:
         samples = samples.ordered([i.name for i in litert.read_model(model).inputs])
     feed = samples.feed() if isinstance(samples, Samples) else samples
+    progress.phase("evaluate", len(samples), "inputs")
     start = time.perf_counter()
     run = litert.run(model, feed, spec, batch_size=batch_size,
                      num_threads=default_threads() if num_threads is None else num_threads)

@@ -24,6 +24,7 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 from . import checks, litert, measure
+from .progress import line as progress_line
 from . import recipes as registry
 from .data import InputSpec
 from .model_facts import input_spec_for, qat_refusal
@@ -216,30 +217,36 @@ def run_recipes(model: Any, images: Any, labels: np.ndarray | None = None, *, sp
         if rspec.calibrated and representative is None:
             hold(RecipeRun(name, recipe.label(), "not run: needs representative images for calibration"))
             continue
-        try:
-            if name in reuse and reuse[name].recipe == recipe:  # the same recipe, converted by an earlier run
-                converted = reuse[name]
-            else:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore", QuantizationWarning)  # the sentences go in the outcome column
-                    converted = convert(model, recipe, spec=spec,
-                                        representative=representative if rspec.calibrated else None)
-            if remote is not None:
-                waiting.append((name, recipe.label(), converted, remote.submit(converted.tflite)))
-                continue
-            if outputs.values is None:
-                outputs.take(model, converted if registry.is_reference(name) else None)
-            ran = measure.outputs_of(converted, samples, spec)
-            fid = outputs.fidelity(ran)
-            result = None
-            if labels is not None:
-                classes = fid.classes if fid is not None and fid.classes else model_io(converted).classes
-                checks.labels("labels", labels, len(samples), classes)
-                predictions = fid.predictions if fid is not None and fid.predictions is not None else \
-                    ran.values[0].reshape(len(samples), -1).argmax(axis=1)
-                result = from_predictions(predictions, labels, classes, ran.seconds, reference)
-        except (QuantizationError, RuntimeError, ValueError) as err:  # explained: one row, not an exception
-            hold(RecipeRun(name, recipe.label(), "failed: " + failure(err)))
+        error = None
+        with progress_line(recipe.label()):  # the recipe's phases as they go, erased before its result line
+            try:
+                if name in reuse and reuse[name].recipe == recipe:  # the same recipe, converted by an earlier run
+                    converted = reuse[name]
+                else:
+                    with warnings.catch_warnings():
+                        warnings.simplefilter("ignore", QuantizationWarning)  # the sentences go in the outcome column
+                        converted = convert(model, recipe, spec=spec,
+                                            representative=representative if rspec.calibrated else None)
+                if remote is not None:
+                    waiting.append((name, recipe.label(), converted, remote.submit(converted.tflite)))
+                    continue
+                own = registry.is_reference(name) and outputs.values is None  # the reference's outputs: run once
+                if outputs.values is None:
+                    outputs.take(model, converted if registry.is_reference(name) else None)
+                ran = outputs.values if own and outputs.values is not None else \
+                    measure.outputs_of(converted, samples, spec)
+                fid = outputs.fidelity(ran)
+                result = None
+                if labels is not None:
+                    classes = fid.classes if fid is not None and fid.classes else model_io(converted).classes
+                    checks.labels("labels", labels, len(samples), classes)
+                    predictions = fid.predictions if fid is not None and fid.predictions is not None else \
+                        ran.values[0].reshape(len(samples), -1).argmax(axis=1)
+                    result = from_predictions(predictions, labels, classes, ran.seconds, reference)
+            except (QuantizationError, RuntimeError, ValueError) as err:  # explained: one row, not an exception
+                error = err
+        if error is not None:
+            hold(RecipeRun(name, recipe.label(), "failed: " + failure(error)))
             continue
         record(name, recipe.label(), converted, result, fid)
     for item in waiting:  # the cluster's evaluations, in recipe order (the reference first)

@@ -22,7 +22,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any, Sequence
 
-from . import recipes as registry
+from . import progress, recipes as registry
 from .data import InputSpec
 from .measure import plain
 from .samples import Samples
@@ -175,7 +175,8 @@ def explain_loss(model: Any, runs: Sequence[Any], samples: Samples, spec: InputS
     for run in runs:
         why = losing(run, reference, samples.labels)
         if why is not None:
-            found += verdicts_of(context, run, why)
+            with progress.line(f"why {run.label}"):  # its measures and fixes as they go
+                found += verdicts_of(context, run, why)
     return found
 
 
