@@ -7,8 +7,8 @@ the open line through a context variable, so the converter adapters and the runt
 threaded through every signature, and outside a line they do nothing.
 
 A line is also redrawn every second by a small thread, so a phase without counts (a conversion) shows its time
-moving. The line says ``label: phase done/total · 12 s · ETA 8 s``. With a count the ETA is the phase's own rate; without
-one it is the time the same phase took last in this process (``about``), none the first time. Where it shows:
+moving. The line says ``label: phase done/total · 12 s · ETA 8 s``. With a count the ETA is the phase's own rate;
+without one it is the time the same phase took last in this process (``about``), none the first time. Where it shows:
 
 - a terminal (stderr is a TTY): one line rewritten in place, a few times a second at most, erased when the recipe
   ends (the caller then prints its result line);
