@@ -129,7 +129,7 @@ def _key(name: str) -> str:
     """A tensor's name as every converter writes it: its first ``;``-joined name, without the v1 converter's
     ``StatefulPartitionedCall/`` scopes and an output index (``lenet/conv1/Relu``, ``StatefulPartitionedCall``)."""
     first = name.split(";")[0]
-    return re.sub(r":\d+$", "", re.sub(r"^(StatefulPartitionedCall/)+", "", first))
+    return re.sub(r":\d+$", "", re.sub(r"^(StatefulPartitionedCall(_\d+)?/)+", "", first))
 
 
 def _quant(tensor: Any) -> tuple[float, int]:
@@ -140,16 +140,23 @@ def _quant(tensor: Any) -> tuple[float, int]:
 
 
 def _counterparts(ref_info: Any, info: Any) -> dict[int, Any]:
-    """The float model's tensor standing for each tensor of the quantized model: an activation of the same name
-    (else the same ``_key``, when only one has it) and the same shape past the batch, or the model input of the same
-    name (a one-input model's input, whatever its name)."""
+    """The float model's tensor standing for each tensor of the quantized model: an activation of the same name,
+    else of the same ``_key`` when only one has it, else the only one sharing one of its ``;``-joined names (each
+    read as a ``_key``: the v1 converter joins the float model's name after its own), with the same shape past the
+    batch; or the model input of the same name (a one-input model's input, whatever its name)."""
     floats = [t for t in ref_info.tensors if t.is_activation]
     keys = [_key(t.name) for t in floats]
     by_key = {k: t for k, t in zip(keys, floats) if keys.count(k) == 1}
     by_name = {t.name: t for t in floats} | {i.name: ref_info.tensor(i.index) for i in ref_info.inputs}
+    by_part: dict[str, list] = {}
+    for t in floats:
+        for part in {_key(p) for p in t.name.split(";")}:
+            by_part.setdefault(part, []).append(t)
     found = {}
     for q in info.tensors:
-        f = by_name.get(q.name) or by_key.get(_key(q.name))
+        shared = {t.index: t for p in {_key(p) for p in q.name.split(";")} for t in by_part.get(p, ())}
+        f = by_name.get(q.name) or by_key.get(_key(q.name)) or (next(iter(shared.values())) if len(shared) == 1
+                                                                 else None)
         if f is not None and tuple(f.shape[1:]) == tuple(q.shape[1:]):
             found[q.index] = f
     if len(info.inputs) == len(ref_info.inputs) == 1:
