@@ -74,3 +74,20 @@ def test_the_local_snr_is_each_op_alone_fed_the_float_models_inputs(models, test
     assert node.snr_db == pool.snr_db and node.local_snr_db == pool.local_snr_db and node.blame == "upstream"
     svg = error_graph(models["stats"], path).svg
     assert f"SNR: {pool.snr_db:.1f} dB (cumulative)" in svg and f"local SNR: {pool.local_snr_db:.1f} dB" in svg
+
+
+def test_ops_that_cannot_run_alone_keep_their_cumulative_snr_and_say_why(models, test_set, monkeypatch):
+    from workbench.core import litert
+    from workbench.core.error_path import entry_sentence, error_path
+    from workbench.core.samples import Samples
+
+    def refused(model):
+        raise ValueError("no such op")
+
+    samples = Samples.of(test_set[0][:20])
+    before = error_path(models["float"], models["uint8"], samples)
+    monkeypatch.setattr(litert, "disconnected", refused)
+    path = error_path(models["float"], models["uint8"], samples)
+    assert [p.snr_db for p in path] == pytest.approx([p.snr_db for p in before])
+    assert all(p.local_snr_db is None and "could not run alone (ValueError: no such op)" in p.no_local for p in path)
+    assert "the op was not run alone" in entry_sentence(path[-1])

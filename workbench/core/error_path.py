@@ -168,12 +168,17 @@ class _Alone:
     """Every op of the quantized model run alone (``litert.disconnected``), fed the float model's values."""
 
     def __init__(self, model: Any, info: Any, floats: dict[int, Any]) -> None:
-        self.tflite, fed, self.skipped = litert.disconnected(model)
-        self.info = litert.read_model(self.tflite)
+        self.failed, self.feeds, self.missing = "", [], {}
+        try:
+            self.tflite, fed, self.skipped = litert.disconnected(model)
+            self.info = litert.read_model(self.tflite)
+        except (ValueError, RuntimeError, IndexError, AttributeError) as err:  # a model the schema or LiteRT refuses
+            self.failed, self.info, self.skipped = _failure(err), None, {}
+            return
         producers = {out: op for op in info.op_details for out in op.outputs}
         own = {i.index for i in info.inputs}
-        self.feeds = []  # per input of the disconnected model: (original tensor, float tensor or None)
-        self.missing = {}  # original tensor -> why it cannot be fed the float model's value
+        # self.feeds: per input of the disconnected model, (original tensor, float tensor or None); self.missing:
+        # original tensor -> why it cannot be fed the float model's value
         for d in self.info.inputs:
             index = fed.get(d.index, d.index)
             tensor, source = info.tensor(index), index
@@ -190,12 +195,16 @@ class _Alone:
 
     def why_not(self, position: int, op: Any) -> str:
         """Why the op at ``position`` has no local SNR ("" when it has one)."""
+        if self.failed:
+            return self.failed
         if position in self.skipped:
             return f"{self.skipped[position]}, which cannot run alone"
         return next((self.missing[i] for i in op.inputs if i in self.missing), "")
 
     def run(self, q_run: Any, f_run: Any) -> dict[int, np.ndarray]:
         """Each op's output, dequantized, by tensor index, fed the float model's values of one chunk."""
+        if self.failed:
+            return {}
         arrays = []
         for (index, f), d in zip(self.feeds, self.info.inputs):
             if f is None:
@@ -203,8 +212,16 @@ class _Alone:
             else:
                 arrays.append(litert.prepare_input(np.asarray(f_run.tensor(f.index), np.float32), d.dtype, d.scale,
                                                    d.zero_point))
-        ran = litert.run(self.tflite, arrays, batch_size=None, reference_kernels=True, prepared=True)
+        try:
+            ran = litert.run(self.tflite, arrays, batch_size=None, reference_kernels=True, prepared=True)
+        except (ValueError, RuntimeError) as err:
+            self.failed = _failure(err)
+            return {}
         return dict(zip((d.index for d in self.info.outputs), ran.all_outputs))
+
+
+def _failure(err: Exception) -> str:
+    return f"the model's ops could not run alone ({type(err).__name__}: {' '.join(str(err).split())[:160]})"
 
 
 def _chunks(reference: Any, model: Any, ref_info: Any, info: Any, samples: Samples, spec: InputSpec, size: int,
@@ -214,7 +231,8 @@ def _chunks(reference: Any, model: Any, ref_info: Any, info: Any, samples: Sampl
     and outputs, these dequantized."""
     rows = max(1, min(int(size), len(samples)))
     per_row = sum(_bytes(t) for i in (ref_info, info) for t in i.tensors if t.is_activation)
-    per_row += sum(_bytes(d) for d in alone.inputs) + sum(_bytes(d) + _bytes(d, 4) for d in alone.outputs)
+    if alone is not None:
+        per_row += sum(_bytes(d) for d in alone.inputs) + sum(_bytes(d) + _bytes(d, 4) for d in alone.outputs)
     chunk = max(1, min(rows, MEMORY // max(per_row, 1)))
     for start in range(0, rows, chunk):
         part = samples.take(slice(start, min(rows, start + chunk)))
