@@ -81,7 +81,7 @@ def error_path(reference: Any, model: Any, samples: Samples, spec: InputSpec = I
     if not pairs:
         return ()
     alone = _Alone(model, info, floats)
-    sums = {q.index: [0.0, 0.0, 0.0] for _, q, _ in pairs}
+    sums, unmeasured = {q.index: [0.0, 0.0, 0.0] for _, q, _ in pairs}, set()
     for q_run, f_run in _chunks(reference, model, ref_info, info, samples, spec, size, alone.info):
         local = alone.run(q_run, f_run)
         for _, q, f in pairs:
@@ -90,10 +90,12 @@ def error_path(reference: Any, model: Any, samples: Samples, spec: InputSpec = I
             for j, got in ((1, q_run.tensor(q.index)), (2, local.get(q.index))):
                 if got is not None:
                     sums[q.index][j] += float(np.sum((litert.dequantize(got, *_quant(q)) - expected) ** 2))
+                else:
+                    unmeasured.add(q.index)
     points = []
     for pos, q, _ in pairs:
         signal, noise, local_noise = sums[q.index]
-        why = alone.why_not(pos, info.op_details[pos])
+        why = alone.why_not(pos, info.op_details[pos]) or ("not run alone" if q.index in unmeasured else "")
         points.append(PathPoint(q.name, q.producer or "", q.dtype, fidelity.ratio_db(signal, noise),
                                 None if why else fidelity.ratio_db(signal, local_noise), why))
     return tuple(points)
