@@ -1,5 +1,6 @@
 """Where the error enters: each activation tensor of a quantized model against the float model's, in execution
-order, on the uint8 path as well as int8."""
+order, on the uint8 path as well as int8: cumulative (the model as it is) and local (each op alone, fed the float
+model's inputs)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,8 @@ def models(float_model, mnist):
         warnings.simplefilter("ignore", wb.QuantizationWarning)
         return {"float": wb.convert(float_model, "float32"),
                 "uint8": wb.convert(float_model, "legacy-uint8", default_ranges=(0, 6)),
+                # stats of [-1, 1] for a model trained on [0, 1]: the first convolution reads its input wrong
+                "stats": wb.convert(float_model, "legacy-uint8", default_ranges=(0, 6), mean=127.5, std=127.5),
                 "int8": wb.convert(float_model, "int8-ptq", representative=mnist.train_images[:200])}
 
 
@@ -43,3 +46,48 @@ def test_the_path_follows_the_ops_and_each_snr_is_the_tensors_own(models, test_s
     int8 = error_path(models["float"], models["int8"], Samples.of(images))
     assert all(p.snr_db > 30 and math.isfinite(p.snr_db) for p in int8)  # calibrated: no tensor under 30 dB
     assert entry(()) is None and np.isfinite([p.snr_db for p in uint8]).all()
+
+
+def test_the_local_snr_is_each_op_alone_fed_the_float_models_inputs(models, test_set):
+    from workbench.core.error_path import entry, entry_sentence, error_path
+    from workbench.core.samples import Samples
+    from workbench.troubleshoot.error_graph import error_graph
+
+    samples = Samples.of(test_set[0][:100])
+    for kind in ("uint8", "int8"):
+        path = error_path(models["float"], models[kind], samples)
+        assert all(p.local_snr_db is not None and math.isfinite(p.local_snr_db) and not p.no_local for p in path)
+        # the first op reads the model's own input: alone, it is the model as it is
+        assert path[0].local_snr_db == pytest.approx(path[0].snr_db, abs=0.01), kind
+    path = error_path(models["float"], models["stats"], samples)
+    conv, pool = path[0], path[1]
+    # the convolution that reads the input with the wrong stats makes the error (measured: 3.3 dB alone) ...
+    assert conv.op == "CONV_2D" and conv.local_snr_db < 10 and conv.blame == "op"
+    # ... the pooling after it, fed the float model's convolution output, is fine alone (measured: 38.6 dB) although
+    # the error it inherits keeps its cumulative SNR low: fed the quantized model's own values, it would be low too
+    assert pool.op == "MAX_POOL_2D" and pool.snr_db < 10 and pool.local_snr_db > 30 and pool.blame == "upstream"
+    assert entry(path) is conv and "the op itself makes the error" in entry_sentence(conv)
+    assert f"{pool.snr_db:.1f} dB SNR" in entry_sentence(pool) and "inherits the error" in entry_sentence(pool)
+    assert entry(path).record()["blame"] == "op"
+    # the graph's tooltips give both figures
+    node = next(n for n in error_graph(models["stats"], path).nodes if n.op == "MAX_POOL_2D")
+    assert node.snr_db == pool.snr_db and node.local_snr_db == pool.local_snr_db and node.blame == "upstream"
+    svg = error_graph(models["stats"], path).svg
+    assert f"SNR: {pool.snr_db:.1f} dB (cumulative)" in svg and f"local SNR: {pool.local_snr_db:.1f} dB" in svg
+
+
+def test_ops_that_cannot_run_alone_keep_their_cumulative_snr_and_say_why(models, test_set, monkeypatch):
+    from workbench.core import litert
+    from workbench.core.error_path import entry_sentence, error_path
+    from workbench.core.samples import Samples
+
+    def refused(model):
+        raise ValueError("no such op")
+
+    samples = Samples.of(test_set[0][:20])
+    before = error_path(models["float"], models["uint8"], samples)
+    monkeypatch.setattr(litert, "disconnected", refused)
+    path = error_path(models["float"], models["uint8"], samples)
+    assert [p.snr_db for p in path] == pytest.approx([p.snr_db for p in before])
+    assert all(p.local_snr_db is None and "could not run alone (ValueError: no such op)" in p.no_local for p in path)
+    assert "the op was not run alone" in entry_sentence(path[-1])

@@ -208,3 +208,38 @@ def test_a_net_fed_raw_pixels_loses_most_of_its_agreement_at_0_6_and_the_measure
     assert record["share_outside"] > 0.2 and record["span"][1] > 60, record  # the activations span far beyond 6
     assert f"{100 * record['share_outside']:.1f} %" in clip.sentence and "outside [0, 6]" in clip.sentence
     assert clip.fix.after > 0.9 and clip.fix.after > clip.fix.before + 0.4, clip.fix
+
+
+def test_a_learned_input_range_that_misreads_the_pixels_is_measured_and_the_float_input_recovers(case):
+    """The digits LeNet wrapped for QAT (uint8 scheme, input quantizer kept) with its learned input range set to
+    [-1, 1] while its pixels mean [0, 1]: the legacy uint8 conversion reads the input bytes with that range and
+    ignores the stats asked for, so the black background (byte 0) reads as -1. The engine names the learned range
+    with the input codes it measures, and the QAT recipe with float input (the model quantizes [0, 1] itself)
+    recovers the row."""
+    from workbench.core.data import InputSpec
+    from workbench.core.recipe_table import run_recipes
+    from workbench.core.samples import Samples
+    from workbench.core.train import QatConfig, quantize_model
+    from workbench.core.verdicts import explain_loss
+
+    model = quantize_model(case["model"], QatConfig("uint8-legacy", learned_input_range=True))
+    quantizer = next(layer for layer in model.layers if type(layer).__name__ == "QuantizeLayer")
+    for weight in quantizer.weights:  # the input quantizer's range: [-1, 1]
+        if weight.name.endswith(("_min:0", "_max:0")):
+            weight.assign(-1.0 if weight.name.endswith("_min:0") else 1.0)
+    images = case["images"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        runs = run_recipes(model, images, recipes=["float32", "legacy-uint8"])
+        verdicts = explain_loss(model, runs, Samples.of(images), InputSpec())
+    assert runs[1].converted.outcome.stats_ignored
+    (verdict,) = [v for v in verdicts if v.recipe == "legacy-uint8"]
+    record = verdict.record
+    assert verdict.cause == "stats-ignored" and record["requested"] == [0.0, 255.0]
+    assert record["stats"] == pytest.approx([127.5, 127.5], abs=1) and record["code_range"] == pytest.approx(
+        [-1.0, 1.0], abs=0.01)
+    assert record["unused"] == pytest.approx(0.5) and record["clipped"] > 0.5  # byte 0 (most pixels) reads as -1
+    assert "learned its input range in QAT" in verdict.sentence and "outside [0, 1]" in verdict.sentence
+    fix = verdict.fix
+    assert fix.recipe == "qat-int8" and fix.params == {"io_type": "float32"}
+    assert fix.before < 0.98 <= fix.after, fix

@@ -16,7 +16,7 @@ import numpy as np
 
 from . import measure, progress, recipes as registry
 from .stats import code_usage, value_codes
-from .error_path import entry, error_path
+from .error_path import ENTRY_DB, entry, entry_sentence, error_path
 from .tensor_stats import activation_ranges, saturation
 from .measure import plain
 from .verdicts import CAUSE_THRESHOLDS, LOSS_THRESHOLDS, Fix, Verdict, figure_of, metric_of
@@ -112,7 +112,7 @@ class Context:
         return after >= LOSS_THRESHOLDS[metric]
 
     def path(self, run: Any) -> tuple:
-        """The cumulative error along the row's model (``error_path``), measured once per row."""
+        """The cumulative and local error along the row's model (``error_path``), measured once per row."""
         key = ("path", run.name, id(run.converted))
         if key not in self._ranges:
             progress.phase("error path")
@@ -179,14 +179,15 @@ def verdicts_of(context: Context, run: Any, why: str) -> list[Verdict]:
     path = () if speed_only else context.path(run)
     point = entry(path)
     if not found:
-        enters = "" if point is None else (f" The error enters at {short(point.name)} ({point.op}): "
-                                           f"{point.snr_db:.1f} dB SNR against the float model there.")
         candidates = context.ranges_fix(run) + context.calibrated(run) + context.keep_float(run, point)
         fix, tried = context.fix(run, candidates)
         found.append(_verdict(run, "unexplained", f"{run.label} loses ({why}) and no cause measured here explains "
-                                                  f"it.{enters}", {}, fix, tried))
+                                                  "it.", {}, fix, tried))
     metric, before = metric_of(run)
     where = {} if point is None else {"error_enters": point.record(), "error_path": [p.record() for p in path]}
+    if point is not None and (point.snr_db < ENTRY_DB or found[0].cause == "unexplained"):
+        # the row's first verdict says where the error enters, and whether that op makes it or inherits it
+        found[0] = dataclasses.replace(found[0], sentence=f"{found[0].sentence} {entry_sentence(point)}")
     return [dataclasses.replace(v, record={"loss": why, "metric": metric, "before": before, **where, **v.record})
             for v in found]
 

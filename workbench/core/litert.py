@@ -13,6 +13,7 @@ Corrupt bytes are a ``ValueError`` before LiteRT sees them, not a crash.
 
 from __future__ import annotations
 
+import copy
 import os
 from collections import Counter
 from dataclasses import dataclass, field
@@ -182,10 +183,7 @@ def interpreter(model_bytes: bytes, num_threads: int | None = None, keep_tensors
 
 def op_versions(model: Any) -> tuple[tuple[str, int], ...]:
     """``(op name, version)`` of each operator code a ``.tflite`` declares."""
-    from ai_edge_litert import schema_py_generated as schema
-
-    tree = schema.ModelT.InitFromPackedBuf(bytearray(model_bytes(model)), 0)
-    names = {code: name for name, code in vars(schema.BuiltinOperator).items() if not name.startswith("_")}
+    tree, names = _tree(model)
     return tuple((names.get(max(oc.builtinCode, oc.deprecatedBuiltinCode), "?"), int(oc.version))
                  for oc in tree.operatorCodes)
 
@@ -199,21 +197,66 @@ def with_op_version(model: Any, op: str, version: int) -> bytes:
     Raises:
         ValueError: ``op`` is not in the model, ``version`` is not a whole number >= 1.
     """
-    import flatbuffers
-    from ai_edge_litert import schema_py_generated as schema
-
     version = checks.number("version", version, low=1, high=2**31 - 1, integer=True)
-    tree = schema.ModelT.InitFromPackedBuf(bytearray(model_bytes(model)), 0)
-    names = {code: name for name, code in vars(schema.BuiltinOperator).items() if not name.startswith("_")}
+    tree, names = _tree(model)
     found = [oc for oc in tree.operatorCodes if names.get(max(oc.builtinCode, oc.deprecatedBuiltinCode)) == op]
     if not found:
         present = sorted({names.get(max(oc.builtinCode, oc.deprecatedBuiltinCode), "?") for oc in tree.operatorCodes})
         raise ValueError(f"op={op!r} is not in the model; allowed: {', '.join(present)}")
     for oc in found:
         oc.version = version
-    builder = flatbuffers.Builder(1024)
-    builder.Finish(tree.Pack(builder), file_identifier=b"TFL3")
+    return _packed(tree)
+
+
+def _tree(model: Any) -> tuple[Any, dict[int, str]]:
+    """A ``.tflite`` as the schema's object tree (``ModelT``; ``_packed`` writes it) and the op names by code."""
+    from ai_edge_litert import schema_py_generated as schema
+
+    names = {code: name for name, code in vars(schema.BuiltinOperator).items() if not name.startswith("_")}
+    return schema.ModelT.InitFromPackedBuf(bytearray(model_bytes(model)), 0), names
+
+
+def _packed(tree: Any) -> bytes:
+    import flatbuffers
+
+    (builder := flatbuffers.Builder(1024)).Finish(tree.Pack(builder), file_identifier=b"TFL3")
     return bytes(builder.Output())
+
+
+def disconnected(model: Any) -> tuple[bytes, dict[int, int], dict[int, str]]:
+    """A copy of a ``.tflite`` whose ops each run alone, on inputs of one's choosing: ``(tflite, fed, skipped)``. Each
+    non-constant tensor an op reads, bar the model's inputs, is replaced by a fresh model input of its type, shape and
+    quantization (``fed``: its index -> the original's); every op output is a model output; no signatures. Left out
+    (``skipped``: op position -> why): custom ops, control flow calling subgraphs, ops reading state tensors."""
+    from ai_edge_litert import schema_py_generated as schema
+
+    tree, names = _tree(model)
+    graph, state = tree.subgraphs[0], (schema.TensorType.RESOURCE, schema.TensorType.VARIANT)
+    tensors, inputs, buffers = graph.tensors, [int(i) for i in graph.inputs], tree.buffers
+    kept, fresh, skipped, outputs = [], {}, {}, {}
+    for pos, op in enumerate(graph.operators):
+        code, ins = tree.operatorCodes[op.opcodeIndex], [int(i) for i in op.inputs] if op.inputs is not None else []
+        options = [key for o in (op.builtinOptions, op.builtinOptions2) if o is not None for key in vars(o)]
+        why = ("a custom op" if names.get(max(code.builtinCode, code.deprecatedBuiltinCode), "CUSTOM") == "CUSTOM"
+               else "control flow calling other subgraphs" if any("ubgraph" in key for key in options)
+               else "reads a variable (state) tensor" if any(tensors[i].isVariable or tensors[i].type in state
+                                                             for i in ins if i >= 0) else "")
+        if why:
+            skipped[pos] = why
+            continue
+        for j, i in enumerate(ins):
+            data = buffers[tensors[i].buffer] if i >= 0 else None
+            if i < 0 or i in inputs or (data.data is not None and len(data.data)) or (data.offset or 0) > 1:
+                continue
+            if i not in fresh:  # a copy, sharing the original's empty buffer
+                fresh[i] = len(tensors)
+                tensors.append(copy.copy(tensors[i]))
+            op.inputs[j] = fresh[i]
+        kept.append(op)
+        outputs.update((int(o), None) for o in (op.outputs if op.outputs is not None else ()) if o >= 0)
+    graph.operators, graph.outputs, graph.inputs = kept, list(outputs), inputs + list(fresh.values())
+    tree.signatureDefs = []
+    return _packed(tree), {new: old for old, new in fresh.items()}, skipped
 
 
 # --- the flatbuffer, read with the schema module LiteRT ships ------------------------------------

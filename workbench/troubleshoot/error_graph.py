@@ -3,11 +3,13 @@
 ``error_graph(model, errors)`` reads the ops of a ``.tflite`` in execution order, with the tensors that link them
 (``litert.read_model``), lays them out top-down (an op one row below the deepest op it reads from) and colours
 each op by the SNR (dB) of its output tensor against the float model: ``errors`` is a ``LayerReport`` from
-``layer_errors`` or a plain ``{tensor name: snr_db}``. Ops whose output was not compared (quantize/dequantize,
-ops fused into a later tensor of the same layer, float ops) are grey. The drawing is one inline SVG with its
-legend (colour scale in dB): no script, style sheet or font is loaded from anywhere, so it shows the same in
-JupyterLab, in a saved notebook and offline. Each measured op carries ``data-snr``; every op has a ``<title>``
-tooltip (op, tensor, dtype, SNR).
+``layer_errors``, an ``error_path`` or a plain ``{tensor name: snr_db}``. Ops whose output was not compared
+(quantize/dequantize, ops fused into a later tensor of the same layer, float ops) are grey. The drawing is one
+inline SVG with its legend (colour scale in dB): no script, style sheet or font is loaded from anywhere, so it
+shows the same in JupyterLab, in a saved notebook and offline. Each measured op carries ``data-snr``; every op has
+a ``<title>`` tooltip (op, tensor, dtype, SNR). Given the model's ``error_path`` (its ``PathPoint``s), the colour is
+the cumulative SNR and the tooltip gives the local one too (the op alone, fed the float model's inputs), and says
+whether the op makes the error or inherits it.
 
 ``error_graphs({"int8": (model, errors), "uint8": ...})`` draws several models side by side.
 
@@ -64,6 +66,8 @@ class GraphNode:
     colour: str
     row: int
     column: int
+    local_snr_db: float | None = None  # the op alone, fed the float model's inputs (an ``error_path``'s)
+    blame: str | None = None  # ``PathPoint.blame``: "op" (it makes the error), "upstream" (it inherits it)
 
 
 @dataclass(frozen=True)
@@ -91,13 +95,21 @@ class ErrorGraphs:
 
 
 def snr_by_tensor(errors: Any) -> dict[str, float]:
-    """``{tensor name: snr_db}`` from a ``LayerReport`` (its matched tensors) or a mapping of that form."""
+    """``{tensor name: snr_db}`` from a ``LayerReport`` (its matched tensors), an ``error_path`` (the cumulative SNR)
+    or a mapping of that form."""
+    if _points(errors):
+        return {p.name: float(p.snr_db) for p in errors}
     if hasattr(errors, "layers"):
         return {e.tensor: float(e.snr_db) for e in errors.layers}
     if isinstance(errors, Mapping):
         return {str(k): float(v) for k, v in errors.items()}
-    raise ValueError(f"errors={type(errors).__name__}; allowed: a LayerReport (layer_errors) or a dict "
-                     "{tensor name: snr_db}")
+    raise ValueError(f"errors={type(errors).__name__}; allowed: a LayerReport (layer_errors), an error_path or a "
+                     "dict {tensor name: snr_db}")
+
+
+def _points(errors: Any) -> bool:
+    """Whether ``errors`` is an ``error_path`` (a non-empty sequence of ``PathPoint``)."""
+    return isinstance(errors, (tuple, list)) and bool(errors) and all(hasattr(p, "local_snr_db") for p in errors)
 
 
 def error_graph(model: Any, errors: Any, title: str = "") -> ErrorGraph:
@@ -105,13 +117,15 @@ def error_graph(model: Any, errors: Any, title: str = "") -> ErrorGraph:
 
     Args:
         model: the converted model (``ConvertedModel``, bytes or path), uint8 or int8.
-        errors: a ``LayerReport`` of the same model (``layer_errors``) or ``{tensor name: snr_db}``.
+        errors: a ``LayerReport`` of the same model (``layer_errors``), its ``error_path`` (the tooltips give the
+            local SNR too) or ``{tensor name: snr_db}``.
         title: shown above the drawing.
 
     Returns:
         ``ErrorGraph`` (a notebook cell shows it; ``.svg`` is the drawing, ``.nodes`` the ops as drawn).
     """
     snr = snr_by_tensor(errors)
+    points = {p.name: p for p in errors} if _points(errors) else {}
     info = litert.read_model(model)
     tensors = {t.index: t for t in info.tensors}
     ops = info.op_details
@@ -129,8 +143,10 @@ def error_graph(model: Any, errors: Any, title: str = "") -> ErrorGraph:
     for pos, op in enumerate(ops):
         out = tensors.get(op.outputs[0]) if op.outputs else None
         value = snr.get(out.name) if out is not None else None
+        point = points.get(out.name) if out is not None else None
         nodes.append(GraphNode(pos, op.name, out.name if out else "", out.dtype if out else "", value,
-                               snr_colour(value), rows[pos], columns[pos]))
+                               snr_colour(value), rows[pos], columns[pos], point and point.local_snr_db,
+                               point and point.blame))
     svg = _svg(nodes, edges, max(used.values(), default=1), max(rows, default=0) + 1)
     return ErrorGraph(title, tuple(nodes), tuple(edges), svg)
 
@@ -158,7 +174,12 @@ def _svg(nodes: list[GraphNode], edges: list[tuple[int, int]], width_nodes: int,
         x, y = x - _BOX_W / 2, y - _BOX_H / 2
         measured = node.snr_db is not None and not math.isnan(node.snr_db)
         value = f"{node.snr_db:.1f} dB" if measured else "not measured"
-        tip = html.escape(f"{node.op} (op {node.index})\ntensor: {node.tensor}\ndtype: {node.dtype}\nSNR: {value}")
+        tip = f"{node.op} (op {node.index})\ntensor: {node.tensor}\ndtype: {node.dtype}\nSNR: {value}"
+        if node.local_snr_db is not None:
+            tip += (f" (cumulative)\nlocal SNR: {node.local_snr_db:.1f} dB (the op alone, fed the float model's "
+                    "inputs)" + {"op": "\nthe op itself makes the error",
+                                 "upstream": "\nthe op inherits the error from the ops before it"}.get(node.blame, ""))
+        tip = html.escape(tip)
         data = f' data-snr="{node.snr_db:.2f}"' if measured else ""
         parts.append(
             f'<g class="op" data-op="{html.escape(node.op)}" data-tensor="{html.escape(node.tensor)}"{data}>'
