@@ -587,10 +587,8 @@ def constant(model: Any, index: int) -> np.ndarray:
 
 
 def debugger_interpreter(debugger: Any):
-    """The quantized model's interpreter inside a ``tf.lite.experimental.QuantizationDebugger``.
-
-    Its tensor names are the keys of the debugger's per-layer statistics; TF offers no public accessor.
-    """
+    """The quantized model's interpreter inside a ``tf.lite.experimental.QuantizationDebugger`` (its tensor names key
+    the debugger's per-layer statistics; TF offers no public accessor)."""
     return debugger._quant_interpreter  # noqa: SLF001
 
 
