@@ -303,9 +303,11 @@ def test_calibrated_recipes_calibrate_once_and_keep_the_converters_bytes(float_m
     assert shared_calibration.stats["shared"] == before["shared"]
 
 
-def test_each_recipe_shows_one_line_with_its_phases_counts_and_eta(float_model, mnist, test_set, monkeypatch):
+def test_each_recipe_shows_one_line_with_its_phases_counts_and_eta(float_model, mnist, test_set, monkeypatch,
+                                                                    tmp_path):
     """``run_recipes`` opens one progress line per recipe; the converter's calibration and the runtime's batches
-    count on it; a terminal sees the line rewritten in place and erased before the recipe's result."""
+    count on it; from an empty cache the model is exported once for every recipe (the first line's ``export``);
+    a terminal sees the line rewritten in place and erased before the recipe's result."""
     import io
 
     from workbench.core import progress
@@ -314,12 +316,15 @@ def test_each_recipe_shows_one_line_with_its_phases_counts_and_eta(float_model, 
     shown: list[tuple[str, bool]] = []
     images, labels = test_set
     monkeypatch.setattr(progress, "EVERY", 0.0)  # every count drawn: a small model calibrates in a blink
+    monkeypatch.setenv("WORKBENCH_CACHE", str(tmp_path))  # no export of the model yet
     with progress.showing(lambda text, final: shown.append((text, final))):
         runs = run_recipes(float_model, images[:64], labels[:64], representative=mnist.train_images[:30],
-                           recipes=["float32", "int8-ptq"], parameters={"int8-ptq": {"calibration_size": 30}})
-    assert [r.outcome for r in runs] == ["ok", "ok"]
+                           recipes=["float32", "int8-ptq", "legacy-uint8"],
+                           parameters={"int8-ptq": {"calibration_size": 30}, "legacy-uint8": {"default_ranges": (0, 6)}})
+    assert all(r.ok for r in runs)
     finals = [text for text, final in shown if final]
-    assert len(finals) == 2 and finals[0].startswith("float32: ") and finals[1].startswith("int8-ptq")
+    assert len(finals) == 3 and finals[0].startswith("float32: ") and finals[1].startswith("int8-ptq")
+    assert [f.count("export") for f in finals] == [1, 0, 0]  # one export, shared by the TF2 and the v1 paths
     assert "convert" in finals[1] and "calibrate" in finals[1] and "evaluate" in finals[1]
     counted = [text for text, final in shown if "int8-ptq" in text and "calibrate " in text and "/30 inputs" in text]
     assert counted and "ETA" in counted[-1]
