@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from . import artifacts, diagnose, litert, native_log, checks, progress
+from . import artifacts, convert_worker, diagnose, litert, native_log, checks, progress
 from .converters import KeepFloatError, export_saved_model, is_path, saved_model_dir
 from .sources import KERAS_SUFFIXES, FrozenGraph, check_saved_model_file, is_qat, keras_file
 from .data import InputSpec
@@ -262,7 +262,7 @@ def convert(model: Any, recipe: Recipe | str | None = None, *, spec: InputSpec =
     with _tf_errors_explained(), warnings.catch_warnings(), native_log.native_stderr():  # no 'fully_quantize: ...'
         # TF's note about quantized_input_stats applies to its own v1 flags, not to these recipes.
         warnings.filterwarnings("ignore", message="Statistics for quantized inputs were expected")
-        tflite = rspec.adapter(job)
+        tflite = convert_worker.take(recipe) or rspec.adapter(job)  # sent ahead to the worker, else here
     seconds = time.perf_counter() - start
     info = litert.read_model(tflite)
     outcome = Outcome.of(rspec, recipe, info, requested, qat)

@@ -66,6 +66,17 @@ def clear() -> None:
         _stored.clear()
 
 
+def kept() -> dict[tuple[str, str], bytes]:
+    """The calibrated models stored here, by (float model digest, data digest): to hand to another process."""
+    with _lock:
+        return dict(_stored)
+
+
+def keep(key: tuple[str, str], calibrated: bytes) -> None:
+    """Store a calibrated model made elsewhere (``kept()`` of another process) under its key."""
+    _store(tuple(key), calibrated)
+
+
 def _key(calibrator: Any) -> tuple[str, str] | None:
     data = _data_key.get()
     if data is None:
