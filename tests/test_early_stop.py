@@ -74,16 +74,24 @@ def test_a_stopped_row_has_the_figures_of_its_own_inputs_paired_with_the_referen
         assert run.fidelity.headline["agreement"] == agree and run.fidelity.count == len(rows)
 
 
-def test_the_report_takes_precision_and_says_how_many_inputs_each_row_used(case, tmp_path, capsys):
+def test_the_report_takes_precision_and_says_how_many_inputs_each_row_used(case, tmp_path, capsys, monkeypatch):
+    from workbench.cli import report
     from workbench.cli.main import main
     from workbench.core.compare import paired
 
+    asked = {}
+
+    def measured(*args, precision=None, **kwargs):  # the runs above (run_recipes is tested above): no conversions
+        asked["precision"] = precision
+        return [case["early"][name] for name in ("float32", "float16")]
+
+    monkeypatch.setattr(report, "run_recipes", measured)
     case["model"].save(tmp_path / "lenet.h5")
     np.savez(tmp_path / "digits.npz", images=case["images"], labels=case["labels"])
     code = main(["report", str(tmp_path / "lenet.h5"), "--data", str(tmp_path / "digits.npz"), "--recipes", "float32",
                  "float16", "--precision", "2", "--no-fix", "--out", str(tmp_path / "out")])
     printed = capsys.readouterr()
-    assert code == 0, printed.err[-2000:]
+    assert code == 0 and asked["precision"] == 2.0, printed.err[-2000:]
     rows = {r["recipe"]: r for r in csv.DictReader((tmp_path / "out" / "report.csv").open())}
     assert int(rows["float32"]["images_used"]) == len(case["labels"])
     used = case["early"]["float16"].early
