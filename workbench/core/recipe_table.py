@@ -217,7 +217,7 @@ def run_recipes(model: Any, images: Any, labels: np.ndarray | None = None, *, sp
             return
         outcome = " ".join(converted.warnings) or "ok"
         if early is not None:
-            outcome = early.words if outcome == "ok" else f"{outcome}; {early.words}"
+            outcome = early.words if outcome == "ok" else f"{outcome.rstrip('.')}; {early.words}"
         finish(RecipeRun(name, label, outcome, converted, result, fid, early))
 
     def hold(run: RecipeRun) -> None:
