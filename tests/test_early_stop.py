@@ -74,6 +74,20 @@ def test_a_stopped_row_has_the_figures_of_its_own_inputs_paired_with_the_referen
         assert run.fidelity.headline["agreement"] == agree and run.fidelity.count == len(rows)
 
 
+def test_without_labels_the_agreement_with_the_float_model_decides(case):
+    from workbench.core.recipe_table import run_recipes
+
+    runs = {r.name: r for r in run_recipes(case["model"], case["images"], recipes=RECIPES, parameters=BAD_RANGES,
+                                           converted=list(case["early"].values()), precision=2)}
+    assert runs["float32"].early is None and runs["float32"].images_used == len(case["images"])
+    worse, same = runs["legacy-uint8"], runs["float16"]
+    assert worse.images_used < len(case["images"]) / 2 and "below 1" in worse.outcome, worse.outcome
+    assert same.images_used < len(case["images"]) / 2 and "narrower than ±2" in same.outcome, same.outcome
+    for run in (worse, same):  # the same inputs as with labels: one order for every call, every row
+        assert np.array_equal(run.early.rows, case["early"]["float16"].early.rows[:run.images_used])
+        assert run.fidelity.count == run.images_used and run.result is None
+
+
 def test_the_report_takes_precision_and_says_how_many_inputs_each_row_used(case, tmp_path, capsys, monkeypatch):
     from workbench.cli import report
     from workbench.cli.main import main
