@@ -32,7 +32,7 @@ from ..core import recipes as registry
 from ..core.data import InputSpec
 from ..core.model_facts import RAW_PIXELS, input_range_note, input_spec_for, qat_refusal
 from ..core.model_io import model_io
-from ..core.recipe_table import RecipeRun, recipe_parameters, reference_run, run_recipes
+from ..core.recipe_table import RecipeRun, paired_base, recipe_parameters, reference_run, run_recipes
 from ..core.measure import COLUMNS
 from ..core.samples import Samples, input_spec_of
 from ..core.sources import is_qat, keras_origin
@@ -62,6 +62,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--scheduler", default=None, metavar="ADDRESS",
                         help="evaluate on this dask.distributed scheduler (e.g. tcp://10.0.0.5:8786): conversions "
                              "run here, the .tflite bytes and the images (sent once) go to the cluster")
+    parser.add_argument("--precision", type=float, default=None, metavar="P",
+                        help="stop measuring a recipe once the interval of its difference from float32 is within "
+                             "±P points or excludes 0, on growing random subsets of --data (default: every input)")
     parser.add_argument("--no-fix", "--no_fix", dest="no_fix", action="store_true",
                         help="say why each losing row loses but do not convert and measure the fixes")
     evaluation.add_data_arguments(parser)
@@ -107,6 +110,12 @@ def run(args: argparse.Namespace, out: Callable[[str], None] = print) -> int:
     from ..core import checks
 
     checks.number("--calibration-size", args.calibration_size, low=1, integer=True)
+    precision = getattr(args, "precision", None)
+    if precision is not None:
+        checks.number("--precision", precision, low=0, low_open=True)
+        if getattr(args, "scheduler", None):
+            raise ValueError(f"--precision {precision:g} with --scheduler: the cluster evaluates every input; "
+                             "allowed: one of the two")
     ranges = DEFAULT_RANGES
     if args.default_ranges is not None:
         try:
@@ -159,7 +168,8 @@ def run(args: argparse.Namespace, out: Callable[[str], None] = print) -> int:
             raise ValueError(f"--scheduler {args.scheduler}: {err}") from None
         out(f"evaluating on the Dask cluster at {args.scheduler}; dashboard: {client.dashboard_link}")
     try:
-        rows = compare(model, choices, data, calibration, spec, progress=out, client=client, qat=qat, task=args.task)
+        rows = compare(model, choices, data, calibration, spec, progress=out, client=client, qat=qat, task=args.task,
+                       precision=precision)
     finally:
         if owned:
             client.close()
@@ -211,11 +221,13 @@ def model_input_spec(model: Any, given: InputSpec | None) -> tuple[InputSpec, st
 
 def compare(model: Any, choices: list[Choice], data: Samples, calibration: Any, spec: InputSpec,
             progress: Callable[[str], None] | None = None, client: Any = None,
-            qat: bool | None = None, task: str | None = None) -> list[dict[str, Any]]:
+            qat: bool | None = None, task: str | None = None,
+            precision: float | None = None) -> list[dict[str, Any]]:
     """Convert and evaluate every chosen recipe (``core.recipe_table.run_recipes``); one row each, skipped and
     refused recipes included, each converted one tested against the reference recipe (``float32``) on the same
     images. With a ``dask.distributed`` ``client`` the evaluations run on that cluster (the conversions stay
-    here). ``qat``: whether the model is a QAT model (default: ``sources.is_qat``)."""
+    here). ``qat``: whether the model is a QAT model (default: ``sources.is_qat``). ``precision``: points, each row
+    but the reference stops early once sure (``core.early_stop``); ``images_used`` says on how many inputs."""
     from ..core.compare import paired
     from .toco import as_asked
 
@@ -224,12 +236,14 @@ def compare(model: Any, choices: list[Choice], data: Samples, calibration: Any, 
 
     def said(run: RecipeRun) -> None:
         if progress:
-            progress(f"  {run.label}: {headline(run)} in {run.converted.seconds:.1f} s" if run.ok
+            used = f" (on {run.images_used} of {run.early.count} inputs)" if run.early is not None else ""
+            progress(f"  {run.label}: {headline(run)}{used} in {run.converted.seconds:.1f} s" if run.ok
                      else f"  {run.name}: failed")
 
     runs = {r.name: r for r in run_recipes(model, data, spec=spec, representative=calibration,
                                             recipes=list(chosen), kind="qat" if qat else "float",
-                                            parameters=chosen, progress=said, client=client, task=task)} \
+                                            parameters=chosen, progress=said, client=client, task=task,
+                                            precision=precision)} \
         if chosen else {}
     base = reference_run(list(runs.values()))
     base = None if base is None else base.result
@@ -237,7 +251,8 @@ def compare(model: Any, choices: list[Choice], data: Samples, calibration: Any, 
     for choice in choices:
         row = {"recipe": choice.name, "status": "skipped", "accuracy": None, "accuracy_pct": None,
                "delta_pts": None, "p_value": None, "ci_low_pts": None, "ci_high_pts": None,
-               "significant": None, "verdict": "", "size_kb": None, "images_per_s": None, "agreement": None,
+               "significant": None, "verdict": "", "size_kb": None, "images_per_s": None,
+               "images_used": None, "agreement": None,
                **{k: None for k in COLUMNS if k not in ("agreement", "accuracy")},
                "input": "", "activations": "", "convert_s": None, "outcome": choice.note, "note": "",
                "converted": None, "fidelity": None, "run": None}
@@ -256,17 +271,21 @@ def compare(model: Any, choices: list[Choice], data: Samples, calibration: Any, 
         row.update(
             recipe=run.label, status="ok", size_kb=round(converted.size_kb, 1), input=converted.input.dtype,
             activations="/".join(sorted(converted.activation_dtypes)), convert_s=round(converted.seconds, 2),
-            outcome=" ".join(converted.warnings) or as_asked(converted), converted=converted)
+            outcome=" ".join(converted.warnings) or as_asked(converted), converted=converted,
+            images_used=run.images_used)
+        if run.early is not None:
+            row["outcome"] = f"{row['outcome'].rstrip('.')}; {run.early.words}"
         if result is None:  # no labels: the fidelity to the float model is the whole row
             row["images_per_s"] = round(run.fidelity.count / max(run.fidelity.seconds, 1e-9))
             continue
+        paired_to = None if base is None else paired_base(run, base)  # the reference on the same inputs
         if base is not None and not registry.is_reference(choice.name):  # one trained model two ways: paired
-            test = paired(base, result, data.labels)
+            test = paired(paired_to, result, data.labels if run.early is None else run.early.take(data.labels))
             row.update(p_value=test.p_value, ci_low_pts=round(100 * test.ci_low, 2),
                        ci_high_pts=round(100 * test.ci_high, 2), significant=test.significant, verdict=test.verdict)
         row.update(
             accuracy=round(result.accuracy, 6), accuracy_pct=round(100 * result.accuracy, 2),
-            delta_pts=None if base is None else round(100 * (result.accuracy - base.accuracy), 2),
+            delta_pts=None if base is None else round(100 * (result.accuracy - paired_to.accuracy), 2),
             images_per_s=round(result.images_per_second))
         if row["agreement"] is None and result.agreement is not None:
             row["agreement"] = round(result.agreement, 4)
@@ -291,7 +310,8 @@ def table(rows: list[dict[str, Any]]):
 def format_table(frame) -> str:
     """The console table: recipe, accuracy, delta vs float with its paired test (p, n.s. when within noise) when
     the data have labels; the agreement with the float model (95 % interval) and its SNR, and mAP50 or PSNR where
-    the task has them; size, images/s, input, status."""
+    the task has them; size, images/s, the inputs each row used (when some stopped early: ``--precision``), input,
+    status."""
     from ..core.compare import format_p
 
     def agreement(row) -> str:
@@ -318,8 +338,12 @@ def format_table(frame) -> str:
                       for v in frame["p_value"]]
         extra[""] = ["" if not v else ("n.s." if v.startswith("no significant") else v.replace("significantly ", ""))
                      for v in frame["verdict"]]
-    shown = frame.assign(**extra)[cols + ["size_kb", "images_per_s", "input", "status"]]
+    used = ["images_used"] if "images_used" in frame and frame["images_used"].dropna().nunique() > 1 else []
+    if used:  # some rows stopped early: how many inputs each used
+        extra["images_used"] = [number(v, 0) for v in frame["images_used"]]
+    shown = frame.assign(**extra)[cols + ["size_kb", "images_per_s", *used, "input", "status"]]
     shown = shown.rename(columns={"delta_pts": "Δ vs float (pts)", "size_kb": "size KB", "images_per_s": "images/s",
+                                  "images_used": "images",
                                   "agreement": "agreement [95 % CI]", "snr_db": "SNR dB", "map50": "mAP50",
                                   "psnr": "PSNR dB", "truth_map50": "mAP50 (labels)", "truth_psnr": "PSNR (targets)"})
     return shown.to_string(index=False, na_rep="-")

@@ -49,6 +49,7 @@ class RecipeRun:
     converted: Any = field(default=None, repr=False)
     result: Any = field(default=None, repr=False)  # an EvalResult: accuracy against the labels, when given
     fidelity: Any = field(default=None, repr=False)  # a measure.Fidelity: how close it stays to the float model
+    early: Any = field(default=None, repr=False)  # an early_stop.Stop: measured on part of the inputs (precision=)
 
     @property
     def ok(self) -> bool:
@@ -62,6 +63,12 @@ class RecipeRun:
             return self.result.accuracy
         agreement = self.fidelity.headline.get("agreement") if self.fidelity is not None else None
         return None if agreement is None else agreement.value
+
+    @property
+    def images_used(self) -> int | None:
+        """How many inputs the figures come from (all, unless the row stopped early: ``early``)."""
+        measured = self.result if self.result is not None else self.fidelity
+        return None if measured is None else measured.count
 
 
 def model_kind(model: Any) -> str:
@@ -93,7 +100,7 @@ def run_recipes(model: Any, images: Any, labels: np.ndarray | None = None, *, sp
                 parameters: Mapping[str, Mapping[str, Any]] | None = None,
                 progress: Callable[[RecipeRun], None] | None = None, client: Any = None,
                 custom_objects: Any = None, task: str | None = None,
-                converted: Sequence[RecipeRun] = ()) -> list[RecipeRun]:
+                converted: Sequence[RecipeRun] = (), precision: float | None = None) -> list[RecipeRun]:
     """Convert ``model`` with every registered recipe (or ``recipes``) and evaluate each on ``images``.
 
     Args:
@@ -124,20 +131,26 @@ def run_recipes(model: Any, images: Any, labels: np.ndarray | None = None, *, sp
         converted: the runs of an earlier call on the same model, spec and calibration data (e.g. the same inputs
             without labels): a recipe with the same parameters is measured on its conversion instead of converting
             again (a recipe whose parameters differ converts).
+        precision: points: measure each recipe but the reference on growing random subsets of the inputs and stop
+            when the interval of its paired difference from the reference is within ``±precision`` points or
+            excludes 0 (``early_stop``; the row's ``early`` says where it stopped). ``None``: every input.
 
     Returns:
         One ``RecipeRun`` per recipe.
 
     Raises:
         ValueError: bad images or labels (checked once, against the first model that converts),
-            an unknown recipe or kind.
+            an unknown recipe or kind, a ``precision`` not > 0 or given with ``client``.
     """
+    from . import early_stop
     from .convert import QuantizationWarning, convert
     from .diagnose import QuantizationError
     from .evaluate import evaluate, from_predictions
     from .fixed_input import fit_to_images
     from .model_io import model_io
 
+    if precision is not None:
+        checks.number("precision", precision, low=0, low_open=True)
     if isinstance(model, (str, os.PathLike)) and Path(model).is_file():
         from .sources import load_source
 
@@ -171,6 +184,10 @@ def run_recipes(model: Any, images: Any, labels: np.ndarray | None = None, *, sp
     unknown = sorted(set(given) - set(names))
     if unknown:
         raise ValueError(f"parameters={unknown!r} name recipes that do not run; allowed: {names}")
+    plan = early_stop.plan(precision, len(samples))
+    if plan is not None and client is not None:
+        raise ValueError(f"precision={precision!r} with client=: the cluster evaluates every input; allowed: "
+                         "precision=None with a client, or client=None")
     reuse = {r.name: r.converted for r in converted if r.converted is not None}
     runs: list[RecipeRun] = []
     reference = None
@@ -192,14 +209,17 @@ def run_recipes(model: Any, images: Any, labels: np.ndarray | None = None, *, sp
         if progress is not None:
             progress(run)
 
-    def record(name: str, label: str, converted: Any, result: Any, fid: Any = None) -> None:
+    def record(name: str, label: str, converted: Any, result: Any, fid: Any = None, early: Any = None) -> None:
         nonlocal reference
         if reference is None and registry.is_reference(name):
             reference = result
         if result is None and fid is None:  # unlabelled, and the reference did not run
             finish(RecipeRun(name, label, f"failed: no float outputs to measure against ({outputs.error})"))
             return
-        finish(RecipeRun(name, label, " ".join(converted.warnings) or "ok", converted, result, fid))
+        outcome = " ".join(converted.warnings) or "ok"
+        if early is not None:
+            outcome = early.words if outcome == "ok" else f"{outcome.rstrip('.')}; {early.words}"
+        finish(RecipeRun(name, label, outcome, converted, result, fid, early))
 
     def hold(run: RecipeRun) -> None:
         (waiting.append if remote is not None else finish)(run)
@@ -233,22 +253,28 @@ def run_recipes(model: Any, images: Any, labels: np.ndarray | None = None, *, sp
                 own = registry.is_reference(name) and outputs.values is None  # the reference's outputs: run once
                 if outputs.values is None:
                     outputs.take(model, converted if registry.is_reference(name) else None)
-                ran = outputs.values if own and outputs.values is not None else \
-                    measure.outputs_of(converted, samples, spec)
-                fid = outputs.fidelity(ran)
+                looks = None if registry.is_reference(name) else plan  # the reference: every input
+                got = early_stop.Measured(outputs.values, outputs.fidelity(outputs.values)) \
+                    if own and outputs.values is not None else \
+                    early_stop.measured(looks, outputs, converted, samples, spec)
+                ran, fid, early, seen = got.outputs, got.fidelity, got.stop, got.take(labels)
                 result = None
                 if labels is not None:
                     classes = fid.classes if fid is not None and fid.classes else model_io(converted).classes
-                    checks.labels("labels", labels, len(samples), classes)
+                    checks.labels("labels", seen, len(seen), classes)
                     predictions = fid.predictions if fid is not None and fid.predictions is not None else \
-                        ran.values[0].reshape(len(samples), -1).argmax(axis=1)
-                    result = from_predictions(predictions, labels, classes, ran.seconds, reference)
+                        ran.values[0].reshape(ran.count, -1).argmax(axis=1)
+                    base = got.take(reference.predictions) if reference is not None else None
+                    result = from_predictions(predictions, seen, classes, ran.seconds, base)
+                    if early is not None and reference is not None:  # the reference on the same inputs: paired
+                        early = replace(early, reference=from_predictions(
+                            base, seen, classes, reference.seconds * len(seen) / max(reference.count, 1)))
             except (QuantizationError, RuntimeError, ValueError) as err:  # explained: one row, not an exception
                 error = err
         if error is not None:
             hold(RecipeRun(name, recipe.label(), "failed: " + failure(error)))
             continue
-        record(name, recipe.label(), converted, result, fid)
+        record(name, recipe.label(), converted, result, fid, early)
     for item in waiting:  # the cluster's evaluations, in recipe order (the reference first)
         if isinstance(item, RecipeRun):
             finish(item)
@@ -299,15 +325,22 @@ def reference_run(runs: Sequence[RecipeRun]) -> RecipeRun | None:
     return next((r for r in runs if registry.is_reference(r.name) and r.ok), None)
 
 
+def paired_base(run: RecipeRun, base: Any) -> Any:
+    """The reference's ``EvalResult`` on the inputs ``run`` used: ``base`` (on every input), or for a row that
+    stopped early the reference's on the same inputs (``early_stop.Stop.reference``)."""
+    return base if run.early is None or run.early.reference is None else run.early.reference
+
+
 def recipe_table(runs: Sequence[RecipeRun]):
     """The runs as a DataFrame: ``recipe``, ``accuracy_pct``, ``delta_pts`` (against the
-    reference ``float32`` row, when there is one; empty without labels), ``size_kb``, ``images_per_s``, ``input``
+    reference ``float32`` row on the same inputs, when there is one; empty without labels), ``size_kb``,
+    ``images_per_s``, ``images_used`` (fewer than all: the row stopped early, its ``outcome`` says so), ``input``
     (dtype), ``outcome``, then the fidelity to the float model (``measure.COLUMNS``: ``task``, ``agreement`` with its
     interval, ``snr_db``, ..., ``map50``/``psnr`` where the task has them, the label figures where given)."""
     import pandas as pd
 
     reference = reference_run(runs)
-    base = None if reference is None or reference.result is None else reference.result.accuracy
+    base = None if reference is None else reference.result
     rows = []
     fidelity_columns = [c for c in measure.COLUMNS if c != "accuracy"]
     for r in runs:
@@ -318,15 +351,17 @@ def recipe_table(runs: Sequence[RecipeRun]):
         row = {
             "recipe": r.label,
             "accuracy_pct": round(100 * r.result.accuracy, 2) if labelled else np.nan,
-            "delta_pts": round(100 * (r.result.accuracy - base), 2) if labelled and base is not None else np.nan,
+            "delta_pts": round(100 * (r.result.accuracy - paired_base(r, base).accuracy), 2)
+            if labelled and base is not None else np.nan,
             "size_kb": round(len(litert.model_bytes(r.converted)) / 1024, 1) if r.ok else np.nan,
             "images_per_s": round(seconds) if seconds is not None else np.nan,
+            "images_used": r.images_used if r.ok else np.nan,
             "input": info.inputs[0].dtype if info is not None else "",
             "outcome": r.outcome,
         }
         measured = r.fidelity.columns() if r.fidelity is not None else {}
         row.update({c: measured.get(c) for c in fidelity_columns})
         rows.append(row)
-    base_columns = ["recipe", "accuracy_pct", "delta_pts", "size_kb", "images_per_s", "input", "outcome"]
+    base_columns = ["recipe", "accuracy_pct", "delta_pts", "size_kb", "images_per_s", "images_used", "input", "outcome"]
     frame = pd.DataFrame(rows, columns=[*base_columns, *fidelity_columns])
     return frame[base_columns + [c for c in fidelity_columns if frame[c].notna().any()]]  # the task's figures

@@ -121,6 +121,8 @@ def losing(run: Any, reference_run: Any = None, labels: Any = None) -> str | Non
     if outcome.weights_unquantized:
         reasons.append("no weight quantized")
     base = reference_run.result if reference_run is not None else None
+    if base is not None and getattr(run, "early", None) is not None:  # stopped early: the same inputs
+        base, labels = run.early.reference or base, run.early.take(labels)
     if run.result is not None and base is not None and run.result.accuracy is not None:
         drop = 100 * (base.accuracy - run.result.accuracy)
         if drop >= LOSS_THRESHOLDS["accuracy_pts"]:
