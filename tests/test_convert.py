@@ -342,3 +342,24 @@ def test_each_recipe_shows_one_line_with_its_phases_counts_and_eta(float_model, 
     frames = screen.getvalue().split("\r")
     assert frames[1].startswith("float32: convert · 3 s") and frames[2].startswith("float32: evaluate 10/64")
     assert frames[-1] == "" and frames[-2].strip() == ""  # erased: the result line prints on a clean line
+
+
+def test_calibrated_recipes_sent_ahead_to_the_worker_give_the_same_bytes(float_model, mnist):
+    """``convert_worker.ahead`` converts the calibrated TF2 recipes in a spawned process from the model's export;
+    ``convert`` takes those bytes (the same as converting here) and the worker's calibration joins this process."""
+    from workbench.core import convert_worker, shared_calibration
+    from workbench.core.data import InputSpec
+
+    images = mnist.train_images[:20]
+    asked = [recipes.recipe("int8-ptq", calibration_size=20, io_type="uint8"),
+             recipes.recipe("int16x8", calibration_size=20)]
+    here = [convert(float_model, r, representative=images).tflite for r in asked]
+    shared_calibration.clear()
+    with convert_worker.ahead(float_model, asked, InputSpec(), images, force=True) as futures:
+        assert set(futures) == set(asked)
+        there = [convert(float_model, r, representative=images) for r in asked]
+        assert not futures  # both taken from the worker, none converted here
+    assert [c.tflite for c in there] == here
+    assert len(shared_calibration.kept()) == 1  # the worker's one calibration, now this process's too
+    with convert_worker.ahead(float_model, asked, InputSpec(), images) as futures:
+        assert futures == {}  # a LeNet does not pay for a worker's start

@@ -23,7 +23,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from . import checks, litert, measure
+from . import checks, convert_worker, litert, measure
 from .progress import line as progress_line
 from . import recipes as registry
 from .data import InputSpec
@@ -225,56 +225,60 @@ def run_recipes(model: Any, images: Any, labels: np.ndarray | None = None, *, sp
         (waiting.append if remote is not None else finish)(run)
 
     first = [n for n in names if registry.is_reference(n)][:1]  # the reference's outputs first: every row needs them
-    for name in first + [n for n in names if n not in first]:
-        rspec = registry.get(name)
-        params = dict(given[name]) if name in given else recipe_parameters(name, kind, calibration_size)
-        if params is None:
-            refusal = qat_refusal(model)
-            hold(RecipeRun(name, name, "not run: needs a QAT model (train with QAT, then convert)"
-                           + (f"; {refusal}" if refusal else "")))
-            continue
-        recipe = registry.recipe(name, **params)
-        if rspec.calibrated and representative is None:
-            hold(RecipeRun(name, recipe.label(), "not run: needs representative images for calibration"))
-            continue
-        error = None
-        with progress_line(recipe.label()):  # the recipe's phases as they go, erased before its result line
-            try:
-                if name in reuse and reuse[name].recipe == recipe:  # the same recipe, converted by an earlier run
-                    converted = reuse[name]
-                else:
-                    with warnings.catch_warnings():
-                        warnings.simplefilter("ignore", QuantizationWarning)  # the sentences go in the outcome column
-                        converted = convert(model, recipe, spec=spec,
-                                            representative=representative if rspec.calibrated else None)
-                if remote is not None:
-                    waiting.append((name, recipe.label(), converted, remote.submit(converted.tflite)))
-                    continue
-                own = registry.is_reference(name) and outputs.values is None  # the reference's outputs: run once
-                if outputs.values is None:
-                    outputs.take(model, converted if registry.is_reference(name) else None)
-                looks = None if registry.is_reference(name) else plan  # the reference: every input
-                got = early_stop.Measured(outputs.values, outputs.fidelity(outputs.values)) \
-                    if own and outputs.values is not None else \
-                    early_stop.measured(looks, outputs, converted, samples, spec)
-                ran, fid, early, seen = got.outputs, got.fidelity, got.stop, got.take(labels)
-                result = None
-                if labels is not None:
-                    classes = fid.classes if fid is not None and fid.classes else model_io(converted).classes
-                    checks.labels("labels", seen, len(seen), classes)
-                    predictions = fid.predictions if fid is not None and fid.predictions is not None else \
-                        ran.values[0].reshape(ran.count, -1).argmax(axis=1)
-                    base = got.take(reference.predictions) if reference is not None else None
-                    result = from_predictions(predictions, seen, classes, ran.seconds, base)
-                    if early is not None and reference is not None:  # the reference on the same inputs: paired
-                        early = replace(early, reference=from_predictions(
-                            base, seen, classes, reference.seconds * len(seen) / max(reference.count, 1)))
-            except (QuantizationError, RuntimeError, ValueError) as err:  # explained: one row, not an exception
-                error = err
-        if error is not None:
-            hold(RecipeRun(name, recipe.label(), "failed: " + failure(error)))
-            continue
-        record(name, recipe.label(), converted, result, fid, early)
+    planned = [registry.recipe(n, **p) for n in names
+               if (p := dict(given[n]) if n in given else recipe_parameters(n, kind, calibration_size)) is not None]
+    # A big model's calibrated conversions start at once in a second process (convert_worker); the rest run here.
+    with convert_worker.ahead(model, planned if remote is None else [], spec, representative):
+        for name in first + [n for n in names if n not in first]:
+            rspec = registry.get(name)
+            params = dict(given[name]) if name in given else recipe_parameters(name, kind, calibration_size)
+            if params is None:
+                refusal = qat_refusal(model)
+                hold(RecipeRun(name, name, "not run: needs a QAT model (train with QAT, then convert)"
+                               + (f"; {refusal}" if refusal else "")))
+                continue
+            recipe = registry.recipe(name, **params)
+            if rspec.calibrated and representative is None:
+                hold(RecipeRun(name, recipe.label(), "not run: needs representative images for calibration"))
+                continue
+            error = None
+            with progress_line(recipe.label()):  # the recipe's phases as they go, erased before its result line
+                try:
+                    if name in reuse and reuse[name].recipe == recipe:  # the same recipe, converted by an earlier run
+                        converted = reuse[name]
+                    else:
+                        with warnings.catch_warnings():
+                            warnings.simplefilter("ignore", QuantizationWarning)  # sentences: outcome column
+                            converted = convert(model, recipe, spec=spec,
+                                                representative=representative if rspec.calibrated else None)
+                    if remote is not None:
+                        waiting.append((name, recipe.label(), converted, remote.submit(converted.tflite)))
+                        continue
+                    own = registry.is_reference(name) and outputs.values is None  # the reference's outputs: run once
+                    if outputs.values is None:
+                        outputs.take(model, converted if registry.is_reference(name) else None)
+                    looks = None if registry.is_reference(name) else plan  # the reference: every input
+                    got = early_stop.Measured(outputs.values, outputs.fidelity(outputs.values)) \
+                        if own and outputs.values is not None else \
+                        early_stop.measured(looks, outputs, converted, samples, spec)
+                    ran, fid, early, seen = got.outputs, got.fidelity, got.stop, got.take(labels)
+                    result = None
+                    if labels is not None:
+                        classes = fid.classes if fid is not None and fid.classes else model_io(converted).classes
+                        checks.labels("labels", seen, len(seen), classes)
+                        predictions = fid.predictions if fid is not None and fid.predictions is not None else \
+                            ran.values[0].reshape(ran.count, -1).argmax(axis=1)
+                        base = got.take(reference.predictions) if reference is not None else None
+                        result = from_predictions(predictions, seen, classes, ran.seconds, base)
+                        if early is not None and reference is not None:  # the reference on the same inputs: paired
+                            early = replace(early, reference=from_predictions(
+                                base, seen, classes, reference.seconds * len(seen) / max(reference.count, 1)))
+                except (QuantizationError, RuntimeError, ValueError) as err:  # explained: one row, not an exception
+                    error = err
+            if error is not None:
+                hold(RecipeRun(name, recipe.label(), "failed: " + failure(error)))
+                continue
+            record(name, recipe.label(), converted, result, fid, early)
     for item in waiting:  # the cluster's evaluations, in recipe order (the reference first)
         if isinstance(item, RecipeRun):
             finish(item)
