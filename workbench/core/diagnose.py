@@ -11,7 +11,7 @@ the tests check that each one is recognised by its own entry.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from . import checks
 
@@ -216,6 +216,25 @@ CATALOG: tuple[Entry, ...] = (
                   "number 1 (UNIDIRECTIONAL_SEQUENCE_LSTM) failed to prepare.",),
     ),
     Entry(
+        key="int16-activation-clamp-overflow",
+        title="The int16 output steps of {op} are too fine for its fused ReLU6: the activations there are nearly zero.",
+        patterns=(r"no_integer_overflow_from_quantization was not true",),
+        cause=("int16x8 gives each activation tensor a symmetric int16 scale: its largest calibrated |value| / 32767. "
+               "When an op fuses a ReLU6 (CONV_2D, DEPTHWISE_CONV_2D, ...), the kernel writes the clamp 6.0 in "
+               "those steps, 6 / scale, and refuses to prepare the op when that passes the int32 limit, i.e. when "
+               "its outputs never exceed about 9e-5. Activations that small are an untrained model's: Keras' "
+               "MobileNetV2 with weights=None shrinks them block after block, to 1e-5 at block_4's depthwise conv "
+               "(node 15, int16 scale 3e-10: 6 / scale = 2e10) and far less after it. int8-ptq gets through because "
+               "its converter widens every range to at least about 2e-6 (6.0 then fits), but such a model's "
+               "integer outputs are noise (0 dB SNR)."),
+        fix=("Quantize the trained model: with activations of a trained net's size (the same MobileNetV2 with "
+             "its BatchNorm statistics measured on 32 images) int16x8 converts and runs at 24 dB SNR against "
+             "the float model. Keeping the op float is no way out, the ops after it are as small; for a model "
+             "not trained yet, measure float16 or dynamic-range (activations stay float)."),
+        examples=("tflite/kernels/kernel_util.cc:349 no_integer_overflow_from_quantization was not true.Node number "
+                  "15 (DEPTHWISE_CONV_2D) failed to prepare.",),
+    ),
+    Entry(
         key="qat-recurrent",
         title="tfmot has no QAT for recurrent layers (LSTM, GRU, RNN).",
         patterns=(r"Layer \w+:<class '[\w.]*\.(LSTM|GRU|SimpleRNN|RNN|Bidirectional)'> is not supported",),
@@ -338,13 +357,27 @@ CATALOG: tuple[Entry, ...] = (
 )
 
 
+# How LiteRT names the op it could not prepare: "Node number 15 (DEPTHWISE_CONV_2D) failed to prepare."
+_NODE = re.compile(r"Node number (\d+) \((\w+)\) failed to prepare")
+
+
 def explain(message: str) -> Diagnosis:
-    """Match ``message`` against the catalog; the first matching entry wins."""
+    """Match ``message`` against the catalog; the first matching entry wins (a ``{op}`` in its title names the op
+    the message names, see ``at_op``)."""
     text = str(message)
     for entry in CATALOG:
         if entry.matches(text):
-            return Diagnosis(entry, text)
+            return Diagnosis(at_op(entry, text), text)
     return Diagnosis(None, text)
+
+
+def at_op(entry: Entry, message: str = "") -> Entry:
+    """``entry`` with the ``{op}`` of its title filled from ``message``: ``DEPTHWISE_CONV_2D (node 15)`` for
+    LiteRT's "Node number 15 (DEPTHWISE_CONV_2D) failed to prepare", else "an op"."""
+    if "{op}" not in entry.title:
+        return entry
+    found = _NODE.search(message)
+    return replace(entry, title=entry.title.replace("{op}", f"{found[2]} (node {found[1]})" if found else "an op"))
 
 
 def entry(key: str) -> Entry:
@@ -354,7 +387,7 @@ def entry(key: str) -> Entry:
 
 def catalog_rows() -> list[dict[str, str]]:
     """The catalog as plain rows (key, title, cause, fix) for a table."""
-    return [{"key": e.key, "title": e.title, "cause": e.cause, "fix": e.fix} for e in CATALOG]
+    return [{"key": e.key, "title": at_op(e).title, "cause": e.cause, "fix": e.fix} for e in CATALOG]
 
 
 def explain_error(error: BaseException) -> QuantizationError:
