@@ -131,3 +131,20 @@ def test_an_op_version_the_runtime_lacks_is_explained(float_tflite):
     assert err.value.key == "op-version" and "Didn't find op for builtin opcode 'CONV_2D' version '99'" in str(err.value)
     with pytest.raises(ValueError, match=r"op='LSTM' is not in the model; allowed: CONV_2D, FULLY_CONNECTED"):
         litert.with_op_version(float_tflite, "LSTM", 2)
+
+
+def test_a_fused_relu6_that_tfmot_refuses_is_explained_and_its_own_layer_is_not_refused():
+    from workbench.core.keras_compat import keras
+    from workbench.core.train import quantize_model
+
+    def conv(*after):
+        inputs = keras.Input((8, 8, 1))
+        x = keras.layers.Conv2D(2, 3, activation=None if after else "relu6")(inputs)
+        for layer in after:
+            x = layer(x)
+        return keras.Model(inputs, x)
+
+    with pytest.raises(ValueError) as refused:
+        quantize_model(conv())
+    assert diagnose.explain_error(refused.value).key == "qat-activation"
+    assert quantize_model(conv(keras.layers.ReLU(6.0))) is not None  # the entry's fix

@@ -249,6 +249,21 @@ CATALOG: tuple[Entry, ...] = (
                   "`quantize_annotate_layer` API.",),
     ),
     Entry(
+        key="qat-activation",
+        title="tfmot cannot quantize this activation given as a layer's argument (e.g. activation='relu6').",
+        patterns=(r"Only some Keras activations under `?keras\.activations`? are supported",),
+        cause=("tfmot's QAT wraps the activation a Conv2D or Dense takes as an argument only for relu, linear, "
+               "softmax, sigmoid, tanh, swish and gelu; any other ('relu6', 'elu', 'hard_sigmoid', a function of "
+               "your own) stops quantize_model before any training. An SSD head or extra layer written as "
+               "Conv2D(..., activation='relu6') meets it."),
+        fix=("Give the layer no activation and put the activation in its own layer after it: keras.layers.ReLU(6.0) "
+             "for 'relu6' (tfmot folds Conv -> ReLU as TFLite fuses it). Measured on a MobileNet v1 SSD head: with "
+             "ReLU(6.0) layers quantize_model wraps it and qat-int8 converts and runs. Or skip QAT: int8-ptq "
+             "quantizes the model as it is."),
+        examples=("ValueError: Only some Keras activations under `keras.activations` are supported. For other "
+                  "activations, use `Quantizer` directly, and update layer config using `QuantizeConfig`.",),
+    ),
+    Entry(
         key="low-bit-qat",
         title="The converter's integer passes met an op whose input and output types disagree.",
         patterns=(r"op failed to verify that input and output must have same element type",
