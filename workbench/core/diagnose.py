@@ -70,7 +70,9 @@ CATALOG: tuple[Entry, ...] = (
         fix=("Either convert to int8 with the TF2 converter (recipe 'qat-int8'), or train with a per-tensor "
              "scheme for the uint8 path (QatConfig(scheme='uint8-legacy'))."),
         examples=("tflite/kernels/conv.cc:363 input->type == kTfLiteInt8 || input->type == kTfLiteInt16 was "
-                  "not true.Node number 0 (CONV_2D) failed to prepare.",),
+                  "not true.Node number 0 (CONV_2D) failed to prepare.",
+                  "tflite/kernels/kernel_util.cc:240 input->type == kTfLiteInt8 || input->type == kTfLiteInt16 was "
+                  "not true.Node number 0 (CONV_2D) failed to prepare.\n(per-channel weights in a uint8 model)"),
     ),
     Entry(
         key="no-quantized-kernel",
