@@ -84,16 +84,18 @@ def test_the_title_names_the_op_the_runtime_could_not_prepare():
 
 def _tiny_depthwise(weight: float):
     """One 3x3 DepthwiseConv2D with a fused ReLU6 and every weight ``weight``, then a Dense: on pixels in [0, 1]
-    its outputs are at most 9 * weight."""
+    its outputs are at most 9 * weight. Named and weighted the same at every call, so its SavedModel export is
+    the cache's from the second run on."""
     import numpy as np
 
     from workbench.core.keras_compat import keras
 
-    inputs = keras.Input((8, 8, 1))
+    inputs = keras.Input((8, 8, 1), name="image")
     depthwise = keras.layers.DepthwiseConv2D(3, padding="same", activation="relu6", name="dw")
-    model = keras.Model(inputs, keras.layers.Dense(3, name="head")(keras.layers.Flatten()(depthwise(inputs))))
-    kernel, bias = depthwise.get_weights()
-    depthwise.set_weights([np.full_like(kernel, weight), bias])
+    head = keras.layers.Dense(3, name="head")
+    model = keras.Model(inputs, head(keras.layers.Flatten(name="flat")(depthwise(inputs))), name="tiny_depthwise")
+    depthwise.set_weights([np.full(w.shape, weight, np.float32) for w in depthwise.get_weights()])
+    head.set_weights([np.linspace(-1, 1, w.size, dtype=np.float32).reshape(w.shape) for w in head.get_weights()])
     return model
 
 

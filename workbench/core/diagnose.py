@@ -5,7 +5,8 @@ A catalog of known failures keyed by message patterns. ``convert`` and
 ``QuantizationError``, whose text is the explanation with the original
 message beneath it. Each entry carries the real messages it was written for
 (``examples``, from TF 2.21 / LiteRT runs or the TOCO-era forum threads), and
-the tests check that each one is recognised by its own entry.
+the tests check that each one is recognised by its own entry. A title with ``{op}`` names the op and node
+LiteRT could not prepare, read off the message (``at_op``).
 """
 
 from __future__ import annotations
