@@ -5,13 +5,14 @@ A catalog of known failures keyed by message patterns. ``convert`` and
 ``QuantizationError``, whose text is the explanation with the original
 message beneath it. Each entry carries the real messages it was written for
 (``examples``, from TF 2.21 / LiteRT runs or the TOCO-era forum threads), and
-the tests check that each one is recognised by its own entry.
+the tests check that each one is recognised by its own entry. A title with ``{op}`` names the op and node
+LiteRT could not prepare, read off the message (``at_op``).
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from . import checks
 
@@ -70,7 +71,9 @@ CATALOG: tuple[Entry, ...] = (
         fix=("Either convert to int8 with the TF2 converter (recipe 'qat-int8'), or train with a per-tensor "
              "scheme for the uint8 path (QatConfig(scheme='uint8-legacy'))."),
         examples=("tflite/kernels/conv.cc:363 input->type == kTfLiteInt8 || input->type == kTfLiteInt16 was "
-                  "not true.Node number 0 (CONV_2D) failed to prepare.",),
+                  "not true.Node number 0 (CONV_2D) failed to prepare.",
+                  "tflite/kernels/kernel_util.cc:240 input->type == kTfLiteInt8 || input->type == kTfLiteInt16 was "
+                  "not true.Node number 0 (CONV_2D) failed to prepare.\n(per-channel weights in a uint8 model)"),
     ),
     Entry(
         key="no-quantized-kernel",
@@ -216,6 +219,25 @@ CATALOG: tuple[Entry, ...] = (
                   "number 1 (UNIDIRECTIONAL_SEQUENCE_LSTM) failed to prepare.",),
     ),
     Entry(
+        key="int16-activation-clamp-overflow",
+        title="The int16 output steps of {op} are too fine for its fused ReLU6: the activations there are nearly zero.",
+        patterns=(r"no_integer_overflow_from_quantization was not true",),
+        cause=("int16x8 gives each activation tensor a symmetric int16 scale: its largest calibrated |value| / 32767. "
+               "When an op fuses a ReLU6 (CONV_2D, DEPTHWISE_CONV_2D, ...), the kernel writes the clamp 6.0 in "
+               "those steps, 6 / scale, and refuses to prepare the op when that passes the int32 limit, i.e. when "
+               "its outputs never exceed about 9e-5. Activations that small are an untrained model's: Keras' "
+               "MobileNetV2 with weights=None shrinks them block after block, to 1e-5 at block_4's depthwise conv "
+               "(node 15, int16 scale 3e-10: 6 / scale = 2e10) and far less after it. int8-ptq gets through because "
+               "its converter widens every range to at least about 2e-6 (6.0 then fits), but such a model's "
+               "integer outputs are noise (0 dB SNR)."),
+        fix=("Quantize the trained model: with activations of a trained net's size (the same MobileNetV2 with "
+             "its BatchNorm statistics measured on 32 images) int16x8 converts and runs at 24 dB SNR against "
+             "the float model. Keeping the op float is no way out, the ops after it are as small; for a model "
+             "not trained yet, measure float16 or dynamic-range (activations stay float)."),
+        examples=("tflite/kernels/kernel_util.cc:349 no_integer_overflow_from_quantization was not true.Node number "
+                  "15 (DEPTHWISE_CONV_2D) failed to prepare.",),
+    ),
+    Entry(
         key="qat-recurrent",
         title="tfmot has no QAT for recurrent layers (LSTM, GRU, RNN).",
         patterns=(r"Layer \w+:<class '[\w.]*\.(LSTM|GRU|SimpleRNN|RNN|Bidirectional)'> is not supported",),
@@ -228,6 +250,21 @@ CATALOG: tuple[Entry, ...] = (
         examples=("Layer lstm:<class 'tf_keras.src.layers.rnn.lstm.LSTM'> is not supported. You can quantize this "
                   "layer by passing a `tfmot.quantization.keras.QuantizeConfig` instance to the "
                   "`quantize_annotate_layer` API.",),
+    ),
+    Entry(
+        key="qat-activation",
+        title="tfmot cannot quantize this activation given as a layer's argument (e.g. activation='relu6').",
+        patterns=(r"Only some Keras activations under `?keras\.activations`? are supported",),
+        cause=("tfmot's QAT wraps the activation a Conv2D or Dense takes as an argument only for relu, linear, "
+               "softmax, sigmoid, tanh, swish and gelu; any other ('relu6', 'elu', 'hard_sigmoid', a function of "
+               "your own) stops quantize_model before any training. An SSD head or extra layer written as "
+               "Conv2D(..., activation='relu6') meets it."),
+        fix=("Give the layer no activation and put the activation in its own layer after it: keras.layers.ReLU(6.0) "
+             "for 'relu6' (tfmot folds Conv -> ReLU as TFLite fuses it). Measured on a MobileNet v1 SSD head: with "
+             "ReLU(6.0) layers quantize_model wraps it and qat-int8 converts and runs. Or skip QAT: int8-ptq "
+             "quantizes the model as it is."),
+        examples=("ValueError: Only some Keras activations under `keras.activations` are supported. For other "
+                  "activations, use `Quantizer` directly, and update layer config using `QuantizeConfig`.",),
     ),
     Entry(
         key="low-bit-qat",
@@ -338,13 +375,27 @@ CATALOG: tuple[Entry, ...] = (
 )
 
 
+# How LiteRT names the op it could not prepare: "Node number 15 (DEPTHWISE_CONV_2D) failed to prepare."
+_NODE = re.compile(r"Node number (\d+) \((\w+)\) failed to prepare")
+
+
 def explain(message: str) -> Diagnosis:
-    """Match ``message`` against the catalog; the first matching entry wins."""
+    """Match ``message`` against the catalog; the first matching entry wins (a ``{op}`` in its title names the op
+    the message names, see ``at_op``)."""
     text = str(message)
     for entry in CATALOG:
         if entry.matches(text):
-            return Diagnosis(entry, text)
+            return Diagnosis(at_op(entry, text), text)
     return Diagnosis(None, text)
+
+
+def at_op(entry: Entry, message: str = "") -> Entry:
+    """``entry`` with the ``{op}`` of its title filled from ``message``: ``DEPTHWISE_CONV_2D (node 15)`` for
+    LiteRT's "Node number 15 (DEPTHWISE_CONV_2D) failed to prepare", else "an op"."""
+    if "{op}" not in entry.title:
+        return entry
+    found = _NODE.search(message)
+    return replace(entry, title=entry.title.replace("{op}", f"{found[2]} (node {found[1]})" if found else "an op"))
 
 
 def entry(key: str) -> Entry:
@@ -354,7 +405,7 @@ def entry(key: str) -> Entry:
 
 def catalog_rows() -> list[dict[str, str]]:
     """The catalog as plain rows (key, title, cause, fix) for a table."""
-    return [{"key": e.key, "title": e.title, "cause": e.cause, "fix": e.fix} for e in CATALOG]
+    return [{"key": e.key, "title": at_op(e).title, "cause": e.cause, "fix": e.fix} for e in CATALOG]
 
 
 def explain_error(error: BaseException) -> QuantizationError:
