@@ -24,13 +24,31 @@ from .verdicts import CAUSE_THRESHOLDS, LOSS_THRESHOLDS, Fix, Verdict, figure_of
 Candidate = tuple[str, Any, dict]  # (description, Recipe, converted model's params for the record)
 
 
+# The per-tensor measures (float activation ranges, saturation, the error path) read every activation tensor of a
+# model on each input: on MobileNetV2 at 224x224 that is 6.9 million values per input. They run on at most ``size``
+# inputs, and on fewer when the model's activations would exceed ``VALUES`` values (never under ``MIN_ROWS``): 200
+# inputs of a LeNet, 16 of a MobileNetV2. Their sentences say how many inputs they used.
+VALUES = 64_000_000
+MIN_ROWS = 16
+
+
+def per_tensor_rows(model: Any, size: int) -> int:
+    """How many inputs the per-tensor measures of ``model`` (the float ``.tflite``) use: ``size``, fewer for a model
+    whose activations per input are many (see ``VALUES``)."""
+    from . import litert
+
+    per_input = sum(int(np.prod(t.shape[1:] or (1,))) for t in litert.read_model(model).tensors if t.is_activation)
+    return int(max(1, min(size, max(MIN_ROWS, VALUES // max(per_input, 1)))))
+
+
 class Context:
     """What every cause of one ``explain_loss`` call shares: the model, samples, reference outputs, fixes tried."""
 
     def __init__(self, model: Any, samples: Any, spec: Any, reference_run: Any, try_fixes: bool, percentile: float,
                  size: int) -> None:
         self.model, self.samples, self.spec, self.reference_run = model, samples, spec, reference_run
-        self.try_fixes, self.percentile, self.size = try_fixes, percentile, size
+        self.try_fixes, self.percentile = try_fixes, percentile
+        self.size = per_tensor_rows(reference_run.converted, size)
         self.reference = measure.Reference(samples, spec)
         progress.phase("float outputs")
         self.reference.take(model, reference_run.converted)
@@ -117,7 +135,7 @@ class Context:
         if key not in self._ranges:
             progress.phase("error path")
             self._ranges[key] = error_path(self.reference_run.converted, run.converted, self.samples, self.spec,
-                                           size=min(self.size, 100))
+                                           size=min(self.rows, 100))
         return self._ranges[key]
 
     def keep_float(self, run: Any, point: Any) -> list[Candidate]:

@@ -160,7 +160,8 @@ def explain_loss(model: Any, runs: Sequence[Any], samples: Samples, spec: InputS
         try_fixes: convert and measure the fixes; ``False`` names them only (``Fix.after`` is ``None``).
         percentile: default ranges from the float activations are taken at this percentile (each tensor's
             ``100 - p`` and ``p`` percentiles, the widest of them, widened to hold 0).
-        size: inputs the per-tensor measures run on (the first ``size`` samples).
+        size: inputs the per-tensor measures run on (the first ``size`` samples; fewer for a model with many
+            activation values per input, ``causes.per_tensor_rows``: 16 of MobileNetV2 at 224x224).
 
     Returns:
         One or more ``Verdict`` per losing row (a row with no cause measured gets ``"unexplained"``), in row order.
