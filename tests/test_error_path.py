@@ -21,7 +21,9 @@ def models(float_model, mnist):
                 "uint8": wb.convert(float_model, "legacy-uint8", default_ranges=(0, 6)),
                 # stats of [-1, 1] for a model trained on [0, 1]: the first convolution reads its input wrong
                 "stats": wb.convert(float_model, "legacy-uint8", default_ranges=(0, 6), mean=127.5, std=127.5),
-                "int8": wb.convert(float_model, "int8-ptq", representative=mnist.train_images[:200])}
+                "int8": wb.convert(float_model, "int8-ptq", representative=mnist.train_images[:200]),
+                # ai-edge-quantizer writes its constant buffers after the flatbuffer (offsets)
+                "aeq": wb.convert(float_model, "aeq-int8", representative=mnist.train_images[:50])}
 
 
 def test_the_path_follows_the_ops_and_each_snr_is_the_tensors_own(models, test_set):
@@ -54,7 +56,7 @@ def test_the_local_snr_is_each_op_alone_fed_the_float_models_inputs(models, test
     from workbench.troubleshoot.error_graph import error_graph
 
     samples = Samples.of(test_set[0][:100])
-    for kind in ("uint8", "int8"):
+    for kind in ("uint8", "int8", "aeq"):
         path = error_path(models["float"], models[kind], samples)
         assert all(p.local_snr_db is not None and math.isfinite(p.local_snr_db) and not p.no_local for p in path)
         # the first op reads the model's own input: alone, it is the model as it is
@@ -91,3 +93,43 @@ def test_ops_that_cannot_run_alone_keep_their_cumulative_snr_and_say_why(models,
     assert [p.snr_db for p in path] == pytest.approx([p.snr_db for p in before])
     assert all(p.local_snr_db is None and "could not run alone (ValueError: no such op)" in p.no_local for p in path)
     assert "the op was not run alone" in entry_sentence(path[-1])
+
+
+def _buffers_after_the_flatbuffer(model) -> bytes:
+    """The same model with its constant data stored after the flatbuffer (buffer offset and size), as
+    ai-edge-quantizer and the converter write large models."""
+    import flatbuffers
+    from ai_edge_litert import schema_py_generated as schema
+
+    from workbench.core import litert
+
+    tree = schema.ModelT.InitFromPackedBuf(bytearray(litert.model_bytes(model)), 0)
+    moved = [(b, bytes(np.asarray(b.data, np.uint8))) for b in tree.buffers if b.data is not None and len(b.data)]
+    for b, data in moved:
+        b.data, b.offset, b.size = None, 1, len(data)  # placeholders of the final width
+
+    def pack() -> bytes:
+        (builder := flatbuffers.Builder(1024)).Finish(tree.Pack(builder), file_identifier=b"TFL3")
+        return bytes(builder.Output())
+
+    head = pack()
+    at, tail = (len(head) + 15) // 16 * 16, b""
+    for b, data in moved:
+        b.offset = at + len(tail)
+        tail += data + b"\0" * (-len(data) % 16)
+    packed = pack()
+    assert len(packed) == len(head)
+    return packed + b"\0" * (at - len(packed)) + tail
+
+
+def test_a_model_whose_data_follow_the_flatbuffer_runs_alone_op_by_op(models, test_set):
+    from workbench.core import litert
+    from workbench.core.error_path import error_path
+    from workbench.core.samples import Samples
+
+    samples = Samples.of(test_set[0][:50])
+    moved = _buffers_after_the_flatbuffer(models["int8"])
+    assert np.array_equal(litert.run(moved, samples.images).outputs, litert.run(models["int8"], samples.images).outputs)
+    inline, after = error_path(models["float"], models["int8"], samples), error_path(models["float"], moved, samples)
+    assert [p.local_snr_db for p in after] == pytest.approx([p.local_snr_db for p in inline])
+    assert all(p.local_snr_db is not None for p in after)

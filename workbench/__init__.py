@@ -51,6 +51,7 @@ _SUBMODULES = {
     "compare": "core.compare", "examples": "core.examples", "model_facts": "core.model_facts",
     "standins": "core.standins", "samples": "core.samples", "measure": "core.measure", "tasks": "core.tasks",
     "fidelity": "core.fidelity", "detection": "core.detection", "any_model": "explore.any_model",
+    "error_path": "core.error_path",
 }
 
 

@@ -183,37 +183,37 @@ def interpreter(model_bytes: bytes, num_threads: int | None = None, keep_tensors
 
 def op_versions(model: Any) -> tuple[tuple[str, int], ...]:
     """``(op name, version)`` of each operator code a ``.tflite`` declares."""
-    tree, names = _tree(model)
-    return tuple((names.get(max(oc.builtinCode, oc.deprecatedBuiltinCode), "?"), int(oc.version))
-                 for oc in tree.operatorCodes)
+    tree, name = _tree(model)
+    return tuple((name(oc), int(oc.version)) for oc in tree.operatorCodes)
 
 
 def with_op_version(model: Any, op: str, version: int) -> bytes:
-    """A copy of a ``.tflite`` whose ``op`` (e.g. ``"CONV_2D"``) claims operator version ``version``.
-
-    What a model from a newer converter looks like to an older runtime: the same
-    graph, an op version the runtime has no kernel for.
-
-    Raises:
-        ValueError: ``op`` is not in the model, ``version`` is not a whole number >= 1.
-    """
+    """A copy of a ``.tflite`` whose ``op`` (e.g. ``"CONV_2D"``) claims operator version ``version``: what a model
+    from a newer converter looks like to an older runtime (the same graph, an op version it has no kernel for).
+    Raises ValueError: ``op`` is not in the model, ``version`` is not a whole number >= 1."""
     version = checks.number("version", version, low=1, high=2**31 - 1, integer=True)
-    tree, names = _tree(model)
-    found = [oc for oc in tree.operatorCodes if names.get(max(oc.builtinCode, oc.deprecatedBuiltinCode)) == op]
+    tree, name = _tree(model)
+    found = [oc for oc in tree.operatorCodes if name(oc) == op]
     if not found:
-        present = sorted({names.get(max(oc.builtinCode, oc.deprecatedBuiltinCode), "?") for oc in tree.operatorCodes})
+        present = sorted({name(oc) for oc in tree.operatorCodes})
         raise ValueError(f"op={op!r} is not in the model; allowed: {', '.join(present)}")
     for oc in found:
         oc.version = version
     return _packed(tree)
 
 
-def _tree(model: Any) -> tuple[Any, dict[int, str]]:
-    """A ``.tflite`` as the schema's object tree (``ModelT``; ``_packed`` writes it) and the op names by code."""
+def _tree(model: Any) -> tuple[Any, Any]:
+    """A ``.tflite`` as the schema's object tree (``ModelT``; ``_packed`` writes it) and the name of an operator code
+    (``"?"``: not a builtin)."""
     from ai_edge_litert import schema_py_generated as schema
 
     names = {code: name for name, code in vars(schema.BuiltinOperator).items() if not name.startswith("_")}
-    return schema.ModelT.InitFromPackedBuf(bytearray(model_bytes(model)), 0), names
+    raw = model_bytes(model)
+    tree = schema.ModelT.InitFromPackedBuf(bytearray(raw), 0)
+    for buffer in [b for b in tree.buffers or () if (b.offset or 0) > 1]:  # data after the flatbuffer: inlined
+        data = np.frombuffer(raw, np.uint8, int(buffer.size), int(buffer.offset))
+        buffer.data, buffer.offset, buffer.size = data, 0, 0
+    return tree, lambda oc: names.get(max(oc.builtinCode, oc.deprecatedBuiltinCode), "?")
 
 
 def _packed(tree: Any) -> bytes:
@@ -230,14 +230,14 @@ def disconnected(model: Any) -> tuple[bytes, dict[int, int], dict[int, str]]:
     (``skipped``: op position -> why): custom ops, control flow calling subgraphs, ops reading state tensors."""
     from ai_edge_litert import schema_py_generated as schema
 
-    tree, names = _tree(model)
+    tree, name = _tree(model)
     graph, state = tree.subgraphs[0], (schema.TensorType.RESOURCE, schema.TensorType.VARIANT)
     tensors, inputs, buffers = graph.tensors, [int(i) for i in graph.inputs], tree.buffers
     kept, fresh, skipped, outputs = [], {}, {}, {}
     for pos, op in enumerate(graph.operators):
         code, ins = tree.operatorCodes[op.opcodeIndex], [int(i) for i in op.inputs] if op.inputs is not None else []
         options = [key for o in (op.builtinOptions, op.builtinOptions2) if o is not None for key in vars(o)]
-        why = ("a custom op" if names.get(max(code.builtinCode, code.deprecatedBuiltinCode), "CUSTOM") == "CUSTOM"
+        why = ("a custom op" if name(code) in ("CUSTOM", "?")
                else "control flow calling other subgraphs" if any("ubgraph" in key for key in options)
                else "reads a variable (state) tensor" if any(tensors[i].isVariable or tensors[i].type in state
                                                              for i in ins if i >= 0) else "")
@@ -246,7 +246,7 @@ def disconnected(model: Any) -> tuple[bytes, dict[int, int], dict[int, str]]:
             continue
         for j, i in enumerate(ins):
             data = buffers[tensors[i].buffer] if i >= 0 else None
-            if i < 0 or i in inputs or (data.data is not None and len(data.data)) or (data.offset or 0) > 1:
+            if i < 0 or i in inputs or (data.data is not None and len(data.data)):
                 continue
             if i not in fresh:  # a copy, sharing the original's empty buffer
                 fresh[i] = len(tensors)

@@ -13,7 +13,7 @@ without one it is the time the same phase took last in this process (``about``),
 - a terminal (stderr is a TTY): one line rewritten in place, a few times a second at most, erased when the recipe
   ends (the caller then prints its result line);
 - Jupyter (an IPython kernel): a text output updated in place, left with the recipe's phases and their times;
-- anywhere else (a pipe, a log, a test), or with ``WORKBENCH_PROGRESS=0``: nothing.
+- anywhere else (a pipe, a log, a test, a background thread), or with ``WORKBENCH_PROGRESS=0``: nothing.
 """
 
 from __future__ import annotations
@@ -151,8 +151,8 @@ def showing(show: Callable[[str, bool], None]) -> Iterator[None]:
 
 def automatic() -> Callable[[str, bool], None] | None:
     """Where a line shows here: an updated Jupyter output, a rewritten terminal line, else nowhere (``None``)."""
-    if os.environ.get(ENV, "1") == "0":
-        return None
+    if os.environ.get(ENV, "1") == "0" or threading.current_thread() is not threading.main_thread():
+        return None  # a background thread (a sweep behind a widget) draws nothing in whatever cell runs now
     kernel = _ipython_kernel()
     if kernel:
         return jupyter()
