@@ -225,15 +225,15 @@ CATALOG: tuple[Entry, ...] = (
         cause=("int16x8 gives each activation tensor a symmetric int16 scale: its largest calibrated |value| / 32767. "
                "When an op fuses a ReLU6 (CONV_2D, DEPTHWISE_CONV_2D, ...), the kernel writes the clamp 6.0 in "
                "those steps, 6 / scale, and refuses to prepare the op when that passes the int32 limit, i.e. when "
-               "its outputs never exceed about 9e-5. Activations that small are an untrained model's: Keras' "
-               "MobileNetV2 with weights=None shrinks them block after block, to 1e-5 at block_4's depthwise conv "
-               "(node 15, int16 scale 3e-10: 6 / scale = 2e10) and far less after it. int8-ptq gets through because "
-               "its converter widens every range to at least about 2e-6 (6.0 then fits), but such a model's "
-               "integer outputs are noise (0 dB SNR)."),
-        fix=("Quantize the trained model: with activations of a trained net's size (the same MobileNetV2 with "
-             "its BatchNorm statistics measured on 32 images) int16x8 converts and runs at 24 dB SNR against "
-             "the float model. Keeping the op float is no way out, the ops after it are as small; for a model "
-             "not trained yet, measure float16 or dynamic-range (activations stay float)."),
+               "its outputs never exceed about 9e-5 on the calibration data. Activations that small are an untrained "
+               "or badly scaled model's (measured: Keras' MobileNetV2 with weights=None shrinks them block after "
+               "block, to 1e-5 at block_4's depthwise conv, 6 / scale = 2e10), or a layer that is nearly always zero. "
+               "int8-ptq gets through because its converter widens every range to at least about 2e-6, but integer "
+               "outputs of activations that small are noise: read its SNR."),
+        fix=("Quantize the trained model, calibrated on real inputs (measured: the same MobileNetV2 with its "
+             "BatchNorm statistics measured on 32 images converts with int16x8 and runs at 24 dB SNR against the "
+             "float model). Keeping that one op float does not help when the ops after it are as small; until the "
+             "model is trained, use float16 or dynamic-range (activations stay float)."),
         examples=("tflite/kernels/kernel_util.cc:349 no_integer_overflow_from_quantization was not true.Node number "
                   "15 (DEPTHWISE_CONV_2D) failed to prepare.",),
     ),
