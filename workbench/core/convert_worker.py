@@ -115,7 +115,9 @@ def _start() -> None:
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    from . import keras_compat  # noqa: F401 - TensorFlow's import, before the first job
+    from .keras_compat import tf
+
+    assert tf.lite  # TensorFlow's import, before the first job
 
 
 def _convert(folder: str, recipe: Any, spec: Any, rows: Any) -> tuple[bytes | None, str, dict]:
