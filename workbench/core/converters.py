@@ -38,11 +38,15 @@ class Job:
     def options(self) -> dict[str, Any]:
         return dict(self.recipe.spec.options)
 
-    def calibration(self) -> list[np.ndarray]:
-        """The representative data as the float model reads them, one array per input: pixels mapped onto the
-        input range, float data as they are (``feeding``)."""
-        arrays = [self.representative] if isinstance(self.representative, np.ndarray) else list(self.representative)
-        return [self.input.normalize(a) if is_images(a) else np.asarray(a, np.float32) for a in arrays]
+    def calibration(self, rows: slice = slice(None)) -> list[np.ndarray]:
+        """The representative data (its ``rows``) as the float model reads them, one array per input: pixels mapped
+        onto the input range, float data as they are (``feeding``)."""
+        arrays = list(self.representative) if isinstance(self.representative, (list, tuple)) else [self.representative]
+        return [self.input.normalize(a[rows]) if is_images(a) else np.asarray(a[rows], np.float32) for a in arrays]
+
+    def calibration_size(self) -> int:
+        first = self.representative[0] if isinstance(self.representative, (list, tuple)) else self.representative
+        return len(first)
 
     @property
     def stats(self) -> InputStats:
@@ -111,13 +115,14 @@ def tf2(job: Job) -> bytes:
         converter.target_spec.supported_types = [getattr(tf, t) for t in options["supported_types"]]
     dataset = None
     if job.recipe.spec.calibrated:
-        xs = job.calibration()
         # Several inputs go by name (the signature's input keys): the calibrator's own input order is not the model's.
-        names = _input_keys(job.model) if len(xs) > 1 else None
+        multi = isinstance(job.representative, (list, tuple)) and len(job.representative) > 1
+        names = _input_keys(job.model) if multi else None
 
-        def dataset():
-            for i in range(len(xs[0])):
-                yield dict(zip(names, (x[i:i + 1] for x in xs))) if names else [x[i:i + 1] for x in xs]
+        def dataset():  # one row at a time, mapped to floats as it is fed (never the whole set as float32)
+            for i in range(job.calibration_size()):
+                xs = job.calibration(slice(i, i + 1))
+                yield dict(zip(names, xs)) if names else xs
 
         converter.representative_dataset = dataset
     if options.get("ops") == "int8":

@@ -490,7 +490,7 @@ def run(model: Any, images: Any, spec: InputSpec = InputSpec(), *, batch_size: i
     outs = interp.get_output_details()
     if reset_variables is None:
         reset_variables = any(any(key in op.name for key in _STATEFUL) for op in op_details(interp))
-    arrays = [images] if isinstance(images, np.ndarray) else list(images)
+    arrays = list(images) if isinstance(images, (list, tuple)) else [images]
     if len(arrays) != len(ins) or len({len(a) for a in arrays}) != 1:
         raise ValueError(f"data of {len(arrays)} array(s) of {sorted({len(a) for a in arrays})} rows for a model with "
                          f"{len(ins)} input(s); allowed: one array per input, each with the same number of rows")
@@ -501,9 +501,7 @@ def run(model: Any, images: Any, spec: InputSpec = InputSpec(), *, batch_size: i
             shape = ", ".join("?" if w < 1 else str(w) for w in want)
             raise ValueError(f"{'images' if len(arrays) == 1 else f'input {i}'} of shape {tuple(np.shape(a))} for a "
                              f"model input {d['name']!r} of ({shape}) per row; allowed: arrays (N, {shape})")
-    xs = [a if prepared else prepare_input(a, np.dtype(d["dtype"]).name, *d["quantization"], spec)
-          for a, d in zip(arrays, ins)]
-    count = len(xs[0])
+    count = len(arrays[0])
     # A recurrent model converted at a fixed batch size keeps its state per row: run it at that size. Others are
     # resized to the batch (a fixed-size frozen graph included, as LiteRT allows).
     fixed = int(ins[0]["shape_signature"][0]) if reset_variables and len(ins[0]["shape_signature"]) else -1
@@ -513,7 +511,10 @@ def run(model: Any, images: Any, spec: InputSpec = InputSpec(), *, batch_size: i
     current = None
     raw: list[list[np.ndarray]] = [[] for _ in outs]
     for start in range(0, count, batch):
-        chunks = [x[start:start + batch] for x in xs]
+        # Fed batch by batch: the whole set is never held in the input's dtype (float32 for a float model).
+        chunks = [a[start:start + batch] if prepared else
+                  prepare_input(a[start:start + batch], np.dtype(d["dtype"]).name, *d["quantization"], spec)
+                  for a, d in zip(arrays, ins)]
         rows = len(chunks[0])
         if fixed > 0 and rows < fixed:  # a fixed batch: pad the last one, drop the padding below
             chunks = [np.concatenate([c, np.zeros((fixed - rows, *c.shape[1:]), c.dtype)]) for c in chunks]
