@@ -63,9 +63,9 @@ def images(name: str, value: Any, shape: tuple[int, ...] | None = None) -> np.nd
         value: the array.
         shape: the ``(H, W, C)`` the model reads; ``None`` accepts any.
     """
-    arr = np.asarray(value)
+    arr = value if getattr(value, "rows_on_demand", False) else np.asarray(value)  # data.NpyRows stays lazy
     if arr.ndim == 3:
-        arr = arr[..., None]
+        arr = arr.reshape(*arr.shape, 1)
     if arr.ndim != 4:
         raise ValueError(f"{name} has shape {arr.shape}; allowed: (N, H, W, C) or (N, H, W) images")
     if shape is not None and tuple(arr.shape[1:]) != tuple(shape):

@@ -275,7 +275,12 @@ def convert(model: Any, recipe: Recipe | str | None = None, *, spec: InputSpec =
 
 def representative_data(model: Any, data: Any, size: int) -> Any:
     """The first ``size`` rows of calibration data, checked: uint8 images of the model's input shape, or numeric
-    arrays ``(N, ...)``, one per input, of one length."""
+    arrays ``(N, ...)``, one per input, of one length. A lazy ``.npz`` array (``data.NpyRows``) gives only those
+    rows."""
+    if isinstance(data, (list, tuple)):
+        data = type(data)(a[:size] if getattr(a, "rows_on_demand", False) else a for a in data)
+    elif getattr(data, "rows_on_demand", False):
+        data = data[:size]
     if isinstance(data, np.ndarray) and data.dtype == np.uint8:
         shape = tuple(model.input_shape[1:]) if isinstance(getattr(model, "input_shape", None), tuple) else None
         return checks.images("representative", data, shape=shape if shape and None not in shape else None)[:size]

@@ -40,17 +40,27 @@ class Job:
     def options(self) -> dict[str, Any]:
         return dict(self.recipe.spec.options)
 
-    def calibration(self) -> list[np.ndarray]:
-        """The representative data as the float model reads them, one array per input: pixels mapped onto the
-        input range, float data as they are (``feeding``)."""
-        arrays = [self.representative] if isinstance(self.representative, np.ndarray) else list(self.representative)
-        return [self.input.normalize(a) if is_images(a) else np.asarray(a, np.float32) for a in arrays]
+    def calibration(self, rows: slice = slice(None)) -> list[np.ndarray]:
+        """The representative data (its ``rows``) as the float model reads them, one array per input: pixels mapped
+        onto the input range, float data as they are (``feeding``)."""
+        arrays = list(self.representative) if isinstance(self.representative, (list, tuple)) else [self.representative]
+        return [self.input.normalize(a[rows]) if is_images(a) else np.asarray(a[rows], np.float32) for a in arrays]
+
+    def calibration_size(self) -> int:
+        first = self.representative[0] if isinstance(self.representative, (list, tuple)) else self.representative
+        return len(first)
 
     @property
     def stats(self) -> InputStats:
         """The ``quantized_input_stats`` asked for: the recipe's mean/std, else the right ones for the input."""
         r = self.recipe
         return InputStats(r.mean, r.std) if r.mean is not None else self.input.stats
+
+
+def calibration_key(job: Job) -> str:
+    """The digest of what a calibration is fed: the representative rows as given and how they map to floats."""
+    arrays = list(job.representative) if isinstance(job.representative, (list, tuple)) else [job.representative]
+    return data_key([np.asarray(a) for a in arrays] + [np.asarray([job.input.lo, job.input.hi], np.float64)])
 
 
 class KeepFloatError(ValueError):
@@ -113,14 +123,15 @@ def tf2(job: Job) -> bytes:
         converter.target_spec.supported_types = [getattr(tf, t) for t in options["supported_types"]]
     dataset = None
     if job.recipe.spec.calibrated:
-        xs = job.calibration()
         # Several inputs go by name (the signature's input keys): the calibrator's own input order is not the model's.
-        names = _input_keys(job.model) if len(xs) > 1 else None
+        multi = isinstance(job.representative, (list, tuple)) and len(job.representative) > 1
+        names = _input_keys(job.model) if multi else None
 
-        def dataset():
-            progress.phase("calibrate", len(xs[0]), "inputs")
-            for i in range(len(xs[0])):
-                yield dict(zip(names, (x[i:i + 1] for x in xs))) if names else [x[i:i + 1] for x in xs]
+        def dataset():  # one row at a time, mapped to floats as it is fed (never the whole set as float32)
+            progress.phase("calibrate", job.calibration_size(), "inputs")
+            for i in range(job.calibration_size()):
+                xs = job.calibration(slice(i, i + 1))
+                yield dict(zip(names, xs)) if names else xs
                 progress.advance()
             progress.phase("quantize")
 
@@ -134,7 +145,7 @@ def tf2(job: Job) -> bytes:
         io = {"int8": tf.int8, "uint8": tf.uint8}[job.recipe.io_type]
         converter.inference_input_type = io
         converter.inference_output_type = io
-    shared = sharing(data_key(xs)) if dataset is not None else contextlib.nullcontext()
+    shared = sharing(calibration_key(job)) if dataset is not None else contextlib.nullcontext()
     with shared:  # one calibration per float model and data, for every calibrated recipe (shared_calibration)
         if job.recipe.keep_float:
             return _selective(converter, dataset, job.recipe.keep_float, job.model)

@@ -16,6 +16,7 @@ import pickle
 import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -180,13 +181,18 @@ def load_npz(path: str | os.PathLike, images: str = "images", labels: str | None
     return split(arrays[images], None if labels is None else arrays[labels], test_fraction, seed, **fields)
 
 
-def read_npz(flag: str, path: str | os.PathLike, holding: str = "") -> dict[str, np.ndarray]:
+LAZY_BYTES = 64 * 2**20  # uint8 arrays of an .npz at least this big are read lazily (``NpyRows``)
+
+
+def read_npz(flag: str, path: str | os.PathLike, holding: str = "", lazy: bool = False) -> dict[str, Any]:
     """Every array of an ``.npz`` file, read with NumPy alone (no pickled objects).
 
     Args:
         flag: the argument or command-line flag the path came from (the messages name it).
         path: the ``.npz`` file.
         holding: the arrays the caller needs, for the message about a missing file.
+        lazy: uint8 arrays of at least ``LAZY_BYTES`` come as ``NpyRows`` (rows read when indexed, never the whole
+            array resident); everything else is read as it is.
 
     Raises:
         ValueError: a missing file, or one ``numpy.load`` cannot read as an ``.npz``.
@@ -197,10 +203,136 @@ def read_npz(flag: str, path: str | os.PathLike, holding: str = "") -> dict[str,
                          + (f" with {holding}" if holding else ""))
     try:
         with np.load(file, allow_pickle=False) as z:
-            return {k: z[k] for k in z.files}
+            rows = _lazy_members(file, z.files) if lazy else {}
+            return {k: rows[k] if k in rows else z[k] for k in z.files}
     except Exception as err:  # noqa: BLE001 - zipfile/pickle errors: not an .npz that can be read
         raise ValueError(f"{flag}={str(file)!r} is not a readable .npz ({type(err).__name__}: {str(err)[:120]}); "
                          "allowed: a file written by numpy.savez with uint8 images and integer labels") from None
+
+
+class NpyRows:
+    """One array of ``shape``/``dtype`` stored C-ordered at byte ``offset`` of ``file``, read on demand.
+
+    Indexing the first axis (an int, a slice, an index or boolean array; further axes are applied after) reads
+    only those rows from the file into a new array, so a loop over batches holds one batch at a time (the
+    operating system's page cache keeps the file, not the process). ``np.asarray`` reads it all (for code that
+    needs the whole array at once).
+    """
+
+    rows_on_demand = True  # what ``checks.images`` and ``samples`` keep lazy
+
+    def __init__(self, file: str | os.PathLike, offset: int, shape: tuple[int, ...], dtype: Any) -> None:
+        self.file, self.offset = Path(file), int(offset)
+        self.shape, self.dtype = tuple(int(d) for d in shape), np.dtype(dtype)
+        if not self.shape:
+            raise ValueError("NpyRows needs an array with at least one axis")
+
+    ndim = property(lambda self: len(self.shape))
+    size = property(lambda self: int(np.prod(self.shape)))
+    nbytes = property(lambda self: self.size * self.dtype.itemsize)
+    _row_bytes = property(lambda self: int(np.prod(self.shape[1:])) * self.dtype.itemsize)
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __repr__(self) -> str:
+        return f"NpyRows({str(self.file)!r}, shape={self.shape}, dtype={self.dtype})"
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        rows = self._read(0, len(self))
+        return rows if dtype is None else rows.astype(dtype)
+
+    def reshape(self, *shape: Any) -> "NpyRows":
+        """The same bytes with another shape of the same first axis and row size (``(N, H, W)`` -> ``(N, H, W, 1)``)."""
+        shape = tuple(shape[0]) if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
+        if not shape or shape[0] != len(self) or int(np.prod(shape[1:])) * self.dtype.itemsize != self._row_bytes:
+            raise ValueError(f"NpyRows of shape {self.shape} cannot take shape {shape}; allowed: the same rows")
+        return NpyRows(self.file, self.offset, shape, self.dtype)
+
+    def __getitem__(self, key: Any) -> np.ndarray:
+        rest: tuple = ()
+        if isinstance(key, tuple):
+            key, rest = (key[0] if key else slice(None)), key[1:]
+        if key is Ellipsis:
+            key, rest = slice(None), (Ellipsis, *rest)
+        if isinstance(key, (int, np.integer)):
+            index = int(key) + len(self) if int(key) < 0 else int(key)
+            if not 0 <= index < len(self):
+                raise IndexError(f"index {int(key)} is out of bounds for {len(self)} rows")
+            return self._read(index, index + 1)[0][rest]
+        if isinstance(key, slice):
+            start, stop, step = key.indices(len(self))
+            if step == 1:
+                rows = self._read(start, max(start, stop))
+            else:
+                picked = np.arange(start, stop, step)
+                rows = self._take(picked)
+        else:
+            rows = self._take(np.arange(len(self))[np.asarray(key)])
+        return rows[(slice(None), *rest)] if rest else rows
+
+    def _take(self, index: np.ndarray) -> np.ndarray:
+        """Rows ``index`` (in that order), each run of consecutive rows read at once."""
+        out = np.empty((len(index), *self.shape[1:]), self.dtype)
+        order = np.argsort(index, kind="stable")
+        ordered = index[order]
+        breaks = np.flatnonzero(np.diff(ordered) != 1) + 1
+        for run, where in zip(np.split(ordered, breaks), np.split(order, breaks)):
+            if len(run):
+                out[where] = self._read(int(run[0]), int(run[-1]) + 1)
+        return out
+
+    def _read(self, start: int, stop: int) -> np.ndarray:
+        out = np.empty((stop - start, *self.shape[1:]), self.dtype)
+        if out.nbytes:
+            with open(self.file, "rb") as fh:
+                fh.seek(self.offset + start * self._row_bytes)
+                if fh.readinto(memoryview(out).cast("B")) != out.nbytes:
+                    raise ValueError(f"{self.file} ended before row {stop} of {len(self)}; allowed: a complete .npz")
+        return out
+
+
+def _lazy_members(file: Path, members: Sequence[str]) -> dict[str, NpyRows]:
+    """The big uint8 arrays of an ``.npz`` as ``NpyRows``: a stored (uncompressed) member read in place from the
+    zip; a compressed one decompressed once into the cache (``npz-<digest>.npy``, keyed by the file's path, size and
+    time and the member's name) and read from there."""
+    import zipfile
+
+    found = {}
+    with zipfile.ZipFile(file) as archive:
+        for name in members:
+            info = archive.getinfo(f"{name}.npy")
+            with archive.open(info) as fh:
+                read = {(1, 0): np.lib.format.read_array_header_1_0,
+                        (2, 0): np.lib.format.read_array_header_2_0}.get(np.lib.format.read_magic(fh))
+                if read is None:
+                    continue
+                shape, fortran, dtype = read(fh)
+                header = fh.tell()
+            size = int(np.prod(shape)) * np.dtype(dtype).itemsize
+            if fortran or np.dtype(dtype) != np.uint8 or not shape or size < LAZY_BYTES:
+                continue
+            if info.compress_type == zipfile.ZIP_STORED:
+                with open(file, "rb") as raw:  # the local header's own name and extra lengths give the data offset
+                    raw.seek(info.header_offset + 26)
+                    name_len, extra_len = np.frombuffer(raw.read(4), "<u2")
+                start = info.header_offset + 30 + int(name_len) + int(extra_len) + header
+                found[name] = NpyRows(file, start, shape, dtype)
+            else:
+                found[name] = NpyRows(_decompressed(file, archive, info), header, shape, dtype)
+    return found
+
+
+def _decompressed(file: Path, archive: Any, info: Any) -> Path:
+    stat = file.stat()
+    target = artifacts.cache_dir() / "npz" / \
+        f"npz-{artifacts.digest(str(file.resolve()), stat.st_size, stat.st_mtime_ns, info.filename)}.npy"
+    if not target.is_file() or target.stat().st_size != info.file_size:
+        import shutil
+
+        with artifacts.atomic_path(target, ".npy") as tmp, archive.open(info) as src, open(tmp, "wb") as dst:
+            shutil.copyfileobj(src, dst, 16 * 2**20)
+    return target
 
 
 def load_digits(test_fraction: float = 0.2, seed: int = 0) -> Dataset:

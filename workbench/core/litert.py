@@ -29,6 +29,9 @@ from .feeding import dequantize, prepare_input  # noqa: F401 - the feeding rules
 # Measured on LeNet: batches of a few hundred images keep the activations in
 # cache and beat both one huge batch and one image per invoke.
 DEFAULT_BATCH = 256
+# A batch is also held to BATCH_BYTES of the model's largest activation tensor (the interpreter's memory grows with
+# the batch: MobileNetV2 at 224x224 holds about 7 MB per image): 256 LeNet images, 13 MobileNetV2 ones at 224x224.
+BATCH_BYTES = 64 * 2**20
 MAX_THREADS = 64  # LiteRT's thread pool is created eagerly: huge counts crash the process
 
 
@@ -514,8 +517,9 @@ def run(model: Any, images: Any, spec: InputSpec = InputSpec(), *, batch_size: i
         images: the data: raw uint8 pixels ``(N, H, W, C)`` or a float array ``(N, ...)`` for a one-input model,
             or a sequence of arrays, one per input in the model's input order (already prepared with ``prepared=True``).
         spec: the float range the model was trained on (uint8 pixels fed to float and int8 inputs).
-        batch_size: inputs per invoke (``None``: all at once; ``1``: the one-input loop). A recurrent model
-            whose conversion fixed its batch size runs at that size (the last batch padded, the padding dropped).
+        batch_size: inputs per invoke (``None``: all at once; ``1``: the one-input loop), at most as many as keep
+            the largest activation tensor within ``BATCH_BYTES``. A recurrent model whose conversion fixed its batch
+            size runs at that size (the last batch padded, the padding dropped).
         num_threads: interpreter threads (``None``: LiteRT's default).
         keep_tensors: keep every intermediate tensor; runs all inputs in one batch.
         reference_kernels: builtin reference kernels, no XNNPack.
@@ -533,7 +537,7 @@ def run(model: Any, images: Any, spec: InputSpec = InputSpec(), *, batch_size: i
     outs = interp.get_output_details()
     if reset_variables is None:
         reset_variables = any(any(key in op.name for key in _STATEFUL) for op in op_details(interp))
-    arrays = [images] if isinstance(images, np.ndarray) else list(images)
+    arrays = list(images) if isinstance(images, (list, tuple)) else [images]
     if len(arrays) != len(ins) or len({len(a) for a in arrays}) != 1:
         raise ValueError(f"data of {len(arrays)} array(s) of {sorted({len(a) for a in arrays})} rows for a model with "
                          f"{len(ins)} input(s); allowed: one array per input, each with the same number of rows")
@@ -544,19 +548,21 @@ def run(model: Any, images: Any, spec: InputSpec = InputSpec(), *, batch_size: i
             shape = ", ".join("?" if w < 1 else str(w) for w in want)
             raise ValueError(f"{'images' if len(arrays) == 1 else f'input {i}'} of shape {tuple(np.shape(a))} for a "
                              f"model input {d['name']!r} of ({shape}) per row; allowed: arrays (N, {shape})")
-    xs = [a if prepared else prepare_input(a, np.dtype(d["dtype"]).name, *d["quantization"], spec)
-          for a, d in zip(arrays, ins)]
-    count = len(xs[0])
+    count = len(arrays[0])
     # A recurrent model converted at a fixed batch size keeps its state per row: run it at that size. Others are
     # resized to the batch (a fixed-size frozen graph included, as LiteRT allows).
     fixed = int(ins[0]["shape_signature"][0]) if reset_variables and len(ins[0]["shape_signature"]) else -1
     if batch_size is None or keep_tensors:
         batch_size = count
-    batch = fixed if fixed > 0 else max(1, min(int(batch_size), count))
+    cap = count if keep_tensors else _batch_cap(interp)
+    batch = fixed if fixed > 0 else max(1, min(int(batch_size), count, cap))
     current = None
     raw: list[list[np.ndarray]] = [[] for _ in outs]
     for start in range(0, count, batch):
-        chunks = [x[start:start + batch] for x in xs]
+        # Fed batch by batch: the whole set is never held in the input's dtype (float32 for a float model).
+        chunks = [a[start:start + batch] if prepared else
+                  prepare_input(a[start:start + batch], np.dtype(d["dtype"]).name, *d["quantization"], spec)
+                  for a, d in zip(arrays, ins)]
         rows = len(chunks[0])
         if fixed > 0 and rows < fixed:  # a fixed batch: pad the last one, drop the padding below
             chunks = [np.concatenate([c, np.zeros((fixed - rows, *c.shape[1:]), c.dtype)]) for c in chunks]
@@ -577,6 +583,13 @@ def run(model: Any, images: Any, spec: InputSpec = InputSpec(), *, batch_size: i
     real = tuple(dequantize(r, *d["quantization"]) for r, d in zip(joined, outs))
     first = joined[0].reshape(len(joined[0]), -1)
     return Run(real[0].reshape(len(first), -1), first, interp, real, output_names(interp))
+
+
+def _batch_cap(interp: Any) -> int:
+    """The most rows whose largest tensor (its shape at batch 1, before any resize) fits in ``BATCH_BYTES``."""
+    largest = max((int(np.prod(d["shape"][1:])) * np.dtype(d["dtype"]).itemsize for d in interp.get_tensor_details()
+                   if len(d["shape"]) > 1), default=1)
+    return max(1, BATCH_BYTES // max(1, largest))
 
 
 def constant(model: Any, index: int) -> np.ndarray:

@@ -50,7 +50,8 @@ class Outputs:
 def outputs_of(model: Any, samples: Samples | np.ndarray, spec: InputSpec = InputSpec(), *,
                batch_size: int | None = DEFAULT_BATCH, num_threads: int | None = None) -> Outputs:
     """Every output of a ``.tflite`` (``ConvertedModel``, bytes or path) on ``samples``, dequantized; several
-    inputs are matched to the model's by name (``Samples.ordered``). ``batch_size=None``: all in one invoke."""
+    inputs are matched to the model's by name (``Samples.ordered``). ``batch_size=None``: all in one invoke (within
+    ``litert.BATCH_BYTES``)."""
     from . import litert
     from .evaluate import default_threads
 

@@ -33,7 +33,10 @@ BOX_KEYS = ("boxes", "classes")
 
 @dataclass(frozen=True, eq=False)
 class Samples:
-    """Inputs (one array per model input, ``names`` their arrays in the file) and the labels the file has."""
+    """Inputs (one array per model input, ``names`` their arrays in the file) and the labels the file has.
+
+    An input read from a big ``.npz`` is a ``data.NpyRows`` (its rows read when indexed: ``take`` gives arrays;
+    ``litert.run`` feeds it batch by batch)."""
 
     inputs: tuple[np.ndarray, ...]
     names: tuple[str, ...] = ("images",)
@@ -170,7 +173,7 @@ def read_samples(flag: str, path: str | os.PathLike, inputs: Sequence[str] | Non
         ValueError: a missing or unreadable file, a named array that is missing (the message lists those present),
             arrays of different lengths, labels that are not one integer per input, boxes not ``(N, M, 4)``.
     """
-    arrays = read_npz(flag, path)
+    arrays = read_npz(flag, path, lazy=True)
     where = f"{flag}={str(path)!r}"
     present = ", ".join(sorted(arrays)) or "none: the file is empty"
     if inputs:
@@ -207,7 +210,7 @@ def read_samples(flag: str, path: str | os.PathLike, inputs: Sequence[str] | Non
 
 
 def _input(where: str, value: np.ndarray) -> np.ndarray:
-    value = np.asarray(value)
+    value = value if getattr(value, "rows_on_demand", False) else np.asarray(value)  # a big uint8 array stays lazy
     if value.dtype == np.uint8:
         return checks.images(where, value)
     if value.dtype.kind not in "fiub" or value.ndim < 1 or len(value) == 0:
