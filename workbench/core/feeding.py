@@ -89,3 +89,19 @@ def match_inputs(available: Sequence[str], inputs: Sequence[str]) -> list[str] |
             return None
         chosen.append(close[0])
     return chosen if len(set(chosen)) == len(chosen) else None
+
+
+def check_arrays(arrays: list, inputs: list[dict]) -> list:
+    """``arrays`` when they fit a model's ``inputs`` (LiteRT's input details): one array per input, of one length,
+    each row of the input's shape (``-1`` dimensions free); else a ValueError saying what is allowed."""
+    if len(arrays) != len(inputs) or len({len(a) for a in arrays}) != 1:
+        raise ValueError(f"data of {len(arrays)} array(s) of {sorted({len(a) for a in arrays})} rows for a model with "
+                         f"{len(inputs)} input(s); allowed: one array per input, each with the same number of rows")
+    for i, (a, d) in enumerate(zip(arrays, inputs)):
+        want = [int(v) for v in d["shape_signature"][1:]] if len(d["shape_signature"]) else []
+        got = list(np.shape(a)[1:])
+        if len(got) != len(want) or any(w > 0 and w != g for w, g in zip(want, got)):
+            shape = ", ".join("?" if w < 1 else str(w) for w in want)
+            raise ValueError(f"{'images' if len(arrays) == 1 else f'input {i}'} of shape {tuple(np.shape(a))} for a "
+                             f"model input {d['name']!r} of ({shape}) per row; allowed: arrays (N, {shape})")
+    return arrays

@@ -24,7 +24,7 @@ import numpy as np
 
 from . import checks, diagnose, progress
 from .data import InputSpec
-from .feeding import dequantize, prepare_input  # noqa: F401 - the feeding rules, used here and by callers
+from .feeding import check_arrays, dequantize, prepare_input  # noqa: F401 - the feeding rules, used here and by callers
 
 # Measured on LeNet: batches of a few hundred images keep the activations in
 # cache and beat both one huge batch and one image per invoke.
@@ -470,9 +470,7 @@ def _io(detail: dict) -> IoInfo:
 
 @dataclass(frozen=True, eq=False)
 class Run:
-    """What one run of a model gave.
-
-    ``outputs`` are the first output, dequantized, one row per input; ``raw`` the
+    """What one run of a model gave: ``outputs`` are the first output, dequantized, one row per input; ``raw`` the
     same values as the model wrote them. ``all_outputs`` every output, dequantized, in
     its own shape (batch first), named by ``output_names`` (the signature's output keys
     where the model has a signature, else the tensor names). ``tensor(index)`` reads any
@@ -537,17 +535,7 @@ def run(model: Any, images: Any, spec: InputSpec = InputSpec(), *, batch_size: i
     outs = interp.get_output_details()
     if reset_variables is None:
         reset_variables = any(any(key in op.name for key in _STATEFUL) for op in op_details(interp))
-    arrays = list(images) if isinstance(images, (list, tuple)) else [images]
-    if len(arrays) != len(ins) or len({len(a) for a in arrays}) != 1:
-        raise ValueError(f"data of {len(arrays)} array(s) of {sorted({len(a) for a in arrays})} rows for a model with "
-                         f"{len(ins)} input(s); allowed: one array per input, each with the same number of rows")
-    for i, (a, d) in enumerate(zip(arrays, ins)):
-        want = [int(v) for v in d["shape_signature"][1:]] if len(d["shape_signature"]) else []
-        got = list(np.shape(a)[1:])
-        if len(got) != len(want) or any(w > 0 and w != g for w, g in zip(want, got)):
-            shape = ", ".join("?" if w < 1 else str(w) for w in want)
-            raise ValueError(f"{'images' if len(arrays) == 1 else f'input {i}'} of shape {tuple(np.shape(a))} for a "
-                             f"model input {d['name']!r} of ({shape}) per row; allowed: arrays (N, {shape})")
+    arrays = check_arrays(list(images) if isinstance(images, (list, tuple)) else [images], ins)
     count = len(arrays[0])
     # A recurrent model converted at a fixed batch size keeps its state per row: run it at that size. Others are
     # resized to the batch (a fixed-size frozen graph included, as LiteRT allows).
