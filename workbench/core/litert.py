@@ -228,13 +228,14 @@ def _packed(tree: Any) -> bytes:
 
 def disconnected(model: Any) -> tuple[bytes, dict[int, int], dict[int, str]]:
     """A copy of a ``.tflite`` whose ops each run alone, on inputs of one's choosing: ``(tflite, fed, skipped)``. Each
-    non-constant tensor an op reads, bar the model's inputs, is replaced by a fresh model input of its type, shape and
-    quantization (``fed``: its index -> the original's); every op output is a model output; no signatures. Left out
-    (``skipped``: op position -> why): custom ops, control flow calling subgraphs, ops reading state tensors."""
+    non-constant tensor an op reads, bar the model's inputs and int32/int64/bool ones (shapes, indices), becomes a
+    fresh model input of its type, shape and quantization (``fed``: its index -> the original's); every op output is
+    a model output; no signatures. Left out (``skipped``: op -> why): custom ops, control flow, state tensors."""
     from ai_edge_litert import schema_py_generated as schema
 
     tree, name = _tree(model)
     graph, state = tree.subgraphs[0], (schema.TensorType.RESOURCE, schema.TensorType.VARIANT)
+    counts = (schema.TensorType.INT32, schema.TensorType.INT64, schema.TensorType.BOOL)
     tensors, inputs, buffers = graph.tensors, [int(i) for i in graph.inputs], tree.buffers
     kept, fresh, skipped, outputs = [], {}, {}, {}
     for pos, op in enumerate(graph.operators):
@@ -249,8 +250,8 @@ def disconnected(model: Any) -> tuple[bytes, dict[int, int], dict[int, str]]:
             continue
         for j, i in enumerate(ins):
             data = buffers[tensors[i].buffer] if i >= 0 else None
-            if i < 0 or i in inputs or (data.data is not None and len(data.data)):
-                continue
+            if i < 0 or i in inputs or (data.data is not None and len(data.data)) or tensors[i].type in counts:
+                continue  # shapes and indices: computed by the copy's own ops, as in the model
             if i not in fresh:  # a copy, sharing the original's empty buffer
                 fresh[i] = len(tensors)
                 tensors.append(copy.copy(tensors[i]))
@@ -471,11 +472,9 @@ def _io(detail: dict) -> IoInfo:
 @dataclass(frozen=True, eq=False)
 class Run:
     """What one run of a model gave: ``outputs`` are the first output, dequantized, one row per input; ``raw`` the
-    same values as the model wrote them. ``all_outputs`` every output, dequantized, in
-    its own shape (batch first), named by ``output_names`` (the signature's output keys
-    where the model has a signature, else the tensor names). ``tensor(index)`` reads any
-    tensor of the last batch (all inputs when ``keep_tensors=True``, which runs one batch).
-    """
+    same values as the model wrote them. ``all_outputs`` every output, dequantized, in its own shape (batch first),
+    named by ``output_names`` (the signature's output keys where the model has a signature, else the tensor names).
+    ``tensor(index)`` reads any tensor of the last batch (all inputs when ``keep_tensors=True``: one batch)."""
 
     outputs: np.ndarray = field(repr=False)
     raw: np.ndarray = field(repr=False)
