@@ -75,6 +75,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from ..core import heap
+
+    heap.limit_arenas()  # before TensorFlow starts its threads (core.heap)
     parser = build_parser()
     try:
         args, unknown = parser.parse_known_args(argv)

@@ -177,7 +177,7 @@ def run(args: argparse.Namespace, out: Callable[[str], None] = print) -> int:
     from ..core.verdicts import explain_loss
 
     losses = explain_loss(model, [row["run"] for row in rows if row["run"] is not None], data, spec,
-                          try_fixes=not args.no_fix)
+                          try_fixes=not args.no_fix, calibrated_on_samples=args.calibration is None)
     summary = {"model": str(args.model), "data": str(args.data), "count": len(data),
                "task": None if measured is None else measured.task.kind,
                "task_reason": None if measured is None else measured.task.reason,

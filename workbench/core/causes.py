@@ -45,13 +45,18 @@ class Context:
     """What every cause of one ``explain_loss`` call shares: the model, samples, reference outputs, fixes tried."""
 
     def __init__(self, model: Any, samples: Any, spec: Any, reference_run: Any, try_fixes: bool, percentile: float,
-                 size: int) -> None:
+                 size: int, runs: Any = (), calibrated_on_samples: bool = False) -> None:
         self.model, self.samples, self.spec, self.reference_run = model, samples, spec, reference_run
+        # the rows measured on every input, to stand for a fix that is one of them (``same_row``)
+        self.runs = [r for r in runs if r.ok and r.converted is not None and getattr(r, "early", None) is None]
+        self.calibrated_on_samples = calibrated_on_samples
         self.try_fixes, self.percentile = try_fixes, percentile
         self.size = per_tensor_rows(reference_run.converted, size)
         self.reference = measure.Reference(samples, spec)
         progress.phase("float outputs")
-        self.reference.take(model, reference_run.converted)
+        given = getattr(reference_run, "outputs", None)  # the row's own outputs on these samples: not run again
+        self.reference.take(model, reference_run.converted, given if given is not None and given.count == len(samples)
+                            else None)
         self._ranges: dict[Any, tuple] = {}
         self._fixes: dict[Any, tuple[Any, Any, float | None, str]] = {}
 
@@ -74,12 +79,27 @@ class Context:
         lo, hi = min(0.0, min(r.low for r in ranges)), max(0.0, max(r.high for r in ranges))
         return float(f"{lo:.3g}"), float(f"{hi:.3g}")
 
+    def same_row(self, recipe: Any) -> Any:
+        """The row already converted with ``recipe``, else ``None``: the same recipe, or for a calibrated one when
+        the rows were calibrated on these samples, the same but for a ``calibration_size`` beyond their count."""
+        count = len(self.samples)
+
+        def plain(r: Any) -> Any:
+            calibrated = r.spec.calibrated and self.calibrated_on_samples
+            return dataclasses.replace(r, calibration_size=min(r.calibration_size, count)) if calibrated else r
+
+        return next((run for run in self.runs if plain(run.converted.recipe) == plain(recipe)), None)
+
     def measured(self, recipe: Any) -> tuple[Any, Any, float | None, str]:
-        """``(converted, fidelity, accuracy, error)`` of ``recipe`` on the samples, converted once."""
+        """``(converted, fidelity, accuracy, error)`` of ``recipe`` on the samples, converted once (a recipe that is
+        a row's: that row's figures)."""
         from .convert import QuantizationWarning, convert
         from .diagnose import QuantizationError
 
         key = recipe
+        row = self.same_row(recipe)
+        if key not in self._fixes and row is not None and row.fidelity is not None:
+            self._fixes[key] = (row.converted, row.fidelity, row.fidelity.truth.get("accuracy"), "")
         if key not in self._fixes:
             try:
                 with warnings.catch_warnings():
@@ -103,6 +123,8 @@ class Context:
             return Fix(text, recipe.name, params, metric, before, None), []
         tried, best = [], None
         for text, recipe, params in candidates:
+            if self.same_row(recipe) is run:  # the row itself: it loses already
+                continue
             converted, fid, accuracy, error = self.measured(recipe)
             after = None if fid is None else figure_of(fid, accuracy, metric)[1]
             fix = Fix(text + (f" (failed: {error})" if error else ""), recipe.name, params, metric, before, after)

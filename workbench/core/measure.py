@@ -216,9 +216,10 @@ class Reference:
         self.error = "not run yet"
         self.tried = False
 
-    def take(self, model: Any, converted: Any = None) -> None:
-        """Run the reference: ``converted`` (the reference recipe's conversion), else ``model`` converted with it.
-        A failure is kept in ``error`` (every row then says it), never raised; a bad ``task`` word is raised."""
+    def take(self, model: Any, converted: Any = None, values: Outputs | None = None) -> None:
+        """Run the reference: ``converted`` (the reference recipe's conversion), else ``model`` converted with it;
+        ``values``: its outputs on these samples, already measured (nothing is run). A failure is kept in ``error``
+        (every row then says it), never raised; a bad ``task`` word is raised."""
         import warnings
 
         from .convert import QuantizationWarning, convert
@@ -232,7 +233,7 @@ class Reference:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore", QuantizationWarning)
                     converted = convert(model, reference().name, spec=self.spec)
-            values = outputs_of(converted, self.samples, self.spec)
+            values = outputs_of(converted, self.samples, self.spec) if values is None else values
         except (RuntimeError, ValueError) as err:  # QuantizationError is a RuntimeError
             from .checks import first_line
 

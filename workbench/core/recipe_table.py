@@ -23,7 +23,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from . import checks, convert_worker, litert, measure
+from . import checks, convert_worker, heap, litert, measure
 from .progress import line as progress_line
 from . import recipes as registry
 from .data import InputSpec
@@ -50,6 +50,7 @@ class RecipeRun:
     result: Any = field(default=None, repr=False)  # an EvalResult: accuracy against the labels, when given
     fidelity: Any = field(default=None, repr=False)  # a measure.Fidelity: how close it stays to the float model
     early: Any = field(default=None, repr=False)  # an early_stop.Stop: measured on part of the inputs (precision=)
+    outputs: Any = field(default=None, repr=False)  # the reference row's measure.Outputs on every input
 
     @property
     def ok(self) -> bool:
@@ -203,6 +204,7 @@ def run_recipes(model: Any, images: Any, labels: np.ndarray | None = None, *, sp
     waiting: list[Any] = []  # with a cluster: runs, or (name, label, converted, future) still evaluating
 
     def finish(run: RecipeRun) -> None:
+        heap.trim()  # the conversion's freed memory back to the system (core.heap)
         if range_note and not runs:  # said once, on the first row
             run = replace(run, outcome=f"{run.outcome}; {range_note}")
         runs.append(run)
@@ -219,7 +221,8 @@ def run_recipes(model: Any, images: Any, labels: np.ndarray | None = None, *, sp
         outcome = " ".join(converted.warnings) or "ok"
         if early is not None:
             outcome = early.words if outcome == "ok" else f"{outcome.rstrip('.')}; {early.words}"
-        finish(RecipeRun(name, label, outcome, converted, result, fid, early))
+        own = outputs.values if registry.is_reference(name) else None  # what the verdicts measure against
+        finish(RecipeRun(name, label, outcome, converted, result, fid, early, own))
 
     def hold(run: RecipeRun) -> None:
         (waiting.append if remote is not None else finish)(run)
@@ -228,8 +231,10 @@ def run_recipes(model: Any, images: Any, labels: np.ndarray | None = None, *, sp
     planned = [registry.recipe(n, **p) for n in names
                if (p := dict(given[n]) if n in given else recipe_parameters(n, kind, calibration_size)) is not None]
     # A big model's calibrated conversions start at once in a second process (convert_worker); the rest run here.
-    with convert_worker.ahead(model, planned if remote is None else [], spec, representative):
-        for name in first + [n for n in names if n not in first]:
+    with convert_worker.ahead(model, planned if remote is None else [], spec, representative) as ahead:
+        sent = {r.name for r in ahead}  # converted here after the others, by when the worker has them ready
+        rest = [n for n in names if n not in first]
+        for name in first + [n for n in rest if n not in sent] + [n for n in rest if n in sent]:
             rspec = registry.get(name)
             params = dict(given[name]) if name in given else recipe_parameters(name, kind, calibration_size)
             if params is None:

@@ -22,7 +22,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any, Sequence
 
-from . import progress, recipes as registry
+from . import heap, progress, recipes as registry
 from .data import InputSpec
 from .measure import plain
 from .samples import Samples
@@ -149,7 +149,7 @@ def losing(run: Any, reference_run: Any = None, labels: Any = None) -> str | Non
 
 
 def explain_loss(model: Any, runs: Sequence[Any], samples: Samples, spec: InputSpec, *, try_fixes: bool = True,
-                 percentile: float = 99.9, size: int = 200) -> list[Verdict]:
+                 percentile: float = 99.9, size: int = 200, calibrated_on_samples: bool = False) -> list[Verdict]:
     """The verdicts of every losing row of ``runs`` (``recipe_table.run_recipes(model, samples, ...)``).
 
     Args:
@@ -160,6 +160,8 @@ def explain_loss(model: Any, runs: Sequence[Any], samples: Samples, spec: InputS
         try_fixes: convert and measure the fixes; ``False`` names them only (``Fix.after`` is ``None``).
         percentile: default ranges from the float activations are taken at this percentile (each tensor's
             ``100 - p`` and ``p`` percentiles, the widest of them, widened to hold 0).
+        calibrated_on_samples: the rows' calibrated recipes were calibrated on ``samples`` (their first
+            ``calibration_size``): a fix that is then one of the rows is not converted again (its figures are the row's).
         size: inputs the per-tensor measures run on (the first ``size`` samples; fewer for a model with many
             activation values per input, ``causes.per_tensor_rows``: 16 of MobileNetV2 at 224x224).
 
@@ -173,13 +175,14 @@ def explain_loss(model: Any, runs: Sequence[Any], samples: Samples, spec: InputS
     reference = reference_run(runs)
     if reference is None:
         return []
-    context = Context(model, samples, spec, reference, try_fixes, percentile, size)
+    context = Context(model, samples, spec, reference, try_fixes, percentile, size, runs, calibrated_on_samples)
     found: list[Verdict] = []
     for run in runs:
         why = losing(run, reference, samples.labels)
         if why is not None:
             with progress.line(f"why {run.label}"):  # its measures and fixes as they go
                 found += verdicts_of(context, run, why)
+            heap.trim()  # the per-tensor measures' freed memory back to the system (core.heap)
     return found
 
 
