@@ -243,3 +243,30 @@ def test_a_learned_input_range_that_misreads_the_pixels_is_measured_and_the_floa
     fix = verdict.fix
     assert fix.recipe == "qat-int8" and fix.params == {"io_type": "float32"}
     assert fix.before < 0.98 <= fix.after, fix
+
+
+def test_a_fix_that_is_one_of_the_rows_takes_that_rows_figures(case):
+    """With the rows calibrated on these samples, a calibrated fix whose recipe is a row's (but for a calibration size
+    beyond the samples' count) is that row, not converted again; calibrated elsewhere, it converts."""
+    import dataclasses
+
+    from workbench.core import recipes
+    from workbench.core.causes import Context
+    from workbench.core.data import InputSpec
+    from workbench.core.recipe_table import run_recipes
+    from workbench.core.samples import Samples
+
+    images = case["images"][:60]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        runs = run_recipes(case["model"], images, recipes=["float32", "int8-ptq"], representative=images)
+    row = runs[1]
+    fix = dataclasses.replace(row.converted.recipe, calibration_size=len(images))  # the row had 500 asked, 60 given
+    assert fix != row.converted.recipe and recipes.get(fix.name).calibrated
+    here = Context(case["model"], Samples.of(images), InputSpec(), runs[0], True, 99.9, 200, runs, True)
+    assert here.reference.values is runs[0].outputs  # the reference's outputs, not run again
+    assert here.same_row(fix) is row and here.measured(fix)[:2] == (row.converted, row.fidelity)
+    elsewhere = Context(case["model"], Samples.of(images), InputSpec(), runs[0], True, 99.9, 200, runs, False)
+    assert elsewhere.same_row(fix) is None
+    converted, fid, _, error = elsewhere.measured(fix)
+    assert not error and converted is not row.converted and converted.tflite == row.converted.tflite
