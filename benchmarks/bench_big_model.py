@@ -88,28 +88,54 @@ def prepare(folder: Path, counts: tuple[int, ...]) -> tuple[Path, dict[int, Path
     return model, data
 
 
+TREE = {}  # argv -> the peak RSS (MB) of the command's process and its children together, sampled
+
+
 def measured(argv: list[str], cwd: Path, cache: Path) -> tuple[float, float, float, str]:
-    """(wall s, CPU s, peak RSS MB, stdout) of ``python ARGV`` run in ``cwd`` with the artifact cache ``cache``."""
+    """(wall s, CPU s, peak RSS MB of the command's process, stdout) of ``python ARGV`` run in ``cwd`` with the
+    artifact cache ``cache``; ``TREE`` gets the peak of the process and its children together (sampled every 0.2 s)."""
+    import threading
+
+    import psutil
+
     env = dict(os.environ, WORKBENCH_CACHE=str(cache), PYTHONPATH=str(cwd))
     with tempfile.TemporaryFile("w+") as out:
         start = time.perf_counter()
         proc = subprocess.Popen([sys.executable, *argv], cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT,
                                 text=True)
+        peak, done = [0], threading.Event()
+
+        def sample() -> None:
+            root = psutil.Process(proc.pid)
+            while not done.wait(0.2):
+                try:
+                    rss = sum(p.memory_info().rss for p in [root, *root.children(recursive=True)])
+                except psutil.Error:
+                    continue
+                peak[0] = max(peak[0], rss)
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
         _, status, usage = os.wait4(proc.pid, 0)
+        done.set()
+        sampler.join()
         wall = time.perf_counter() - start
         out.seek(0)
         text = out.read()
     if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit(f"{' '.join(argv)} failed:\n{text[-3000:]}")
+    TREE[tuple(argv)] = peak[0] / 2**20
     return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, text
 
 
 def report(model: Path, data: Path, out: Path, cwd: Path,
-           recipes: tuple[str, ...] = ()) -> tuple[float, float, float, str]:
+           recipes: tuple[str, ...] = ()) -> tuple[float, float, float, float, str]:
+    """(wall s, CPU s, peak RSS MB of the report's process, of it and its worker together, stdout)."""
     argv = ["-m", "workbench", "report", str(model), "--data", str(data), "--out", str(out)]
     if recipes:
         argv += ["--recipes", *recipes]
-    return measured(argv, cwd, out.with_name(out.name + "-cache"))
+    wall, cpu, rss, text = measured(argv, cwd, out.with_name(out.name + "-cache"))
+    return wall, cpu, rss, TREE[tuple(argv)], text
 
 
 def rows(stdout: str) -> list[str]:
@@ -137,14 +163,15 @@ def main() -> None:
             archive = subprocess.run(["git", "-C", str(ROOT), "archive", args.base, "workbench"], check=True,
                                      capture_output=True, timeout=120).stdout
             subprocess.run(["tar", "-x", "-C", str(base)], input=archive, check=True, timeout=120)
-            wall, cpu, rss, text = report(model, data[200], folder / "out-base", base)
-            print(f"{args.base} (before): {wall:.1f} s wall, {cpu:.1f} s CPU, peak RSS {rss:.0f} MB", flush=True)
+            wall, cpu, rss, tree, text = report(model, data[200], folder / "out-base", base)
+            print(f"{args.base} (before): {wall:.1f} s wall, {cpu:.1f} s CPU, peak RSS {rss:.0f} MB (with its "
+                  f"children {tree:.0f} MB)", flush=True)
             for line in rows(text):
                 print(f"    {line}")
-        wall, cpu, rss, text = report(model, data[200], folder / "out-new", ROOT)
+        wall, cpu, rss, tree, text = report(model, data[200], folder / "out-new", ROOT)
         verdict = "met" if wall <= TARGET_S and rss <= TARGET_RSS_MB else "NOT met"
         print(f"this tree: {wall:.1f} s wall, {cpu:.1f} s CPU, peak RSS {rss:.0f} MB  (targets <= {TARGET_S:.0f} s, "
-              f"<= {TARGET_RSS_MB:.0f} MB: {verdict})", flush=True)
+              f"<= {TARGET_RSS_MB:.0f} MB: {verdict}); with its conversion worker {tree:.0f} MB", flush=True)
         for line in rows(text):
             print(f"    {line}")
         said = re.search(r"report finished in ([\d.]+) s", text)
@@ -159,7 +186,7 @@ def main() -> None:
         if not args.skip_growth:
             small = report(model, data[200], folder / "out-200", ROOT, tuple(args.growth_recipes))
             big = report(model, data[5000], folder / "out-5000", ROOT, tuple(args.growth_recipes))
-            growth = big[2] - small[2]
+            growth = big[2] - small[2]  # the report's process
             print(f"peak RSS, --recipes {' '.join(args.growth_recipes)}: 200 images {small[2]:.0f} MB "
                   f"({small[0]:.0f} s), "
                   f"5,000 images {big[2]:.0f} MB ({big[0]:.0f} s): grows {growth:+.0f} MB (target <= "
