@@ -127,3 +127,21 @@ def test_a_bad_precision_is_refused_before_any_work(value, tmp_path, capsys):
     assert code == 2 and f"--precision={float(value)!r}" in err and "allowed: a finite number > 0" in err, err
     with pytest.raises(ValueError, match="precision=.*allowed: a finite number > 0"):
         run_recipes("missing.keras", np.zeros((4, 8, 8, 1), np.uint8), precision=float(value))
+
+
+def test_a_model_with_two_outputs_named_otherwise_on_the_legacy_path_stops_on_its_main_output():
+    """The v1 converter names and orders a two-output model's outputs otherwise: each look pairs them with the
+    reference's on the same inputs (their shapes match only there)."""
+    import tf_keras as keras
+
+    from workbench.core.recipe_table import run_recipes
+
+    inputs = keras.Input((8, 8, 1))
+    x = keras.layers.Flatten()(keras.layers.Conv2D(4, 3, activation="relu")(inputs))
+    model = keras.Model(inputs, [keras.layers.Dense(5, activation="softmax", name="a")(x),
+                                 keras.layers.Dense(3, name="b")(x)])
+    images = np.random.default_rng(0).integers(0, 256, (120, 8, 8, 1), dtype=np.uint8)
+    runs = run_recipes(model, images, recipes=["float32", "legacy-uint8"], precision=5,
+                       parameters={"legacy-uint8": {"default_ranges": (0.0, 6.0)}})
+    assert all(r.ok for r in runs), [r.outcome for r in runs]
+    assert runs[1].early is not None and runs[1].images_used < len(images)

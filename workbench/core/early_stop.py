@@ -140,8 +140,9 @@ def sure(plan: Plan, reference: measure.Reference, outputs: measure.Outputs, row
     """Why a look on ``rows`` is sure, in words (``""``: not yet): the interval of the difference from the
     reference, at the look's level, excludes 0 or lies within ``±plan.precision`` points of its estimate."""
     main = reference.task.main
-    f = reference.values.values[main][rows]
-    q = outputs.values[measure.align(reference.values, outputs)[main]]
+    base = measure.Outputs(reference.values.names, tuple(v[rows] for v in reference.values.values))
+    f = base.values[main]
+    q = outputs.values[measure.align(base, outputs)[main]]  # the reference on the same rows: shapes match
     level = 1 - plan.look_alpha
     agree = fidelity.agreement(f, q, level=level)
     labels = reference.samples.labels
