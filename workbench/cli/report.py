@@ -274,7 +274,7 @@ def compare(model: Any, choices: list[Choice], data: Samples, calibration: Any, 
             outcome=" ".join(converted.warnings) or as_asked(converted), converted=converted,
             images_used=run.images_used)
         if run.early is not None:
-            row["outcome"] = f"{row['outcome'].rstrip('.')}; {run.early.words}"
+            row["outcome"] = run.early.said_after(row["outcome"])
         if result is None:  # no labels: the fidelity to the float model is the whole row
             row["images_per_s"] = round(run.fidelity.count / max(run.fidelity.seconds, 1e-9))
             continue

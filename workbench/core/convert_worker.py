@@ -10,7 +10,7 @@ check that LiteRT runs it, the warnings) is the same code on the same bytes.
 
 The worker converts from the model's one SavedModel export (``converters.keras_saved_model``, made here first),
 the way the TF2 adapter converts a Keras model; the bytes are the same as converting here
-(``tests/test_convert_worker.py``). Its calibrated models come back with its result and join this process's
+(``tests/test_convert.py``). Its calibrated models come back with its result and join this process's
 ``shared_calibration`` store, so a later calibration of the same model and data here (a verdict's fix) is free.
 A refusal comes back as the converter's message and is explained here as ``convert`` explains it.
 
@@ -23,7 +23,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import os
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import BrokenExecutor, ProcessPoolExecutor
 from typing import Any, Iterator, Sequence
 
 import numpy as np
@@ -60,7 +60,8 @@ def ahead(model: Any, recipes: Sequence[Any], spec: Any, representative: Any,
           force: bool | None = None) -> Iterator[dict]:
     """Start the worker's conversions of the offloadable ``recipes`` (``(recipe, representative rows)`` as
     ``convert`` would feed them) for the code inside; ``convert`` takes them with ``take``. Yields the futures by
-    recipe (empty: no worker)."""
+    recipe (empty: no worker). What cannot be sent (an export or calibration data that fail) converts here, where
+    ``convert`` says why for its row; leaving early (Ctrl-C) stops the worker at once."""
     from .convert import representative_data
     from .converters import keras_saved_model
 
@@ -68,30 +69,39 @@ def ahead(model: Any, recipes: Sequence[Any], spec: Any, representative: Any,
     if not wanted or not worth_it(model, force):
         yield {}
         return
-    folder = str(keras_saved_model(model))  # the one export, made here: the worker and this process share it
+    try:
+        folder = str(keras_saved_model(model))  # the one export, made here: the worker and this process share it
+        rows = {r.calibration_size: _arrays(representative_data(model, representative, r.calibration_size))
+                for r in wanted}
+    except Exception:  # noqa: BLE001 - each row converts here and reports it
+        yield {}
+        return
     import multiprocessing
 
     pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"), initializer=_start)
-    futures: dict[Any, Future] = {}
+    futures = {r: pool.submit(_convert, folder, r, spec, rows[r.calibration_size]) for r in wanted}
+    token = _ahead.set(futures)
     try:
-        for recipe in wanted:
-            rows = representative_data(model, representative, recipe.calibration_size)
-            rows = np.asarray(rows) if isinstance(rows, np.ndarray) or hasattr(rows, "__array__") else \
-                tuple(np.asarray(a) for a in rows)
-            futures[recipe] = pool.submit(_convert, folder, recipe, spec, rows)
-        token = _ahead.set(futures)
-        try:
-            yield futures
-        finally:
-            _ahead.reset(token)
+        yield futures
+    except BaseException:
+        for process in list(getattr(pool, "_processes", {}).values()):  # a conversion can take tens of seconds
+            process.kill()
+        raise
     finally:
+        _ahead.reset(token)
         for future in futures.values():
             future.cancel()
         pool.shutdown(wait=True, cancel_futures=True)
 
 
+def _arrays(rows: Any) -> Any:
+    """Calibration rows as plain arrays (a lazily read ``.npz`` array is read here once, then pickled)."""
+    return tuple(np.asarray(a) for a in rows) if isinstance(rows, (list, tuple)) else np.asarray(rows)
+
+
 def take(recipe: Any) -> bytes | None:
-    """The worker's bytes of ``recipe`` when it was sent ahead (waiting for them), else ``None``: convert here.
+    """The worker's bytes of ``recipe`` when it was sent ahead (waiting for them), else ``None``: convert here (also
+    when the worker died, e.g. out of memory).
 
     Raises:
         QuantizationError: the converter refused it in the worker (explained as ``convert`` explains it here).
@@ -102,7 +112,10 @@ def take(recipe: Any) -> bytes | None:
         return None
     from . import diagnose, shared_calibration
 
-    tflite, error, calibrated = future.result()
+    try:
+        tflite, error, calibrated = future.result()
+    except BrokenExecutor:
+        return None
     for key, value in calibrated.items():
         shared_calibration.keep(key, value)
     if tflite is None:
@@ -111,10 +124,13 @@ def take(recipe: Any) -> bytes | None:
 
 
 def _start() -> None:
-    """The worker: Ctrl-C is the parent's to handle; TensorFlow imported (and its start-up lines filtered) once."""
+    """The worker: Ctrl-C is the parent's to handle; glibc's heaps capped (``heap``); TensorFlow imported once."""
     import signal
 
+    from . import heap
+
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    heap.limit_arenas()
     from .keras_compat import tf
 
     assert tf.lite  # TensorFlow's import, before the first job
@@ -122,16 +138,19 @@ def _start() -> None:
 
 def _convert(folder: str, recipe: Any, spec: Any, rows: Any) -> tuple[bytes | None, str, dict]:
     """In the worker: the recipe's adapter on the SavedModel export, as ``convert`` runs it; (bytes or ``None``, the
-    refusal as ``convert`` would explain it, the calibrated models made)."""
+    refusal as ``convert`` would explain it, the calibrated models this job made)."""
     import warnings
 
-    from . import native_log, shared_calibration
+    from . import heap, native_log, shared_calibration
     from .converters import Job
 
+    before = set(shared_calibration.kept())
     try:
         with warnings.catch_warnings(), native_log.native_stderr():
             warnings.filterwarnings("ignore", message="Statistics for quantized inputs were expected")
-            tflite = recipe.spec.adapter(Job(folder, recipe, spec, rows))
+            tflite, error = recipe.spec.adapter(Job(folder, recipe, spec, rows)), ""
     except Exception as err:  # noqa: BLE001 - explained by the caller, as convert explains TensorFlow's errors
-        return None, f"{type(err).__name__}: {err}", shared_calibration.kept()
-    return tflite, "", shared_calibration.kept()
+        tflite, error = None, f"{type(err).__name__}: {err}"
+    made = {k: v for k, v in shared_calibration.kept().items() if k not in before}
+    heap.trim()
+    return tflite, error, made

@@ -91,6 +91,10 @@ class Stop:
     words: str
     reference: Any = None
 
+    def said_after(self, outcome: str) -> str:
+        """A row's ``outcome`` with where and why it stopped (in its place when it is only ``"ok"``)."""
+        return self.words if outcome == "ok" else f"{outcome.rstrip('.')}; {self.words}"
+
     def take(self, values: Any) -> Any:
         """``values`` (one per input) on the rows this row used."""
         return None if values is None else np.asarray(values)[self.rows]

@@ -58,7 +58,7 @@ def outputs_of(model: Any, samples: Samples | np.ndarray, spec: InputSpec = Inpu
     if isinstance(samples, Samples) and len(samples.inputs) > 1:
         samples = samples.ordered([i.name for i in litert.read_model(model).inputs])
     feed = samples.feed() if isinstance(samples, Samples) else samples
-    progress.phase("evaluate", len(samples), "inputs")
+    progress.phase("evaluate", len(feed[0]) if isinstance(feed, tuple) else len(feed), "inputs")
     start = time.perf_counter()
     run = litert.run(model, feed, spec, batch_size=batch_size,
                      num_threads=default_threads() if num_threads is None else num_threads)

@@ -220,7 +220,7 @@ def run_recipes(model: Any, images: Any, labels: np.ndarray | None = None, *, sp
             return
         outcome = " ".join(converted.warnings) or "ok"
         if early is not None:
-            outcome = early.words if outcome == "ok" else f"{outcome.rstrip('.')}; {early.words}"
+            outcome = early.said_after(outcome)
         own = outputs.values if registry.is_reference(name) else None  # what the verdicts measure against
         finish(RecipeRun(name, label, outcome, converted, result, fid, early, own))
 
@@ -228,8 +228,11 @@ def run_recipes(model: Any, images: Any, labels: np.ndarray | None = None, *, sp
         (waiting.append if remote is not None else finish)(run)
 
     first = [n for n in names if registry.is_reference(n)][:1]  # the reference's outputs first: every row needs them
-    planned = [registry.recipe(n, **p) for n in names
-               if (p := dict(given[n]) if n in given else recipe_parameters(n, kind, calibration_size)) is not None]
+    planned = []  # the recipes this call converts (a reused one is not)
+    for n in names:
+        p = dict(given[n]) if n in given else recipe_parameters(n, kind, calibration_size)
+        if p is not None and not (n in reuse and reuse[n].recipe == registry.recipe(n, **p)):
+            planned.append(registry.recipe(n, **p))
     # A big model's calibrated conversions start at once in a second process (convert_worker); the rest run here.
     with convert_worker.ahead(model, planned if remote is None else [], spec, representative) as ahead:
         sent = {r.name for r in ahead}  # converted here after the others, by when the worker has them ready

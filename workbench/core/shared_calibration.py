@@ -15,7 +15,7 @@ same bytes (the quantization options act after it), and so is the data.
   quantizer instead of feeding the samples again: it finds the min/max in the model already, as it would after
   feeding them.
 
-The ``.tflite`` bytes are identical to the converter's own (``tests/test_shared_calibration.py`` compares them for
+The ``.tflite`` bytes are identical to the converter's own (``tests/test_convert.py`` compares them for
 int8 with float and uint8 I/O and for int16x8). TensorFlow's ``Calibrator`` is an internal class: the two methods
 are wrapped once, and outside ``sharing`` the wrappers call the originals unchanged.
 """
@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-import hashlib
 import threading
 from collections import OrderedDict
 from typing import Any, Iterator
@@ -41,13 +40,10 @@ stats = {"calibrated": 0, "shared": 0}  # calibrations run, and calibrations ans
 
 
 def data_key(arrays: Any) -> str:
-    """The digest of the calibration arrays as the converter is fed them (shape, dtype, bytes)."""
-    h = hashlib.blake2b(digest_size=16)
-    for a in arrays:
-        a = np.ascontiguousarray(a)
-        h.update(f"{a.shape}{a.dtype}".encode())
-        h.update(memoryview(a).cast("B"))
-    return h.hexdigest()
+    """The digest of the calibration arrays as the converter is fed them (``artifacts.digest``: shape, dtype, bytes)."""
+    from .artifacts import digest
+
+    return digest(*(np.asarray(a) for a in arrays))
 
 
 @contextlib.contextmanager
@@ -81,7 +77,9 @@ def _key(calibrator: Any) -> tuple[str, str] | None:
     data = _data_key.get()
     if data is None:
         return None
-    return hashlib.blake2b(calibrator._model_content, digest_size=16).hexdigest(), data
+    from .artifacts import digest
+
+    return digest(bytes(calibrator._model_content)), data
 
 
 def _lookup(key: tuple[str, str]) -> bytes | None:
